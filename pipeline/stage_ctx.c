@@ -1,0 +1,1 @@
+/* placeholder */ typedef int ss_placeholder_stage_ctx;

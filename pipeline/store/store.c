@@ -1,0 +1,354 @@
+#include "store_impl.h"
+#include "../error.h"
+#include "../util.h"
+
+#include <blosc.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[DT_COUNT] = {
+    [DT_U8] = {"uint8", 1},   [DT_U16] = {"uint16", 2}, [DT_I16] = {"int16", 2},
+    [DT_U32] = {"uint32", 4}, [DT_I32] = {"int32", 4},  [DT_I64] = {"int64", 8},
+    [DT_F32] = {"float32", 4}, [DT_F64] = {"float64", 8},
+};
+
+size_t dtype_size(ss_dtype t) { return (unsigned)t < DT_COUNT ? dtypes[t].size : 0; }
+const char *dtype_name(ss_dtype t) { return (unsigned)t < DT_COUNT ? dtypes[t].name : "?"; }
+
+int dtype_from_name(const char *name, ss_dtype *t)
+{
+    for (int i = 0; i < DT_COUNT; i++)
+        if (!strcmp(name, dtypes[i].name)) {
+            *t = (ss_dtype)i;
+            return SS_OK;
+        }
+    return ss_fail(SS_ERR_INPUT, "unknown dtype '%s'", name);
+}
+
+static double load_f64(const void *p, ss_dtype t, size_t i)
+{
+    switch (t) {
+    case DT_U8: return ((const uint8_t *)p)[i];
+    case DT_U16: return ((const uint16_t *)p)[i];
+    case DT_I16: return ((const int16_t *)p)[i];
+    case DT_U32: return ((const uint32_t *)p)[i];
+    case DT_I32: return ((const int32_t *)p)[i];
+    case DT_I64: return (double)((const int64_t *)p)[i];
+    case DT_F32: return ((const float *)p)[i];
+    case DT_F64: return ((const double *)p)[i];
+    default: return 0;
+    }
+}
+
+static double sat(double v, double lo, double hi)
+{
+    if (v != v) return 0;
+    v = trunc(v);
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void dtype_convert(void *dst, ss_dtype dt, const void *src, ss_dtype st, size_t n)
+{
+    if (dt == st) {
+        memcpy(dst, src, n * dtype_size(dt));
+        return;
+    }
+    if (dt == DT_F32 && st == DT_U16) { /* the common case, kept tight */
+        const uint16_t *s = src;
+        float *d = dst;
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double v = load_f64(src, st, i);
+        switch (dt) {
+        case DT_U8: ((uint8_t *)dst)[i] = (uint8_t)sat(v, 0, 255); break;
+        case DT_U16: ((uint16_t *)dst)[i] = (uint16_t)sat(v, 0, 65535); break;
+        case DT_I16: ((int16_t *)dst)[i] = (int16_t)sat(v, -32768, 32767); break;
+        case DT_U32: ((uint32_t *)dst)[i] = (uint32_t)sat(v, 0, 4294967295.0); break;
+        case DT_I32: ((int32_t *)dst)[i] = (int32_t)sat(v, -2147483648.0, 2147483647.0); break;
+        case DT_I64:
+            ((int64_t *)dst)[i] = (int64_t)sat(v, -9.2233720368547748e18, 9.2233720368547748e18);
+            break;
+        case DT_F32: ((float *)dst)[i] = (float)v; break;
+        case DT_F64: ((double *)dst)[i] = v; break;
+        default: break;
+        }
+    }
+}
+
+void table_free(table_data *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->n_cols; i++) {
+        if (t->names) free(t->names[i]);
+        if (t->data) free(t->data[i]);
+    }
+    free(t->names);
+    free(t->types);
+    free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+void store_default_chunk(int rank, const int64_t *shape, size_t elem, int64_t *chunk)
+{
+    const int64_t target = 1 << 20;
+    for (int i = 0; i < rank; i++) chunk[i] = 1;
+    if (rank <= 0) return;
+    int64_t plane = (int64_t)elem;
+    for (int i = rank - 1; i >= 0 && i >= rank - 2; i--) {
+        chunk[i] = shape[i] > 0 ? shape[i] : 1;
+        plane *= chunk[i];
+    }
+    if (rank >= 3) {
+        int64_t k = plane > 0 ? target / plane : 1;
+        int a = rank - 3;
+        if (k < 1) k = 1;
+        if (k > shape[a]) k = shape[a] > 0 ? shape[a] : 1;
+        chunk[a] = k;
+    }
+}
+
+int store_check_slab(const char *what, int rank, const int64_t *shape, const int64_t *start,
+                     const int64_t *count)
+{
+    for (int i = 0; i < rank; i++)
+        if (start[i] < 0 || count[i] < 0 || start[i] + count[i] > shape[i])
+            return ss_fail(SS_ERR_INTERNAL, "%s: slab [%lld,+%lld) outside axis %d of size %lld", what,
+                           (long long)start[i], (long long)count[i], i, (long long)shape[i]);
+    return SS_OK;
+}
+
+int store_valid_name(const char *name)
+{
+    if (!name || !name[0] || name[0] == '.' || strlen(name) > 100) return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+int store_open(const char *path, store_format fmt, int create, store **out)
+{
+    *out = NULL;
+    store *s = calloc(1, sizeof *s);
+    if (!s) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    s->fmt = fmt;
+    s->path = ss_strdup(path);
+    s->lock_fd = -1;
+    s->be = fmt == STORE_ZARR ? &store_backend_zarr : &store_backend_hdf5;
+    int rc = s->be->open(s, create);
+    if (rc != SS_OK) {
+        free(s->path);
+        free(s->workdir);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return SS_OK;
+}
+
+void store_close(store *s)
+{
+    if (!s) return;
+    s->be->close(s);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    free(s->path);
+    free(s->workdir);
+    free(s);
+}
+
+store_format store_get_format(const store *s) { return s->fmt; }
+const char *store_path(const store *s) { return s->path; }
+const char *store_workdir(const store *s) { return s->workdir; }
+
+int store_lock(store *s)
+{
+    if (s->lock_fd >= 0) return SS_OK;
+    char *p = path_join(s->workdir, "lock");
+    if (!p) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int rc = ss_fail(SS_ERR_IO, "%s: cannot open lock file: %s", p, strerror(errno));
+        free(p);
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder[256] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        int rc = ss_fail(SS_ERR_IO, "%s: container is in use by another run (%s)", s->path,
+                         holder[0] ? holder : "unknown process");
+        close(fd);
+        free(p);
+        return rc;
+    }
+    char me[300];
+    int n = snprintf(me, sizeof me, "pid %ld on %s\n", (long)getpid(), ss_hostname());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, me, (size_t)n, 0) != n) { /* informative only */
+    }
+    free(p);
+    s->lock_fd = fd;
+    return SS_OK;
+}
+
+int store_recover(store *s)
+{
+    if (s->lock_fd < 0) return ss_fail(SS_ERR_INTERNAL, "%s: recover without the lock", s->path);
+    return s->be->recover(s);
+}
+
+int store_list_stages(store *s, char ***names) { return s->be->list_stages(s, names); }
+
+void store_names_free(char **names)
+{
+    if (!names) return;
+    for (char **p = names; *p; p++) free(*p);
+    free(names);
+}
+
+int store_has_stage(store *s, const char *stage) { return s->be->has_stage(s, stage); }
+int store_stage_attrs(store *s, const char *stage, json_t **attrs) { return s->be->stage_attrs(s, stage, attrs); }
+int store_list_arrays(store *s, const char *stage, char ***names) { return s->be->list_arrays(s, stage, names); }
+
+int store_stage_begin(store *s, const char *stage, store_writer **w)
+{
+    *w = NULL;
+    if (!store_valid_name(stage)) return ss_fail(SS_ERR_INTERNAL, "invalid stage name '%s'", stage);
+    store_writer *nw = calloc(1, sizeof *nw);
+    if (!nw) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    nw->s = s;
+    nw->stage = ss_strdup(stage);
+    int rc = s->be->stage_begin(nw);
+    if (rc != SS_OK) {
+        free(nw->stage);
+        free(nw);
+        return rc;
+    }
+    *w = nw;
+    return SS_OK;
+}
+
+int store_writer_attr(store_writer *w, const char *key, json_t *value)
+{
+    return w->s->be->writer_attr(w, key, value);
+}
+
+int store_writer_array(store_writer *w, const char *name, ss_dtype dt, int rank, const int64_t *shape,
+                       const int64_t *chunk, const array_meta *meta, store_array **a)
+{
+    *a = NULL;
+    if (!store_valid_name(name)) return ss_fail(SS_ERR_INTERNAL, "invalid array name '%s'", name);
+    if (rank < 1 || rank > STORE_MAX_RANK) return ss_fail(SS_ERR_INTERNAL, "%s: rank %d not supported", name, rank);
+    for (int i = 0; i < rank; i++)
+        if (shape[i] < 0 || (chunk && chunk[i] < 1))
+            return ss_fail(SS_ERR_INTERNAL, "%s: bad shape or chunk on axis %d", name, i);
+    store_array *na = calloc(1, sizeof *na);
+    if (!na) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    na->s = w->s;
+    na->writable = 1;
+    int64_t ch[STORE_MAX_RANK];
+    if (!chunk) {
+        store_default_chunk(rank, shape, dtype_size(dt), ch);
+        chunk = ch;
+    }
+    int rc = w->s->be->writer_array(w, name, dt, rank, shape, chunk, meta, na);
+    if (rc != SS_OK) {
+        free(na);
+        return rc;
+    }
+    *a = na;
+    return SS_OK;
+}
+
+int store_writer_table(store_writer *w, const char *name, const table_view *t)
+{
+    if (!store_valid_name(name)) return ss_fail(SS_ERR_INTERNAL, "invalid table name '%s'", name);
+    return w->s->be->writer_table(w, name, t);
+}
+
+int store_commit_stage(store_writer *w)
+{
+    int rc = w->s->be->commit(w);
+    free(w->stage);
+    free(w);
+    return rc;
+}
+
+void store_abort_stage(store_writer *w)
+{
+    if (!w) return;
+    w->s->be->abort(w);
+    free(w->stage);
+    free(w);
+}
+
+int store_array_open(store *s, const char *stage, const char *name, store_array **a)
+{
+    *a = NULL;
+    store_array *na = calloc(1, sizeof *na);
+    if (!na) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    na->s = s;
+    int rc = s->be->array_open(s, stage, name, na);
+    if (rc != SS_OK) {
+        free(na);
+        return rc;
+    }
+    *a = na;
+    return SS_OK;
+}
+
+int store_array_info(store_array *a, array_info *info)
+{
+    memset(info, 0, sizeof *info);
+    return a->s->be->array_info(a, info);
+}
+
+int store_array_read(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, void *buf)
+{
+    return a->s->be->array_read(a, start, count, mem, buf);
+}
+
+int store_array_write(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, const void *buf)
+{
+    if (!a->writable) return ss_fail(SS_ERR_INTERNAL, "array opened read-only");
+    return a->s->be->array_write(a, start, count, mem, buf);
+}
+
+void store_array_close(store_array *a)
+{
+    if (!a) return;
+    a->s->be->array_close(a);
+    free(a);
+}
+
+int store_table_read(store *s, const char *stage, const char *name, table_data *t)
+{
+    memset(t, 0, sizeof *t);
+    return s->be->table_read(s, stage, name, t);
+}
+
+int store_is_table(store *s, const char *stage, const char *name) { return s->be->is_table(s, stage, name); }
+
+const char *store_hdf5_version(void)
+{
+    static char v[32];
+    unsigned maj, min, rel;
+    if (!v[0] && H5get_libversion(&maj, &min, &rel) >= 0) snprintf(v, sizeof v, "%u.%u.%u", maj, min, rel);
+    return v;
+}
+
+const char *store_blosc_version(void) { return blosc_get_version_string(); }

@@ -1,0 +1,152 @@
+/* The container store: one container per sample, one group per stage.
+ *
+ * The store knows nothing of stages or the runner. It offers:
+ *   - reading committed stage groups (attributes, arrays, tables);
+ *   - writing a new stage group off to the side and committing it atomically
+ *     (DESIGN.md invariant 1): until store_stage_commit returns SS_OK nothing
+ *     of the new group is visible, and a process killed at any instant leaves
+ *     every earlier committed group readable and byte-identical;
+ *   - a private work directory per container for locks, checkpoints and status
+ *     files, which the runner owns.
+ * The on-disk layout of both backends is specified in schemas/container-layout.md.
+ *
+ * Ownership: every *_open / *_begin / *_create returns an object the caller
+ * frees with the matching close / commit / abort. Strings passed in are copied. */
+#ifndef SS_STORE_H
+#define SS_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define STORE_LAYOUT_VERSION 1
+#define STORE_MAX_RANK 8
+
+typedef enum { STORE_HDF5, STORE_ZARR } store_format;
+
+typedef enum {
+    DT_U8, DT_U16, DT_I16, DT_U32, DT_I32, DT_I64, DT_F32, DT_F64, DT_COUNT
+} ss_dtype;
+size_t dtype_size(ss_dtype t);
+const char *dtype_name(ss_dtype t);              /* "uint16", "float32", ... */
+int dtype_from_name(const char *name, ss_dtype *t);
+/* Converts n elements between dtypes (numpy-style casts: float to int truncates
+ * toward zero and saturates; NaN becomes 0). */
+void dtype_convert(void *dst, ss_dtype dt, const void *src, ss_dtype st, size_t n);
+
+/* Image metadata carried by arrays. axes: lower-case axis letters, one per
+ * dimension, e.g. "zyx" or "rzyx". voxel: physical size of one voxel along z,
+ * y, x (always these three, whatever the rank). unit: "micrometer". */
+typedef struct {
+    char axes[STORE_MAX_RANK + 1];
+    double voxel[3];
+    char unit[32];
+} array_meta;
+
+typedef struct {
+    int rank;
+    int64_t shape[STORE_MAX_RANK];
+    int64_t chunk[STORE_MAX_RANK];
+    ss_dtype dtype;
+    int has_meta;      /* axes/voxel/unit present */
+    array_meta meta;
+    int64_t stored_bytes; /* compressed bytes on disk (0 when unknown) */
+    char compressor[64];  /* "blosc:lz4:5:shuffle" or "none" */
+} array_info;
+
+/* Metric tables: named columns of float64, int64 or short strings. */
+typedef enum { COL_F64, COL_I64, COL_STR } col_type;
+#define TABLE_STR_LEN 64
+typedef struct {
+    const char *name;
+    col_type type;
+    const double *f64;       /* n_rows values, for COL_F64 */
+    const int64_t *i64;      /* for COL_I64 */
+    const char *const *str;  /* for COL_STR, each at most TABLE_STR_LEN-1 bytes */
+} table_col;
+typedef struct {
+    int n_cols;
+    int64_t n_rows;
+    const table_col *cols;
+} table_view;
+/* A table read back: owns its memory; free with table_free. */
+typedef struct {
+    int n_cols;
+    int64_t n_rows;
+    char **names;
+    col_type *types;
+    void **data; /* double*, int64_t*, or char[n_rows][TABLE_STR_LEN] */
+} table_data;
+void table_free(table_data *t);
+
+typedef struct store store;
+typedef struct store_writer store_writer;
+typedef struct store_array store_array;
+
+/* Opens a container. create: make it (and parent directories) if missing.
+ * Opening for writing cleans temporary leftovers of earlier killed runs;
+ * callers that write must hold the container lock (store_lock) first, so
+ * open with create=0 + store_lock + store_recover when writing.
+ * The path is <dir>/<sample>.h5 or <dir>/<sample>.zarr. */
+int store_open(const char *path, store_format fmt, int create, store **out);
+void store_close(store *s);
+store_format store_get_format(const store *s);
+const char *store_path(const store *s);
+/* Private directory for the runner's own files (locks, checkpoints, status);
+ * exists after store_open(create=1). Never holds committed stage data of the
+ * Zarr backend; in the HDF5 backend the committed stage files live beside it. */
+const char *store_workdir(const store *s);
+
+/* Exclusive advisory lock on the container for writing (flock on a file in
+ * the work directory). Returns SS_ERR_IO with a message naming the holder if
+ * another process has it. Released by store_close. */
+int store_lock(store *s);
+/* Removes what killed runs left behind (temporary files and groups, stage
+ * files no committed index refers to). Requires the lock. */
+int store_recover(store *s);
+
+/* Committed stages, in commit order. *names is a NULL-terminated array the
+ * caller frees with store_names_free. */
+int store_list_stages(store *s, char ***names);
+void store_names_free(char **names);
+/* 1 if stage is committed, 0 if not, negative on error. */
+int store_has_stage(store *s, const char *stage);
+/* All attributes of a committed stage group as a JSON object (new reference). */
+int store_stage_attrs(store *s, const char *stage, json_t **attrs);
+/* Arrays and tables of a committed stage (NULL-terminated names). */
+int store_list_arrays(store *s, const char *stage, char ***names);
+
+/* Writing a stage: begin, add arrays/tables/attributes, then commit or abort.
+ * Beginning a stage that is already committed is allowed: the old group stays
+ * visible and intact until the commit replaces it in one atomic step. */
+int store_stage_begin(store *s, const char *stage, store_writer **w);
+/* Attribute values may be any JSON; objects and arrays of non-numbers are
+ * stored as JSON text in HDF5 (see the layout spec). */
+int store_writer_attr(store_writer *w, const char *key, json_t *value);
+/* chunk may be NULL (the store picks plane-shaped chunks of about 1 MiB). */
+int store_writer_array(store_writer *w, const char *name, ss_dtype dt, int rank,
+                       const int64_t *shape, const int64_t *chunk,
+                       const array_meta *meta, store_array **a);
+int store_writer_table(store_writer *w, const char *name, const table_view *t);
+/* Array of a stage being written (created earlier with store_writer_array). */
+int store_commit_stage(store_writer *w);   /* frees w whatever the outcome */
+void store_abort_stage(store_writer *w);   /* frees w, removes its files */
+
+/* Arrays: open from a committed stage; read/write hyperslabs. mem is the
+ * dtype of buf; the store converts. count[i] elements from start[i]. */
+int store_array_open(store *s, const char *stage, const char *name, store_array **a);
+int store_array_info(store_array *a, array_info *info);
+int store_array_read(store_array *a, const int64_t *start, const int64_t *count,
+                     ss_dtype mem, void *buf);
+int store_array_write(store_array *a, const int64_t *start, const int64_t *count,
+                      ss_dtype mem, const void *buf);
+void store_array_close(store_array *a);
+
+int store_table_read(store *s, const char *stage, const char *name, table_data *t);
+/* 1 if name in stage is a table, 0 if an array, negative if neither. */
+int store_is_table(store *s, const char *stage, const char *name);
+
+/* Versions of the libraries behind the store, for provenance. */
+const char *store_hdf5_version(void);
+const char *store_blosc_version(void);
+
+#endif

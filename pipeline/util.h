@@ -1,0 +1,54 @@
+/* Small leaf helpers shared by the engine and the store: strings, files, time.
+ * Nothing here knows about stages, configs or containers. */
+#ifndef SS_UTIL_H
+#define SS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Growable string. Zero-initialise; sbuf_free releases. s is always
+ * NUL-terminated once anything was appended (use sbuf_str for "" when empty). */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} sbuf;
+void sbuf_put(sbuf *b, const char *s);
+void sbuf_putn(sbuf *b, const char *s, size_t n);
+void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *sbuf_str(const sbuf *b);
+void sbuf_free(sbuf *b);
+
+/* Allocation that aborts on failure is never used: these return NULL and the
+ * caller reports SS_ERR_NOMEM. */
+char *ss_strdup(const char *s);
+char *ss_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Paths. path_join returns a new string "a/b" (b absolute: copy of b). */
+char *path_join(const char *a, const char *b);
+/* Directory part of a path (new string, "." when none). */
+char *path_dirname(const char *p);
+int path_exists(const char *p);
+int path_is_dir(const char *p);
+
+/* Files. All return SS_OK or a negative SS_ERR_* with the message set. */
+int fs_mkdir_p(const char *path);
+int fs_fsync_path(const char *path);  /* a file or a directory */
+int fs_fsync_dir_of(const char *path); /* the directory holding path */
+/* Writes data to path atomically: path.tmp.PID, fsync, rename, fsync dir. */
+int fs_write_atomic(const char *path, const void *data, size_t n);
+/* Reads a whole file (NUL-terminated; *n excludes the NUL). Caller frees. */
+int fs_read_all(const char *path, char **data, size_t *n);
+int fs_rm_rf(const char *path);
+/* Copies a file byte for byte (then fsync). */
+int fs_copy_file(const char *from, const char *to);
+
+/* Time. */
+double ss_now(void);                    /* monotonic seconds */
+void ss_utc_iso8601(char out[32]);      /* current UTC time, 2026-01-01T12:00:00Z */
+void ss_fmt_duration(double s, char out[32]); /* 1h02m03s / 4m05s / 6.1s */
+
+/* Host name (static buffer). */
+const char *ss_hostname(void);
+
+#endif

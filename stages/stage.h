@@ -1,0 +1,146 @@
+/* What a stage type is, and what a stage sees while it runs.
+ *
+ * A stage type is one file in stages/ defining one `const stage_type` and one
+ * line in stages/registry.c. It declares its parameters (validated and
+ * defaulted before anything runs), its inputs and outputs, and run().
+ * run() reads inputs from the store, calls kernels, and writes its declared
+ * outputs through ctx_writer(); the runner commits them atomically after run()
+ * returns SS_OK. run() never exits, never prints to stdout, and reports errors
+ * with ss_fail() (pipeline/error.h). Stages never call each other. */
+#ifndef SS_STAGE_H
+#define SS_STAGE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../kernels/kernels.h"
+#include "../pipeline/checkpoint.h"
+#include "../pipeline/error.h"
+#include "../pipeline/store/store.h"
+
+/* ---- declarations ------------------------------------------------------ */
+
+typedef enum {
+    P_INT,      /* integer */
+    P_NUM,      /* number */
+    P_BOOL,
+    P_STR,      /* free string; {field} is replaced by the sample's fields */
+    P_ENUM,     /* one of `choices` ("a|b|c") */
+    P_PATH,     /* file path; relative paths are taken from the config's folder;
+                   {field} substitution as P_STR */
+    P_INT_LIST, /* list of integers, length in [list_min, list_max] */
+    P_NUM_LIST, /* list of numbers */
+    P_STR_LIST, /* list of strings ({field} substitution) */
+} param_type;
+
+enum {
+    PARAM_RANGE = 1u << 0,      /* lo/hi apply (to each element of a list) */
+    PARAM_LO_OPEN = 1u << 1,    /* lo is exclusive */
+    PARAM_HI_OPEN = 1u << 2,    /* hi is exclusive */
+    PARAM_INPUT_FILE = 1u << 3, /* a raw input file: its content hash joins the fingerprint */
+    PARAM_NULLABLE = 1u << 4,   /* null is allowed (means "not given") */
+};
+
+typedef struct {
+    const char *name;
+    param_type type;
+    const char *def;     /* default as JSON text; NULL: the parameter is required */
+    unsigned flags;
+    double lo, hi;       /* with PARAM_RANGE */
+    const char *choices; /* P_ENUM: "exact|streaming" */
+    int list_min, list_max; /* lists: allowed lengths (0, 0: any) */
+    const char *doc;     /* one line, shown by `sirenstack stages` and in the JSON Schema */
+} param_spec;
+
+/* Kinds of data flowing between stages. */
+enum {
+    KIND_IMAGE = 1u << 0,   /* ZYX image stack */
+    KIND_REPEATS = 1u << 1, /* RZYX repeated acquisitions */
+    KIND_TABLE = 1u << 2,   /* compound table */
+    KIND_WEIGHTS = 1u << 3, /* model weights */
+};
+
+typedef struct {
+    const char *name;
+    unsigned kinds;      /* inputs: kinds accepted; outputs: kind produced */
+    const char *like;    /* outputs only: the kind equals that of this input port */
+    int optional;        /* inputs only */
+    const char *doc;
+} port_spec;
+
+enum {
+    STAGE_STOCHASTIC = 1u << 0, /* uses ctx_seed(): the run seed joins the fingerprint */
+    STAGE_SOURCE = 1u << 1,     /* reads the sample's data: voxel size and repeats join the fingerprint */
+};
+
+typedef struct stage_ctx stage_ctx;
+
+typedef struct stage_type {
+    const char *name;
+    int version;            /* bump when outputs change for the same params */
+    const char *summary;
+    const param_spec *params;  /* terminated by an entry with name NULL */
+    const port_spec *inputs;   /* terminated by name NULL */
+    const port_spec *outputs;  /* terminated by name NULL */
+    unsigned flags;
+    int (*run)(stage_ctx *ctx);
+} stage_type;
+
+/* The registry (stages/registry.c). */
+const stage_type *stage_type_find(const char *name);
+const stage_type *const *stage_types_all(void); /* NULL-terminated */
+
+/* ---- the running stage -------------------------------------------------- */
+
+/* A sample as the config or manifest describes it. */
+typedef struct {
+    const char *id;
+    const char *input;     /* path or pattern; may be NULL */
+    double voxel[3];       /* z, y, x in micrometer; 0 = not given */
+    int repeats;           /* 0 = not given */
+    json_t *fields;        /* every field, free metadata columns included */
+} sample_info;
+
+const char *ctx_stage_name(const stage_ctx *c);
+const sample_info *ctx_sample(const stage_ctx *c);
+/* Parameters, validated and with defaults applied. Asking for a name the type
+ * does not declare is a bug and aborts. */
+int64_t ctx_int(const stage_ctx *c, const char *name);
+double ctx_num(const stage_ctx *c, const char *name);
+int ctx_bool(const stage_ctx *c, const char *name);
+const char *ctx_str(const stage_ctx *c, const char *name); /* NULL when null */
+int ctx_is_null(const stage_ctx *c, const char *name);
+size_t ctx_list_len(const stage_ctx *c, const char *name);
+double ctx_list_num(const stage_ctx *c, const char *name, size_t i);
+const char *ctx_list_str(const stage_ctx *c, const char *name, size_t i);
+const json_t *ctx_params(const stage_ctx *c);
+
+/* Seed for this stage and sample, from the run seed (stable across runs). */
+uint64_t ctx_seed(const stage_ctx *c);
+int ctx_threads(const stage_ctx *c);
+const kernels *ctx_kernels(const stage_ctx *c);
+
+/* The container; inputs are read with store_array_open(ctx_store(c), ...). */
+store *ctx_store(stage_ctx *c);
+/* Resolves input port -> (stage, array) of the container. Returns 0 when an
+ * optional port is not connected, 1 when it is, negative on error. */
+int ctx_input(const stage_ctx *c, const char *port, const char **stage, const char **array);
+/* Opens an input port's array (SS_ERR_INTERNAL if the port is unconnected). */
+int ctx_open_input(stage_ctx *c, const char *port, store_array **a);
+/* Where outputs go: arrays/tables named after the output ports, plus any
+ * auxiliary arrays the stage documents. */
+store_writer *ctx_writer(stage_ctx *c);
+
+/* Progress of the current stage, in units of the stage's choosing. */
+void ctx_progress_begin(stage_ctx *c, const char *what, int64_t total);
+void ctx_progress(stage_ctx *c, int64_t done);
+/* Non-zero once SIGINT/SIGTERM arrived: a long stage saves a checkpoint and
+ * returns SS_ERR_INTERRUPTED. */
+int ctx_cancelled(const stage_ctx *c);
+void ctx_warn(stage_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Checkpoints of this stage (see pipeline/checkpoint.h). */
+checkpoint *ctx_checkpoint(stage_ctx *c);
+/* Records an extra attribute on the stage group (steals the reference). */
+int ctx_attr(stage_ctx *c, const char *key, json_t *value);
+
+#endif
