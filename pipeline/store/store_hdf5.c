@@ -1,1 +1,1177 @@
-/* placeholder */ typedef int ss_placeholder_store_hdf5;
+/* HDF5 backend of the store.
+ *
+ * HDF5 has no journal: a process killed while writing a file can corrupt the
+ * whole file. So committed data never lives in a file that is being written:
+ *
+ *   <dir>/<sample>.h5                    the index: one external link per stage,
+ *                                        rewritten whole and renamed into place
+ *   <dir>/<sample>.h5.d/stages/<stage>.<uniq>.h5
+ *                                        one file per committed stage, written
+ *                                        once, never modified afterwards
+ *   <dir>/<sample>.h5.d/                 the runner's work directory
+ *
+ * A commit writes the stage file under a temporary name, fsyncs and renames it,
+ * then writes a new index beside the old one, fsyncs and renames it over the
+ * old one. The index rename is the commit point. Readers (h5py, HDFView) open
+ * <sample>.h5 and follow the external links transparently; HDF5 resolves the
+ * relative link targets against the index file's own folder.
+ * See schemas/container-layout.md. */
+#include "blosc_filter.h"
+#include "store_impl.h"
+#include "../error.h"
+#include "../util.h"
+
+#include <blosc.h>
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STAGE_SUBDIR "stages"
+#define LAYOUT_ATTR "sirenstack_layout_version"
+#define TABLE_ATTR "sirenstack_table"
+
+typedef struct {
+    char *stage;
+    char *file; /* relative to the index's folder: <sample>.h5.d/stages/<stage>.<uniq>.h5 */
+} index_entry;
+
+typedef struct {
+    char *dir;       /* folder holding the index */
+    char *base;      /* <sample>.h5 */
+    char *stagedir;  /* <workdir>/stages */
+    index_entry *entries;
+    int n;
+} h5store;
+
+typedef struct {
+    hid_t file;
+    char *tmp_path;   /* absolute-ish path of the temporary stage file */
+    char *final_rel;  /* relative path once committed */
+} h5writer;
+
+typedef struct {
+    hid_t file; /* owned only when the array was opened from a committed stage */
+    hid_t dset;
+    int owns_file;
+} h5array;
+
+static int h5_init(void)
+{
+    static int done;
+    if (done) return SS_OK;
+    /* Errors are reported through ss_fail with the file and dataset named;
+     * HDF5's own stack dump on stderr would only confuse. */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = blosc_filter_register();
+    if (rc == SS_OK) done = 1;
+    return rc;
+}
+
+static hid_t fapl_new(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* Files are written once and renamed into place, so HDF5's own file
+     * locks add nothing, and they fail on many cluster filesystems. */
+    H5Pset_file_locking(fapl, 0, 1);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    return fapl;
+}
+
+static hid_t file_open_ro(const char *path)
+{
+    hid_t fapl = fapl_new();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+static hid_t file_create(const char *path, int track_order)
+{
+    hid_t fapl = fapl_new();
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (track_order) H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    return f;
+}
+
+static hid_t mem_type(ss_dtype t)
+{
+    switch (t) {
+    case DT_U8: return H5T_NATIVE_UINT8;
+    case DT_U16: return H5T_NATIVE_UINT16;
+    case DT_I16: return H5T_NATIVE_INT16;
+    case DT_U32: return H5T_NATIVE_UINT32;
+    case DT_I32: return H5T_NATIVE_INT32;
+    case DT_I64: return H5T_NATIVE_INT64;
+    case DT_F32: return H5T_NATIVE_FLOAT;
+    case DT_F64: return H5T_NATIVE_DOUBLE;
+    default: return H5I_INVALID_HID;
+    }
+}
+
+static hid_t file_type(ss_dtype t)
+{
+    switch (t) {
+    case DT_U8: return H5T_STD_U8LE;
+    case DT_U16: return H5T_STD_U16LE;
+    case DT_I16: return H5T_STD_I16LE;
+    case DT_U32: return H5T_STD_U32LE;
+    case DT_I32: return H5T_STD_I32LE;
+    case DT_I64: return H5T_STD_I64LE;
+    case DT_F32: return H5T_IEEE_F32LE;
+    case DT_F64: return H5T_IEEE_F64LE;
+    default: return H5I_INVALID_HID;
+    }
+}
+
+static int dtype_of(hid_t t, ss_dtype *out)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    if (cls == H5T_FLOAT) {
+        if (size == 4) *out = DT_F32;
+        else if (size == 8) *out = DT_F64;
+        else return -1;
+        return 0;
+    }
+    if (cls != H5T_INTEGER) return -1;
+    int sign = H5Tget_sign(t) == H5T_SGN_2;
+    if (size == 1 && !sign) *out = DT_U8;
+    else if (size == 2) *out = sign ? DT_I16 : DT_U16;
+    else if (size == 4) *out = sign ? DT_I32 : DT_U32;
+    else if (size == 8 && sign) *out = DT_I64;
+    else return -1;
+    return 0;
+}
+
+/* ---- index -------------------------------------------------------------- */
+
+static void index_clear(h5store *h)
+{
+    for (int i = 0; i < h->n; i++) {
+        free(h->entries[i].stage);
+        free(h->entries[i].file);
+    }
+    free(h->entries);
+    h->entries = NULL;
+    h->n = 0;
+}
+
+static int index_add(h5store *h, const char *stage, const char *file)
+{
+    index_entry *e = realloc(h->entries, (size_t)(h->n + 1) * sizeof *e);
+    if (!e) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    h->entries = e;
+    e[h->n].stage = ss_strdup(stage);
+    e[h->n].file = ss_strdup(file);
+    h->n++;
+    return SS_OK;
+}
+
+static int index_find(const h5store *h, const char *stage)
+{
+    for (int i = 0; i < h->n; i++)
+        if (!strcmp(h->entries[i].stage, stage)) return i;
+    return -1;
+}
+
+typedef struct {
+    h5store *h;
+    int rc;
+} index_iter;
+
+static herr_t index_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    index_iter *it = op;
+    if (info->type != H5L_TYPE_EXTERNAL) return 0; /* the index holds only links */
+    char val[4096];
+    if (info->u.val_size > sizeof val) return 0;
+    if (H5Lget_val(g, name, val, sizeof val, H5P_DEFAULT) < 0) return 0;
+    const char *file = NULL, *obj = NULL;
+    unsigned flags;
+    if (H5Lunpack_elink_val(val, info->u.val_size, &flags, &file, &obj) < 0) return 0;
+    it->rc = index_add(it->h, name, file);
+    return it->rc == SS_OK ? 0 : -1;
+}
+
+static int index_read(store *s, h5store *h)
+{
+    index_clear(h);
+    hid_t f = file_open_ro(s->path);
+    if (f < 0) return ss_fail(SS_ERR_INPUT, "%s: not an HDF5 file, or corrupt", s->path);
+    int rc = SS_OK;
+    if (H5Aexists(f, LAYOUT_ATTR) <= 0) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: not a sirenstack container (no %s attribute)", s->path, LAYOUT_ATTR);
+    } else {
+        int64_t v = 0;
+        hid_t a = H5Aopen(f, LAYOUT_ATTR, H5P_DEFAULT);
+        if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+            rc = ss_fail(SS_ERR_INPUT, "%s: unreadable %s attribute", s->path, LAYOUT_ATTR);
+        else if (v > STORE_LAYOUT_VERSION)
+            rc = ss_fail(SS_ERR_INPUT, "%s: container layout version %lld is newer than this program's (%d)",
+                         s->path, (long long)v, STORE_LAYOUT_VERSION);
+        if (a >= 0) H5Aclose(a);
+    }
+    if (rc == SS_OK) {
+        index_iter it = {h, SS_OK};
+        hsize_t idx = 0;
+        /* Indices written by this program track creation order = commit order. */
+        herr_t e = H5Literate(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, index_visit, &it);
+        if (e < 0 && it.rc == SS_OK) {
+            idx = 0;
+            index_clear(h);
+            e = H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, index_visit, &it);
+        }
+        if (it.rc != SS_OK) rc = it.rc;
+        else if (e < 0) rc = ss_fail(SS_ERR_INPUT, "%s: cannot list stages (corrupt index)", s->path);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+static int attr_write_i64(hid_t obj, const char *name, int64_t v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT64, &v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return e < 0 ? -1 : 0;
+}
+
+static int attr_write_str(hid_t obj, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, t, &v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return e < 0 ? -1 : 0;
+}
+
+/* Writes the index naming every entry of h, atomically. */
+static int index_write(store *s, h5store *h)
+{
+    char *tmp = ss_asprintf("%s.tmp.%ld", s->path, (long)getpid());
+    if (!tmp) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    hid_t f = file_create(tmp, 1);
+    if (f < 0) {
+        rc = ss_fail(SS_ERR_IO, "%s: cannot create the container index (%s)", tmp,
+                     errno ? strerror(errno) : "HDF5 error");
+        free(tmp);
+        return rc;
+    }
+    if (attr_write_i64(f, LAYOUT_ATTR, STORE_LAYOUT_VERSION) != 0 || attr_write_str(f, "sirenstack_format", "hdf5") != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write the container index", tmp);
+    for (int i = 0; i < h->n && rc == SS_OK; i++)
+        if (H5Lcreate_external(h->entries[i].file, "/", f, h->entries[i].stage, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            rc = ss_fail(SS_ERR_IO, "%s: cannot link stage %s", tmp, h->entries[i].stage);
+    if (H5Fclose(f) < 0 && rc == SS_OK) rc = ss_fail(SS_ERR_IO, "%s: write failed (disk full?)", tmp);
+    if (rc == SS_OK) rc = fs_fsync_path(tmp);
+    ss_crashpoint("hdf5.index.written");
+    if (rc == SS_OK && rename(tmp, s->path) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot rename the new index into place: %s", s->path, strerror(errno));
+    if (rc == SS_OK) rc = fs_fsync_dir_of(s->path);
+    if (rc != SS_OK) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* ---- open / close / recover --------------------------------------------- */
+
+static int h5_open(store *s, int create)
+{
+    int rc = h5_init();
+    if (rc != SS_OK) return rc;
+    h5store *h = calloc(1, sizeof *h);
+    if (!h) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    s->impl = h;
+    h->dir = path_dirname(s->path);
+    const char *slash = strrchr(s->path, '/');
+    h->base = ss_strdup(slash ? slash + 1 : s->path);
+    s->workdir = ss_asprintf("%s.d", s->path);
+    h->stagedir = path_join(s->workdir, STAGE_SUBDIR);
+    if (!h->dir || !h->base || !s->workdir || !h->stagedir) {
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (!path_exists(s->path)) {
+        if (!create) {
+            rc = ss_fail(SS_ERR_INPUT, "%s: no such container", s->path);
+            goto fail;
+        }
+        if ((rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
+        if ((rc = index_write(s, h)) != SS_OK) goto fail;
+        return SS_OK;
+    }
+    if (path_is_dir(s->path)) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: is a directory, not an HDF5 container", s->path);
+        goto fail;
+    }
+    if ((rc = index_read(s, h)) != SS_OK) goto fail;
+    if (create && (rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
+    return SS_OK;
+fail:
+    s->impl = NULL;
+    index_clear(h);
+    free(h->dir);
+    free(h->base);
+    free(h->stagedir);
+    free(h);
+    return rc;
+}
+
+static void h5_close(store *s)
+{
+    h5store *h = s->impl;
+    if (!h) return;
+    index_clear(h);
+    free(h->dir);
+    free(h->base);
+    free(h->stagedir);
+    free(h);
+    s->impl = NULL;
+}
+
+static int h5_recover(store *s)
+{
+    h5store *h = s->impl;
+    int rc = SS_OK;
+    /* Stage files no index entry refers to: temporaries of killed runs and
+     * files replaced by a commit that was killed before deleting them. */
+    DIR *d = opendir(h->stagedir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char *rel = ss_asprintf("%s.d/%s/%s", h->base, STAGE_SUBDIR, e->d_name);
+            int used = 0;
+            for (int i = 0; rel && i < h->n; i++) used |= !strcmp(h->entries[i].file, rel);
+            free(rel);
+            if (used) continue;
+            char *p = path_join(h->stagedir, e->d_name);
+            if (p && unlink(p) != 0 && errno != ENOENT)
+                rc = ss_fail(SS_ERR_IO, "%s: cannot remove leftover: %s", p, strerror(errno));
+            free(p);
+        }
+        closedir(d);
+    }
+    /* Index temporaries: <sample>.h5.tmp.<pid> */
+    d = opendir(h->dir);
+    if (d) {
+        size_t lb = strlen(h->base);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (strncmp(e->d_name, h->base, lb) != 0 || strncmp(e->d_name + lb, ".tmp.", 5) != 0) continue;
+            char *p = path_join(h->dir, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    return rc;
+}
+
+/* ---- reading committed stages ------------------------------------------- */
+
+static char **names_new(int n)
+{
+    return calloc((size_t)n + 1, sizeof(char *));
+}
+
+static int h5_list_stages(store *s, char ***names)
+{
+    h5store *h = s->impl;
+    char **out = names_new(h->n);
+    if (!out) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < h->n; i++) out[i] = ss_strdup(h->entries[i].stage);
+    *names = out;
+    return SS_OK;
+}
+
+static int h5_has_stage(store *s, const char *stage) { return index_find(s->impl, stage) >= 0; }
+
+static char *stage_file_path(store *s, const char *stage)
+{
+    h5store *h = s->impl;
+    int i = index_find(h, stage);
+    return i < 0 ? NULL : path_join(h->dir, h->entries[i].file);
+}
+
+static int stage_open(store *s, const char *stage, hid_t *f)
+{
+    char *p = stage_file_path(s, stage);
+    if (!p) return ss_fail(SS_ERR_INPUT, "%s: no committed stage '%s'", s->path, stage);
+    *f = file_open_ro(p);
+    int rc = *f < 0 ? ss_fail(SS_ERR_INPUT, "%s: stage file of '%s' is missing or corrupt", p, stage) : SS_OK;
+    free(p);
+    return rc;
+}
+
+static json_t *attr_to_json(hid_t a)
+{
+    hid_t t = H5Aget_type(a);
+    hid_t sp = H5Aget_space(a);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    int scalar = H5Sget_simple_extent_type(sp) == H5S_SCALAR;
+    H5T_class_t cls = H5Tget_class(t);
+    json_t *out = NULL;
+    if (cls == H5T_STRING && scalar) {
+        char *str = NULL;
+        if (H5Tis_variable_str(t) > 0) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            if (H5Aread(a, mt, &str) >= 0 && str) {
+                out = NULL;
+                if (str[0] == '{' || str[0] == '[') out = json_loads(str, 0, NULL);
+                if (!out) out = json_string(str);
+                H5free_memory(str);
+            }
+            H5Tclose(mt);
+        } else {
+            size_t sz = H5Tget_size(t);
+            char *buf = calloc(1, sz + 1);
+            if (buf && H5Aread(a, t, buf) >= 0) out = json_stringn(buf, strnlen(buf, sz));
+            free(buf);
+        }
+    } else if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && n >= 1) {
+        double *v = malloc((size_t)n * sizeof *v);
+        if (v && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) {
+            if (scalar) {
+                out = cls == H5T_INTEGER ? json_integer((json_int_t)v[0]) : json_real(v[0]);
+            } else {
+                out = json_array();
+                for (hssize_t i = 0; i < n; i++)
+                    json_array_append_new(out, cls == H5T_INTEGER ? json_integer((json_int_t)v[i]) : json_real(v[i]));
+            }
+        }
+        free(v);
+    } else if (cls == H5T_STRING && n >= 1 && H5Tis_variable_str(t) > 0) {
+        char **v = calloc((size_t)n, sizeof *v);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (v && H5Aread(a, mt, v) >= 0) {
+            out = json_array();
+            for (hssize_t i = 0; i < n; i++) json_array_append_new(out, json_string(v[i] ? v[i] : ""));
+            H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+        }
+        H5Tclose(mt);
+        free(v);
+    }
+    H5Sclose(sp);
+    H5Tclose(t);
+    return out;
+}
+
+static herr_t attr_visit(hid_t loc, const char *name, const H5A_info_t *info, void *op)
+{
+    (void)info;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return 0;
+    json_t *v = attr_to_json(a);
+    if (v) json_object_set_new(op, name, v);
+    H5Aclose(a);
+    return 0;
+}
+
+static int h5_stage_attrs(store *s, const char *stage, json_t **attrs)
+{
+    hid_t f;
+    int rc = stage_open(s, stage, &f);
+    if (rc != SS_OK) return rc;
+    json_t *o = json_object();
+    hsize_t idx = 0;
+    if (H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_visit, o) < 0)
+        rc = ss_fail(SS_ERR_INPUT, "%s: cannot read attributes of stage '%s'", s->path, stage);
+    H5Fclose(f);
+    if (rc != SS_OK) {
+        json_decref(o);
+        return rc;
+    }
+    *attrs = o;
+    return SS_OK;
+}
+
+typedef struct {
+    char **names;
+    int n, cap;
+} name_list;
+
+static herr_t dset_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    name_list *l = op;
+    H5O_info_t oi;
+    if (info->type != H5L_TYPE_HARD || H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0) return 0;
+    if (oi.type != H5O_TYPE_DATASET) return 0;
+    if (l->n + 1 >= l->cap) {
+        int cap = l->cap ? l->cap * 2 : 8;
+        char **nn = realloc(l->names, (size_t)cap * sizeof *nn);
+        if (!nn) return -1;
+        l->names = nn;
+        l->cap = cap;
+    }
+    l->names[l->n++] = ss_strdup(name);
+    l->names[l->n] = NULL;
+    return 0;
+}
+
+static int h5_list_arrays(store *s, const char *stage, char ***names)
+{
+    hid_t f;
+    int rc = stage_open(s, stage, &f);
+    if (rc != SS_OK) return rc;
+    name_list l = {0};
+    hsize_t idx = 0;
+    if (H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, dset_visit, &l) < 0)
+        rc = ss_fail(SS_ERR_INPUT, "%s: cannot list arrays of stage '%s'", s->path, stage);
+    H5Fclose(f);
+    if (rc == SS_OK && !l.names) l.names = names_new(0);
+    if (rc != SS_OK || !l.names) {
+        store_names_free(l.names);
+        return rc != SS_OK ? rc : ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    *names = l.names;
+    return SS_OK;
+}
+
+/* ---- writing a stage ----------------------------------------------------- */
+
+static int h5_stage_begin(store_writer *w)
+{
+    store *s = w->s;
+    h5store *h = s->impl;
+    static unsigned counter;
+    h5writer *hw = calloc(1, sizeof *hw);
+    if (!hw) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    char uniq[64];
+    snprintf(uniq, sizeof uniq, "%lx%lx%x", (unsigned long)time(NULL), (unsigned long)getpid(), counter++);
+    hw->final_rel = ss_asprintf("%s.d/%s/%s.%s.h5", h->base, STAGE_SUBDIR, w->stage, uniq);
+    hw->tmp_path = ss_asprintf("%s/%s.%s.h5.tmp", h->stagedir, w->stage, uniq);
+    int rc = SS_OK;
+    if (!hw->final_rel || !hw->tmp_path) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && (rc = fs_mkdir_p(h->stagedir)) == SS_OK) {
+        hw->file = file_create(hw->tmp_path, 0);
+        if (hw->file < 0)
+            rc = ss_fail(SS_ERR_IO, "%s: cannot create stage file (%s)", hw->tmp_path,
+                         errno ? strerror(errno) : "HDF5 error");
+    }
+    if (rc != SS_OK) {
+        free(hw->final_rel);
+        free(hw->tmp_path);
+        free(hw);
+        return rc;
+    }
+    w->impl = hw;
+    return SS_OK;
+}
+
+static int all_numbers(const json_t *arr, int *all_int)
+{
+    size_t i;
+    json_t *v;
+    *all_int = 1;
+    if (json_array_size(arr) == 0) return 0;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_number(v)) return 0;
+        if (!json_is_integer(v)) *all_int = 0;
+    }
+    return 1;
+}
+
+static int attr_write_json(hid_t obj, const char *key, json_t *v)
+{
+    if (H5Aexists(obj, key) > 0) H5Adelete(obj, key);
+    if (json_is_string(v)) return attr_write_str(obj, key, json_string_value(v));
+    if (json_is_integer(v)) return attr_write_i64(obj, key, json_integer_value(v));
+    if (json_is_boolean(v)) return attr_write_i64(obj, key, json_is_true(v));
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(obj, key, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &d);
+        if (a >= 0) H5Aclose(a);
+        H5Sclose(sp);
+        return e < 0 ? -1 : 0;
+    }
+    int all_int;
+    if (json_is_array(v) && all_numbers(v, &all_int)) {
+        hsize_t n = json_array_size(v);
+        double *d = malloc(n * sizeof *d);
+        if (!d) return -1;
+        for (size_t i = 0; i < n; i++) d[i] = json_number_value(json_array_get(v, i));
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        hid_t ft = all_int ? H5T_STD_I64LE : H5T_IEEE_F64LE;
+        hid_t a = H5Acreate2(obj, key, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
+        herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, d);
+        if (a >= 0) H5Aclose(a);
+        H5Sclose(sp);
+        free(d);
+        return e < 0 ? -1 : 0;
+    }
+    if (json_is_null(v)) return 0;
+    /* Objects and mixed arrays: JSON text (schemas/container-layout.md). */
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    if (!text) return -1;
+    int e = attr_write_str(obj, key, text);
+    free(text);
+    return e;
+}
+
+static int h5_writer_attr(store_writer *w, const char *key, json_t *value)
+{
+    h5writer *hw = w->impl;
+    if (attr_write_json(hw->file, key, value) != 0)
+        return ss_fail(SS_ERR_IO, "%s: cannot write attribute '%s'", hw->tmp_path, key);
+    return SS_OK;
+}
+
+static int attr_write_strs(hid_t obj, const char *name, const char *const *v, hsize_t n)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, t, v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return e < 0 ? -1 : 0;
+}
+
+static int attr_write_f64s(hid_t obj, const char *name, hid_t ft, const double *v, hsize_t n)
+{
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(obj, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return e < 0 ? -1 : 0;
+}
+
+static int write_meta(hid_t d, const array_meta *m)
+{
+    const char *axes[STORE_MAX_RANK];
+    char letters[STORE_MAX_RANK][2];
+    int n = (int)strlen(m->axes);
+    for (int i = 0; i < n; i++) {
+        letters[i][0] = m->axes[i];
+        letters[i][1] = 0;
+        axes[i] = letters[i];
+    }
+    if (attr_write_strs(d, "axes", axes, (hsize_t)n) != 0) return -1;
+    if (attr_write_f64s(d, "voxel_size", H5T_IEEE_F64LE, m->voxel, 3) != 0) return -1;
+    if (attr_write_str(d, "unit", m->unit[0] ? m->unit : "micrometer") != 0) return -1;
+    /* Fiji's HDF5 reader and BigDataViewer take the voxel size from here. */
+    if (!strcmp(m->unit, "micrometer") || !m->unit[0])
+        if (attr_write_f64s(d, "element_size_um", H5T_IEEE_F32LE, m->voxel, 3) != 0) return -1;
+    return 0;
+}
+
+static hid_t dcpl_blosc(int rank, const hsize_t *chunk)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    unsigned cd[7] = {0, 0, 0, 0, STORE_BLOSC_CLEVEL, STORE_BLOSC_SHUFFLE, 1 /* lz4 */};
+    H5Pset_filter(dcpl, SS_H5Z_FILTER_BLOSC, H5Z_FLAG_OPTIONAL, 7, cd);
+    return dcpl;
+}
+
+static hid_t dapl_cached(void)
+{
+    /* Enough chunk cache that plane-by-plane writes and reads of an image
+     * with plane-shaped chunks never evict a chunk before it is complete. */
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5Pset_chunk_cache(dapl, 12421, 64u << 20, 1.0);
+    return dapl;
+}
+
+static int h5_writer_array(store_writer *w, const char *name, ss_dtype dt, int rank, const int64_t *shape,
+                           const int64_t *chunk, const array_meta *meta, store_array *a)
+{
+    h5writer *hw = w->impl;
+    hsize_t dims[STORE_MAX_RANK], ch[STORE_MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        dims[i] = (hsize_t)shape[i];
+        ch[i] = (hsize_t)(chunk[i] < shape[i] ? chunk[i] : (shape[i] > 0 ? shape[i] : 1));
+    }
+    if (H5Lexists(hw->file, name, H5P_DEFAULT) > 0)
+        return ss_fail(SS_ERR_INTERNAL, "stage %s: array '%s' written twice", w->stage, name);
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = dcpl_blosc(rank, ch);
+    hid_t dapl = dapl_cached();
+    hid_t d = H5Dcreate2(hw->file, name, file_type(dt), sp, H5P_DEFAULT, dcpl, dapl);
+    H5Pclose(dcpl);
+    H5Pclose(dapl);
+    H5Sclose(sp);
+    if (d < 0) return ss_fail(SS_ERR_IO, "%s: cannot create array '%s'", hw->tmp_path, name);
+    if (meta && write_meta(d, meta) != 0) {
+        H5Dclose(d);
+        return ss_fail(SS_ERR_IO, "%s: cannot write metadata of '%s'", hw->tmp_path, name);
+    }
+    h5array *ha = calloc(1, sizeof *ha);
+    if (!ha) {
+        H5Dclose(d);
+        return ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    ha->dset = d;
+    ha->file = hw->file;
+    a->impl = ha;
+    return SS_OK;
+}
+
+static hid_t table_type(const table_view *t, size_t *offsets, size_t *rec)
+{
+    size_t off = 0;
+    for (int c = 0; c < t->n_cols; c++) {
+        offsets[c] = off;
+        off += t->cols[c].type == COL_STR ? TABLE_STR_LEN : 8;
+    }
+    *rec = off;
+    hid_t ct = H5Tcreate(H5T_COMPOUND, off);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, TABLE_STR_LEN);
+    H5Tset_strpad(st, H5T_STR_NULLPAD);
+    for (int c = 0; c < t->n_cols; c++) {
+        hid_t mt = t->cols[c].type == COL_STR ? st : t->cols[c].type == COL_I64 ? H5T_STD_I64LE : H5T_IEEE_F64LE;
+        H5Tinsert(ct, t->cols[c].name, offsets[c], mt);
+    }
+    H5Tclose(st);
+    return ct;
+}
+
+static int h5_writer_table(store_writer *w, const char *name, const table_view *t)
+{
+    h5writer *hw = w->impl;
+    if (t->n_cols < 1 || t->n_cols > 256) return ss_fail(SS_ERR_INTERNAL, "table %s: bad column count", name);
+    size_t offsets[256], rec;
+    hid_t ct = table_type(t, offsets, &rec);
+    size_t nrows = (size_t)t->n_rows;
+    char *buf = calloc(nrows ? nrows : 1, rec);
+    if (!buf) {
+        H5Tclose(ct);
+        return ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    for (size_t r = 0; r < nrows; r++)
+        for (int c = 0; c < t->n_cols; c++) {
+            char *p = buf + r * rec + offsets[c];
+            const table_col *col = &t->cols[c];
+            if (col->type == COL_F64) memcpy(p, &col->f64[r], 8);
+            else if (col->type == COL_I64) memcpy(p, &col->i64[r], 8);
+            else strncpy(p, col->str[r] ? col->str[r] : "", TABLE_STR_LEN - 1);
+        }
+    hsize_t n = nrows, ch = nrows ? (nrows < 65536 ? nrows : 65536) : 1;
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t dcpl = dcpl_blosc(1, &ch);
+    hid_t d = H5Dcreate2(hw->file, name, ct, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = SS_OK;
+    if (d < 0 || (nrows && H5Dwrite(d, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) ||
+        attr_write_i64(d, TABLE_ATTR, 1) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write table '%s'", hw->tmp_path, name);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Tclose(ct);
+    free(buf);
+    return rc;
+}
+
+static int h5_commit(store_writer *w)
+{
+    store *s = w->s;
+    h5store *h = s->impl;
+    h5writer *hw = w->impl;
+    int rc = SS_OK;
+    char *final_abs = path_join(h->dir, hw->final_rel);
+    if (!final_abs) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && attr_write_i64(hw->file, "sirenstack_committed", 1) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write attribute", hw->tmp_path);
+    /* Objects left open would keep the file from closing: a stage bug. */
+    if (rc == SS_OK && H5Fget_obj_count(hw->file, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR) > 0)
+        rc = ss_fail(SS_ERR_INTERNAL, "stage %s: an array was not closed before commit", w->stage);
+    ss_crashpoint("hdf5.commit.before_close");
+    if (H5Fclose(hw->file) < 0 && rc == SS_OK)
+        rc = ss_fail(SS_ERR_IO, "%s: write failed (disk full?)", hw->tmp_path);
+    hw->file = H5I_INVALID_HID;
+    if (rc == SS_OK) rc = fs_fsync_path(hw->tmp_path);
+    ss_crashpoint("hdf5.commit.before_rename");
+    if (rc == SS_OK && rename(hw->tmp_path, final_abs) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: rename failed: %s", final_abs, strerror(errno));
+    if (rc == SS_OK) rc = fs_fsync_dir_of(final_abs);
+    ss_crashpoint("hdf5.commit.stage_file_renamed");
+
+    char *old = NULL;
+    int i = index_find(h, w->stage);
+    if (rc == SS_OK) {
+        /* Commit order: a recommitted stage moves to the end. */
+        if (i >= 0) {
+            old = h->entries[i].file;
+            free(h->entries[i].stage);
+            memmove(&h->entries[i], &h->entries[i + 1], (size_t)(h->n - i - 1) * sizeof *h->entries);
+            h->n--;
+        }
+        rc = index_add(h, w->stage, hw->final_rel);
+        if (rc == SS_OK) rc = index_write(s, h);
+        if (rc != SS_OK) {
+            /* The old index is still in place: restore our view of it. */
+            free(old);
+            old = NULL;
+            int keep = rc;
+            index_read(s, h);
+            unlink(final_abs);
+            rc = keep;
+        }
+    } else {
+        unlink(hw->tmp_path);
+    }
+    ss_crashpoint("hdf5.commit.index_renamed");
+    if (old) {
+        char *p = path_join(h->dir, old);
+        if (p) unlink(p); /* a leftover here is removed by the next recover */
+        free(p);
+        free(old);
+    }
+    free(final_abs);
+    free(hw->final_rel);
+    free(hw->tmp_path);
+    free(hw);
+    w->impl = NULL;
+    return rc;
+}
+
+static void h5_abort(store_writer *w)
+{
+    h5writer *hw = w->impl;
+    if (!hw) return;
+    if (hw->file >= 0) {
+        /* Close whatever the stage left open so the file can go. */
+        ssize_t n = H5Fget_obj_count(hw->file, H5F_OBJ_DATASET | H5F_OBJ_ATTR | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE);
+        if (n > 0) {
+            hid_t *ids = calloc((size_t)n, sizeof *ids);
+            if (ids) {
+                n = H5Fget_obj_ids(hw->file, H5F_OBJ_DATASET | H5F_OBJ_ATTR | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE,
+                                   (size_t)n, ids);
+                for (ssize_t k = 0; k < n; k++) H5Oclose(ids[k]);
+                free(ids);
+            }
+        }
+        H5Fclose(hw->file);
+    }
+    unlink(hw->tmp_path);
+    free(hw->final_rel);
+    free(hw->tmp_path);
+    free(hw);
+    w->impl = NULL;
+}
+
+/* ---- arrays -------------------------------------------------------------- */
+
+static int h5_array_open(store *s, const char *stage, const char *name, store_array *a)
+{
+    hid_t f;
+    int rc = stage_open(s, stage, &f);
+    if (rc != SS_OK) return rc;
+    hid_t dapl = dapl_cached();
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, dapl) : H5I_INVALID_HID;
+    H5Pclose(dapl);
+    if (d < 0) {
+        H5Fclose(f);
+        return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array '%s'", s->path, stage, name);
+    }
+    h5array *ha = calloc(1, sizeof *ha);
+    if (!ha) {
+        H5Dclose(d);
+        H5Fclose(f);
+        return ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    ha->file = f;
+    ha->dset = d;
+    ha->owns_file = 1;
+    a->impl = ha;
+    return SS_OK;
+}
+
+static int read_meta(hid_t d, array_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    if (H5Aexists(d, "axes") <= 0) return 0;
+    hid_t a = H5Aopen(d, "axes", H5P_DEFAULT);
+    json_t *axes = attr_to_json(a);
+    H5Aclose(a);
+    size_t i;
+    json_t *v;
+    if (json_is_array(axes))
+        json_array_foreach(axes, i, v) if (i < STORE_MAX_RANK && json_is_string(v)) m->axes[i] = json_string_value(v)[0];
+    json_decref(axes);
+    if (H5Aexists(d, "voxel_size") > 0) {
+        a = H5Aopen(d, "voxel_size", H5P_DEFAULT);
+        hid_t sp = H5Aget_space(a);
+        if (H5Sget_simple_extent_npoints(sp) == 3) H5Aread(a, H5T_NATIVE_DOUBLE, m->voxel);
+        H5Sclose(sp);
+        H5Aclose(a);
+    }
+    if (H5Aexists(d, "unit") > 0) {
+        a = H5Aopen(d, "unit", H5P_DEFAULT);
+        json_t *u = attr_to_json(a);
+        H5Aclose(a);
+        if (json_is_string(u)) snprintf(m->unit, sizeof m->unit, "%s", json_string_value(u));
+        json_decref(u);
+    }
+    return 1;
+}
+
+static int h5_array_info(store_array *a, array_info *info)
+{
+    h5array *ha = a->impl;
+    hid_t sp = H5Dget_space(ha->dset);
+    hsize_t dims[STORE_MAX_RANK];
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (rank < 0 || rank > STORE_MAX_RANK) {
+        H5Sclose(sp);
+        return ss_fail(SS_ERR_INPUT, "array of unsupported rank %d", rank);
+    }
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    info->rank = rank;
+    for (int i = 0; i < rank; i++) info->shape[i] = (int64_t)dims[i];
+    hid_t t = H5Dget_type(ha->dset);
+    int bad = dtype_of(t, &info->dtype);
+    H5Tclose(t);
+    if (bad) return ss_fail(SS_ERR_INPUT, "array has an unsupported element type");
+    hid_t dcpl = H5Dget_create_plist(ha->dset);
+    hsize_t ch[STORE_MAX_RANK];
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, STORE_MAX_RANK, ch) == rank)
+        for (int i = 0; i < rank; i++) info->chunk[i] = (int64_t)ch[i];
+    else
+        for (int i = 0; i < rank; i++) info->chunk[i] = info->shape[i];
+    strcpy(info->compressor, "none");
+    int nf = H5Pget_nfilters(dcpl);
+    for (int k = 0; k < nf; k++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        char fname[64];
+        unsigned conf;
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, sizeof fname, fname, &conf);
+        if (id == SS_H5Z_FILTER_BLOSC) {
+            const char *cname = "?";
+            if (ncd >= 7) blosc_compcode_to_compname((int)cd[6], &cname);
+            snprintf(info->compressor, sizeof info->compressor, "blosc:%s:%u:%s", cname, ncd >= 5 ? cd[4] : 5,
+                     ncd >= 6 ? (cd[5] == 2 ? "bitshuffle" : cd[5] ? "shuffle" : "noshuffle") : "shuffle");
+        } else if (id == H5Z_FILTER_DEFLATE) {
+            snprintf(info->compressor, sizeof info->compressor, "gzip:%u", ncd >= 1 ? cd[0] : 0);
+        } else if (id >= 0 && !strcmp(info->compressor, "none")) {
+            snprintf(info->compressor, sizeof info->compressor, "filter-%d", (int)id);
+        }
+    }
+    H5Pclose(dcpl);
+    info->stored_bytes = (int64_t)H5Dget_storage_size(ha->dset);
+    info->has_meta = read_meta(ha->dset, &info->meta);
+    return SS_OK;
+}
+
+static int select_slab(hid_t dset, int rank_expected, const int64_t *start, const int64_t *count, hid_t *fsp,
+                       hid_t *msp)
+{
+    *fsp = H5Dget_space(dset);
+    int rank = H5Sget_simple_extent_ndims(*fsp);
+    if (rank != rank_expected && rank_expected >= 0) {
+        H5Sclose(*fsp);
+        return -1;
+    }
+    hsize_t dims[STORE_MAX_RANK], st[STORE_MAX_RANK], ct[STORE_MAX_RANK];
+    H5Sget_simple_extent_dims(*fsp, dims, NULL);
+    int64_t shape[STORE_MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        shape[i] = (int64_t)dims[i];
+        st[i] = (hsize_t)start[i];
+        ct[i] = (hsize_t)count[i];
+    }
+    if (store_check_slab("array", rank, shape, start, count) != SS_OK) {
+        H5Sclose(*fsp);
+        return -2;
+    }
+    H5Sselect_hyperslab(*fsp, H5S_SELECT_SET, st, NULL, ct, NULL);
+    *msp = H5Screate_simple(rank, ct, NULL);
+    return 0;
+}
+
+static int slab_empty(int rank, const int64_t *count)
+{
+    for (int i = 0; i < rank; i++)
+        if (count[i] == 0) return 1;
+    return 0;
+}
+
+static int h5_array_io(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, void *buf,
+                       int write)
+{
+    h5array *ha = a->impl;
+    hid_t sp0 = H5Dget_space(ha->dset);
+    int rank = H5Sget_simple_extent_ndims(sp0);
+    H5Sclose(sp0);
+    if (slab_empty(rank, count)) return SS_OK;
+    hid_t fsp, msp;
+    int e = select_slab(ha->dset, rank, start, count, &fsp, &msp);
+    if (e == -2) return SS_ERR_INTERNAL; /* message set by store_check_slab */
+    if (e != 0) return ss_fail(SS_ERR_INTERNAL, "array rank mismatch");
+    herr_t r = write ? H5Dwrite(ha->dset, mem_type(mem), msp, fsp, H5P_DEFAULT, buf)
+                     : H5Dread(ha->dset, mem_type(mem), msp, fsp, H5P_DEFAULT, buf);
+    H5Sclose(msp);
+    H5Sclose(fsp);
+    if (r < 0) {
+        char name[256] = "?", file[1024] = "?";
+        H5Iget_name(ha->dset, name, sizeof name);
+        H5Fget_name(ha->dset, file, sizeof file);
+        return write ? ss_fail(SS_ERR_IO, "%s: cannot write %s (disk full?)", file, name)
+                     : ss_fail(SS_ERR_INPUT, "%s: cannot read %s (corrupt or truncated file)", file, name);
+    }
+    return SS_OK;
+}
+
+static int h5_array_read(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, void *buf)
+{
+    return h5_array_io(a, start, count, mem, buf, 0);
+}
+
+static int h5_array_write(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem,
+                          const void *buf)
+{
+    return h5_array_io(a, start, count, mem, (void *)buf, 1);
+}
+
+static void h5_array_close(store_array *a)
+{
+    h5array *ha = a->impl;
+    if (!ha) return;
+    H5Dclose(ha->dset);
+    if (ha->owns_file) H5Fclose(ha->file);
+    free(ha);
+    a->impl = NULL;
+}
+
+/* ---- tables --------------------------------------------------------------- */
+
+static int h5_is_table(store *s, const char *stage, const char *name)
+{
+    hid_t f;
+    if (stage_open(s, stage, &f) != SS_OK) return SS_ERR_INPUT;
+    int r = SS_ERR_INPUT;
+    if (H5Lexists(f, name, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        if (d >= 0) {
+            r = H5Aexists(d, TABLE_ATTR) > 0;
+            H5Dclose(d);
+        }
+    }
+    H5Fclose(f);
+    if (r < 0) ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array or table '%s'", s->path, stage, name);
+    return r;
+}
+
+static int h5_table_read(store *s, const char *stage, const char *name, table_data *t)
+{
+    hid_t f;
+    int rc = stage_open(s, stage, &f);
+    if (rc != SS_OK) return rc;
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (d < 0) {
+        H5Fclose(f);
+        return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no table '%s'", s->path, stage, name);
+    }
+    hid_t ft = H5Dget_type(d);
+    hid_t sp = H5Dget_space(d);
+    hssize_t nrows = H5Sget_simple_extent_npoints(sp);
+    int ncols = H5Tget_class(ft) == H5T_COMPOUND ? H5Tget_nmembers(ft) : -1;
+    if (ncols < 1 || nrows < 0) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: '%s/%s' is not a table", s->path, stage, name);
+        goto done;
+    }
+    t->n_cols = ncols;
+    t->n_rows = nrows;
+    t->names = calloc((size_t)ncols, sizeof *t->names);
+    t->types = calloc((size_t)ncols, sizeof *t->types);
+    t->data = calloc((size_t)ncols, sizeof *t->data);
+    if (!t->names || !t->types || !t->data) {
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int c = 0; c < ncols && rc == SS_OK; c++) {
+        char *mname = H5Tget_member_name(ft, (unsigned)c);
+        hid_t mt = H5Tget_member_type(ft, (unsigned)c);
+        t->names[c] = ss_strdup(mname);
+        H5free_memory(mname);
+        H5T_class_t cls = H5Tget_class(mt);
+        size_t esz;
+        hid_t memt;
+        if (cls == H5T_STRING) {
+            t->types[c] = COL_STR;
+            esz = TABLE_STR_LEN;
+            memt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(memt, TABLE_STR_LEN);
+            H5Tset_strpad(memt, H5T_STR_NULLTERM);
+        } else if (cls == H5T_INTEGER) {
+            t->types[c] = COL_I64;
+            esz = 8;
+            memt = H5Tcopy(H5T_NATIVE_INT64);
+        } else {
+            t->types[c] = COL_F64;
+            esz = 8;
+            memt = H5Tcopy(H5T_NATIVE_DOUBLE);
+        }
+        /* Read one column at a time through a one-member compound type. */
+        hid_t one = H5Tcreate(H5T_COMPOUND, esz);
+        H5Tinsert(one, t->names[c], 0, memt);
+        t->data[c] = calloc(nrows ? (size_t)nrows : 1, esz);
+        if (!t->data[c]) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        else if (nrows && H5Dread(d, one, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data[c]) < 0)
+            rc = ss_fail(SS_ERR_INPUT, "%s: cannot read table '%s/%s'", s->path, stage, name);
+        H5Tclose(one);
+        H5Tclose(memt);
+        H5Tclose(mt);
+    }
+done:
+    if (rc != SS_OK) table_free(t);
+    H5Sclose(sp);
+    H5Tclose(ft);
+    H5Dclose(d);
+    H5Fclose(f);
+    return rc;
+}
+
+const store_backend store_backend_hdf5 = {
+    .open = h5_open,
+    .close = h5_close,
+    .recover = h5_recover,
+    .list_stages = h5_list_stages,
+    .has_stage = h5_has_stage,
+    .stage_attrs = h5_stage_attrs,
+    .list_arrays = h5_list_arrays,
+    .stage_begin = h5_stage_begin,
+    .writer_attr = h5_writer_attr,
+    .writer_array = h5_writer_array,
+    .writer_table = h5_writer_table,
+    .commit = h5_commit,
+    .abort = h5_abort,
+    .array_open = h5_array_open,
+    .array_info = h5_array_info,
+    .array_read = h5_array_read,
+    .array_write = h5_array_write,
+    .array_close = h5_array_close,
+    .table_read = h5_table_read,
+    .is_table = h5_is_table,
+};
