@@ -1,1 +1,846 @@
-/* placeholder */ typedef int ss_placeholder_config;
+#include "config.h"
+#include "error.h"
+#include "graph.h"
+#include "yamltree.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ERRORS 50
+
+void cfg_error(cfg_errors *e, int line, int col, const char *keypath, const char *fmt, ...)
+{
+    e->count++;
+    if (e->count > MAX_ERRORS) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char line_buf[1600];
+    if (line > 0)
+        snprintf(line_buf, sizeof line_buf, "%s:%d:%d: %s%s%s", e->file, line, col, keypath ? keypath : "",
+                 keypath && keypath[0] ? ": " : "", msg);
+    else
+        snprintf(line_buf, sizeof line_buf, "%s: %s%s%s", e->file, keypath ? keypath : "",
+                 keypath && keypath[0] ? ": " : "", msg);
+    if (e->count == 1) ss_fail(SS_ERR_CONFIG, "%s", line_buf);
+    sbuf_put(e->out, line_buf);
+    sbuf_put(e->out, "\n");
+}
+
+static const char *describe(const ynode *n)
+{
+    static _Thread_local char buf[96];
+    if (!n) return "nothing";
+    if (n->kind != YN_SCALAR) return yn_kind_name(n->kind);
+    if (yscalar_is_null(n)) return "null";
+    snprintf(buf, sizeof buf, "'%.60s%s'", n->value, strlen(n->value) > 60 ? "..." : "");
+    return buf;
+}
+
+/* "did you mean" for unknown keys and stage types. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int d[65][65];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+static void suggest(sbuf *b, const char *got, const char *const *options)
+{
+    const char *best = NULL;
+    int bd = 3;
+    for (const char *const *o = options; *o; o++) {
+        int dd = edit_distance(got, *o);
+        if (dd < bd) bd = dd, best = *o;
+    }
+    if (best) sbuf_printf(b, " (did you mean '%s'?)", best);
+    sbuf_put(b, "; expected one of:");
+    for (const char *const *o = options; *o; o++) sbuf_printf(b, " %s", *o);
+}
+
+static void check_keys(cfg_errors *e, const ynode *map, const char *path, const char *const *allowed)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->keys[i]->value;
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, k);
+        if (ok) continue;
+        sbuf b = {0};
+        suggest(&b, k, allowed);
+        char kp[512];
+        snprintf(kp, sizeof kp, "%s%s%s", path, path[0] ? "." : "", k);
+        cfg_error(e, map->keys[i]->line, map->keys[i]->col, kp, "unknown key%s", sbuf_str(&b));
+        sbuf_free(&b);
+    }
+}
+
+/* ---- parameters ---------------------------------------------------------- */
+
+static void range_text(const param_spec *p, char *buf, size_t n)
+{
+    if (!(p->flags & PARAM_RANGE)) {
+        buf[0] = 0;
+        return;
+    }
+    snprintf(buf, n, " in %c%g, %g%c", p->flags & PARAM_LO_OPEN ? '(' : '[', p->lo, p->hi,
+             p->flags & PARAM_HI_OPEN ? ')' : ']');
+}
+
+static int in_range(const param_spec *p, double v)
+{
+    if (!(p->flags & PARAM_RANGE)) return 1;
+    if (p->flags & PARAM_LO_OPEN ? !(v > p->lo) : !(v >= p->lo)) return 0;
+    if (p->flags & PARAM_HI_OPEN ? !(v < p->hi) : !(v <= p->hi)) return 0;
+    return 1;
+}
+
+static const char *type_word(param_type t)
+{
+    switch (t) {
+    case P_INT: return "an integer";
+    case P_NUM: return "a number";
+    case P_BOOL: return "true or false";
+    case P_STR: return "a string";
+    case P_ENUM: return "one of the listed words";
+    case P_PATH: return "a file path";
+    case P_INT_LIST: return "a list of integers";
+    case P_NUM_LIST: return "a list of numbers";
+    case P_STR_LIST: return "a list of strings";
+    }
+    return "?";
+}
+
+/* One scalar element of a parameter; returns a new JSON value or NULL after
+ * reporting. elem_type is the element type for lists. */
+static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, const ynode *n, const char *kp)
+{
+    char rng[96];
+    range_text(p, rng, sizeof rng);
+    if (!n || n->kind != YN_SCALAR) {
+        cfg_error(e, n ? n->line : 0, n ? n->col : 0, kp, "expected %s%s, got %s", type_word(t), rng, describe(n));
+        return NULL;
+    }
+    switch (t) {
+    case P_INT: {
+        long long v;
+        int r = yscalar_int(n, &v);
+        double d;
+        if (r == -1) {
+            cfg_error(e, n->line, n->col, kp, "number %s is too large for an integer", describe(n));
+            return NULL;
+        }
+        if (r == 0) {
+            if (yscalar_num(n, &d) == 1)
+                cfg_error(e, n->line, n->col, kp, "expected an integer%s, got the fraction %s", rng, describe(n));
+            else
+                cfg_error(e, n->line, n->col, kp, "expected an integer%s, got %s", rng, describe(n));
+            return NULL;
+        }
+        if (!in_range(p, (double)v)) {
+            cfg_error(e, n->line, n->col, kp, "%lld is out of range: expected an integer%s", v, rng);
+            return NULL;
+        }
+        return json_integer(v);
+    }
+    case P_NUM: {
+        double d;
+        int r = yscalar_num(n, &d);
+        if (r == -1) {
+            cfg_error(e, n->line, n->col, kp, "%s is not a finite number that fits a double", describe(n));
+            return NULL;
+        }
+        if (r == 0) {
+            cfg_error(e, n->line, n->col, kp, "expected a number%s, got %s", rng, describe(n));
+            return NULL;
+        }
+        if (!in_range(p, d)) {
+            cfg_error(e, n->line, n->col, kp, "%s is out of range: expected a number%s", n->value, rng);
+            return NULL;
+        }
+        return json_real(d);
+    }
+    case P_BOOL: {
+        int b;
+        if (!yscalar_bool(n, &b)) {
+            cfg_error(e, n->line, n->col, kp, "expected true or false, got %s", describe(n));
+            return NULL;
+        }
+        return json_boolean(b);
+    }
+    case P_ENUM: {
+        int ok = 0;
+        const char *c = p->choices;
+        size_t lv = strlen(n->value);
+        while (c && *c && !ok) {
+            size_t l = strcspn(c, "|");
+            ok = l == lv && !strncmp(c, n->value, l);
+            c += l + (c[l] == '|');
+        }
+        if (!ok) {
+            cfg_error(e, n->line, n->col, kp, "%s is not allowed: expected one of %s", describe(n), p->choices);
+            return NULL;
+        }
+        return json_string(n->value);
+    }
+    case P_STR:
+    case P_PATH:
+        if (!n->value[0] && t == P_PATH) {
+            cfg_error(e, n->line, n->col, kp, "expected a file path, got an empty string");
+            return NULL;
+        }
+        if (n->plain && yscalar_is_null(n)) {
+            cfg_error(e, n->line, n->col, kp, "expected %s, got null", type_word(t));
+            return NULL;
+        }
+        return json_string(n->value);
+    default: return NULL;
+    }
+}
+
+static json_t *param_value(cfg_errors *e, const param_spec *p, const ynode *n, const char *kp)
+{
+    if ((p->flags & PARAM_NULLABLE) && n->kind == YN_SCALAR && yscalar_is_null(n)) return json_null();
+    param_type et;
+    switch (p->type) {
+    case P_INT_LIST: et = P_INT; break;
+    case P_NUM_LIST: et = P_NUM; break;
+    case P_STR_LIST: et = P_STR; break;
+    default: return scalar_value(e, p, p->type, n, kp);
+    }
+    if (n->kind != YN_SEQ) {
+        cfg_error(e, n->line, n->col, kp, "expected %s, got %s", type_word(p->type), describe(n));
+        return NULL;
+    }
+    if ((p->list_min && (int)n->n < p->list_min) || (p->list_max && (int)n->n > p->list_max)) {
+        if (p->list_min == p->list_max)
+            cfg_error(e, n->line, n->col, kp, "expected exactly %d items, got %zu", p->list_min, n->n);
+        else
+            cfg_error(e, n->line, n->col, kp, "expected %d to %d items, got %zu", p->list_min, p->list_max, n->n);
+        return NULL;
+    }
+    json_t *arr = json_array();
+    int bad = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        char ikp[600];
+        snprintf(ikp, sizeof ikp, "%s[%zu]", kp, i);
+        json_t *v = scalar_value(e, p, et, n->items[i], ikp);
+        if (!v) bad = 1;
+        else json_array_append_new(arr, v);
+    }
+    if (bad) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* Validates a params map (may be NULL) against a type; returns the canonical
+ * object with defaults, or NULL if anything was wrong. */
+static json_t *validate_params(cfg_errors *e, const stage_type *t, const ynode *map, const char *kp, int line,
+                               int col)
+{
+    json_t *out = json_object();
+    int bad = 0;
+    if (map && map->kind != YN_MAP && !yscalar_is_null(map)) {
+        cfg_error(e, map->line, map->col, kp, "expected a map of parameters, got %s", describe(map));
+        json_decref(out);
+        return NULL;
+    }
+    if (map && map->kind == YN_MAP) {
+        const char *names[128];
+        int n = 0;
+        for (const param_spec *p = t->params; p && p->name && n < 127; p++) names[n++] = p->name;
+        names[n] = NULL;
+        if (n == 0 && map->n) {
+            cfg_error(e, map->keys[0]->line, map->keys[0]->col, kp, "stage type '%s' takes no parameters", t->name);
+            bad = 1;
+        } else {
+            int before = e->count;
+            check_keys(e, map, kp, names);
+            bad |= e->count != before;
+        }
+    }
+    for (const param_spec *p = t->params; p && p->name; p++) {
+        char pkp[512];
+        snprintf(pkp, sizeof pkp, "%s.%s", kp, p->name);
+        const ynode *v = map && map->kind == YN_MAP ? ymap_get(map, p->name) : NULL;
+        json_t *val = NULL;
+        if (v) {
+            val = param_value(e, p, v, pkp);
+            if (!val) bad = 1;
+        } else if (p->def) {
+            json_error_t je;
+            val = json_loads(p->def, JSON_DECODE_ANY, &je);
+            if (!val) {
+                cfg_error(e, line, col, pkp, "internal: bad default '%s' in stage type %s", p->def, t->name);
+                bad = 1;
+            }
+            if (val && json_is_integer(val) && p->type == P_NUM) {
+                json_t *r = json_real((double)json_integer_value(val));
+                json_decref(val);
+                val = r;
+            }
+        } else {
+            cfg_error(e, map ? map->line : line, map ? map->col : col, kp, "missing required parameter '%s' (%s)",
+                      p->name, type_word(p->type));
+            bad = 1;
+        }
+        if (val) json_object_set_new(out, p->name, val);
+    }
+    if (bad) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- run section --------------------------------------------------------- */
+
+static const char *const top_keys[] = {"version", "run", "samples", "stages", NULL};
+static const char *const run_keys[] = {"name", "output", "store", "device", "threads", "seed", "checkpoint",
+                                       "progress_interval", NULL};
+static const char *const ckpt_keys[] = {"every_seconds", "every_steps", NULL};
+static const char *const stage_keys[] = {"uses", "inputs", "params", "description", NULL};
+
+/* The run section is validated with the same machinery as stage params. */
+static const param_spec run_params[] = {
+    {.name = "name", .type = P_STR, .doc = "name of the run"},
+    {.name = "output", .type = P_PATH, .doc = "output folder; one container per sample goes here"},
+    {.name = "store", .type = P_ENUM, .def = "\"hdf5\"", .choices = "hdf5|zarr", .doc = "container format"},
+    {.name = "device", .type = P_ENUM, .def = "\"auto\"", .choices = "auto|cpu|cuda", .doc = "where kernels run"},
+    {.name = "threads", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 4096,
+     .doc = "CPU threads (0: all cores)"},
+    {.name = "seed", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 9007199254740992.0,
+     .doc = "seed of every random choice"},
+    {.name = "progress_interval", .type = P_NUM, .def = "10", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0,
+     .hi = 86400, .doc = "seconds between progress lines when not on a terminal"},
+    {0},
+};
+static const param_spec ckpt_params[] = {
+    {.name = "every_seconds", .type = P_NUM, .def = "300", .flags = PARAM_RANGE, .lo = 0, .hi = 1e9,
+     .doc = "save a checkpoint of long stages this often (0: never by time)"},
+    {.name = "every_steps", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 1e15,
+     .doc = "and every this many steps (0: never by steps)"},
+    {0},
+};
+
+static int validate_run(cfg_errors *e, config *c, const ynode *run)
+{
+    if (!run) {
+        cfg_error(e, 1, 1, "run", "missing required section 'run' (name, output)");
+        return -1;
+    }
+    if (run->kind != YN_MAP) {
+        cfg_error(e, run->line, run->col, "run", "expected a map, got %s", describe(run));
+        return -1;
+    }
+    check_keys(e, run, "run", run_keys);
+    stage_type fake = {.name = "run", .params = run_params};
+    /* Validate everything but 'checkpoint' through the param machinery. */
+    ynode tmp = *run;
+    ynode *keys[32], *items[32];
+    tmp.n = 0;
+    tmp.keys = keys;
+    tmp.items = items;
+    for (size_t i = 0; i < run->n && tmp.n < 32; i++) {
+        const char *k = run->keys[i]->value;
+        int known = 0;
+        for (const param_spec *p = run_params; p->name; p++) known |= !strcmp(p->name, k);
+        if (!known) continue;
+        keys[tmp.n] = run->keys[i];
+        items[tmp.n] = run->items[i];
+        tmp.n++;
+    }
+    json_t *v = validate_params(e, &fake, &tmp, "run", run->line, run->col);
+    const ynode *ck = ymap_get(run, "checkpoint");
+    stage_type fake_ck = {.name = "checkpoint", .params = ckpt_params};
+    if (ck && ck->kind == YN_MAP) check_keys(e, ck, "run.checkpoint", ckpt_keys);
+    json_t *cv = validate_params(e, &fake_ck, ck, "run.checkpoint", run->line, run->col);
+    if (!v || !cv) {
+        json_decref(v);
+        json_decref(cv);
+        return -1;
+    }
+    c->run_name = ss_strdup(json_string_value(json_object_get(v, "name")));
+    const char *out = json_string_value(json_object_get(v, "output"));
+    c->output = path_join(c->dir, out);
+    c->store = strcmp(json_string_value(json_object_get(v, "store")), "zarr") ? STORE_HDF5 : STORE_ZARR;
+    const char *dev = json_string_value(json_object_get(v, "device"));
+    c->device = !strcmp(dev, "cpu") ? DEVICE_CPU : !strcmp(dev, "cuda") ? DEVICE_CUDA : DEVICE_AUTO;
+    c->threads = (int)json_integer_value(json_object_get(v, "threads"));
+    c->seed = (uint64_t)json_integer_value(json_object_get(v, "seed"));
+    c->progress_interval = json_real_value(json_object_get(v, "progress_interval"));
+    c->checkpoint_seconds = json_real_value(json_object_get(cv, "every_seconds"));
+    c->checkpoint_steps = json_integer_value(json_object_get(cv, "every_steps"));
+    json_decref(v);
+    json_decref(cv);
+    return 0;
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static const char *const *type_names(void)
+{
+    static const char *names[128];
+    if (!names[0]) {
+        int n = 0;
+        for (const stage_type *const *t = stage_types_all(); *t && n < 127; t++) names[n++] = (*t)->name;
+        names[n] = NULL;
+    }
+    return names;
+}
+
+static const port_spec *find_port(const port_spec *ports, const char *name)
+{
+    for (const port_spec *p = ports; p && p->name; p++)
+        if (!strcmp(p->name, name)) return p;
+    return NULL;
+}
+
+static int n_ports(const port_spec *ports)
+{
+    int n = 0;
+    for (const port_spec *p = ports; p && p->name; p++) n++;
+    return n;
+}
+
+static int parse_ref(const char *ref, char **stage, char **output)
+{
+    const char *dot = strchr(ref, '.');
+    if (!dot || dot == ref || !dot[1] || strchr(dot + 1, '.')) return -1;
+    *stage = strndup(ref, (size_t)(dot - ref));
+    *output = ss_strdup(dot + 1);
+    return 0;
+}
+
+static void add_input(stage_decl *d, const char *port, const ynode *ref, cfg_errors *e, const char *kp)
+{
+    if (!ref || ref->kind != YN_SCALAR || yscalar_is_null(ref)) {
+        cfg_error(e, ref ? ref->line : d->line, ref ? ref->col : d->col, kp,
+                  "expected a reference 'stage.output', got %s", describe(ref));
+        return;
+    }
+    char *st = NULL, *out = NULL;
+    if (parse_ref(ref->value, &st, &out) != 0) {
+        cfg_error(e, ref->line, ref->col, kp, "expected a reference 'stage.output', got %s", describe(ref));
+        return;
+    }
+    stage_input *in = realloc(d->inputs, (size_t)(d->n_inputs + 1) * sizeof *in);
+    if (!in) abort();
+    d->inputs = in;
+    in[d->n_inputs] = (stage_input){.port = ss_strdup(port), .stage = st, .output = out, .stage_index = -1};
+    d->n_inputs++;
+}
+
+static void validate_inputs(cfg_errors *e, stage_decl *d, const ynode *inputs, const char *kp)
+{
+    const stage_type *t = d->type;
+    if (inputs && !yscalar_is_null(inputs)) {
+        if (inputs->kind == YN_SCALAR) {
+            /* Shorthand for a type with exactly one input port. */
+            if (n_ports(t->inputs) != 1)
+                cfg_error(e, inputs->line, inputs->col, kp,
+                          "stage type '%s' has %d input ports; name them in a map (port: stage.output)", t->name,
+                          n_ports(t->inputs));
+            else
+                add_input(d, t->inputs[0].name, inputs, e, kp);
+        } else if (inputs->kind == YN_MAP) {
+            for (size_t i = 0; i < inputs->n; i++) {
+                const char *port = inputs->keys[i]->value;
+                char pkp[1024];
+                snprintf(pkp, sizeof pkp, "%s.%s", kp, port);
+                if (!find_port(t->inputs, port)) {
+                    const char *names[32];
+                    int n = 0;
+                    for (const port_spec *p = t->inputs; p && p->name && n < 31; p++) names[n++] = p->name;
+                    names[n] = NULL;
+                    sbuf b = {0};
+                    if (n) suggest(&b, port, names);
+                    else sbuf_put(&b, "; this stage type takes no inputs");
+                    cfg_error(e, inputs->keys[i]->line, inputs->keys[i]->col, pkp, "unknown input port of '%s'%s",
+                              t->name, sbuf_str(&b));
+                    sbuf_free(&b);
+                    continue;
+                }
+                add_input(d, port, inputs->items[i], e, pkp);
+            }
+        } else {
+            cfg_error(e, inputs->line, inputs->col, kp, "expected a map of port: stage.output, got %s",
+                      describe(inputs));
+        }
+    }
+    for (const port_spec *p = t->inputs; p && p->name; p++) {
+        if (p->optional) continue;
+        int have = 0;
+        for (int i = 0; i < d->n_inputs; i++) have |= !strcmp(d->inputs[i].port, p->name);
+        if (!have)
+            cfg_error(e, inputs ? inputs->line : d->line, inputs ? inputs->col : d->col, kp,
+                      "missing required input '%s' of stage type '%s'", p->name, t->name);
+    }
+}
+
+static const char *kind_word(unsigned k)
+{
+    if (k & KIND_IMAGE && k & KIND_REPEATS) return "an image or repeats";
+    if (k & KIND_IMAGE) return "an image (ZYX)";
+    if (k & KIND_REPEATS) return "repeats (RZYX)";
+    if (k & KIND_TABLE) return "a table";
+    if (k & KIND_WEIGHTS) return "model weights";
+    return "data";
+}
+
+/* Kind produced by output `out` of stage i, following `like` links. */
+static unsigned output_kind(const config *c, int i, const char *out, int depth)
+{
+    const stage_decl *d = &c->stages[i];
+    const port_spec *p = find_port(d->type->outputs, out);
+    if (!p || depth > c->n_stages) return 0;
+    if (!p->like) return p->kinds;
+    for (int k = 0; k < d->n_inputs; k++)
+        if (!strcmp(d->inputs[k].port, p->like) && d->inputs[k].stage_index >= 0)
+            return output_kind(c, d->inputs[k].stage_index, d->inputs[k].output, depth + 1);
+    return p->kinds;
+}
+
+static void check_references(cfg_errors *e, config *c, const ynode *stages)
+{
+    for (int i = 0; i < c->n_stages; i++) {
+        stage_decl *d = &c->stages[i];
+        const ynode *sn = ymap_get(stages, d->name);
+        const ynode *in = ymap_get(sn, "inputs");
+        for (int k = 0; k < d->n_inputs; k++) {
+            stage_input *x = &d->inputs[k];
+            const ynode *rn = in && in->kind == YN_MAP ? ymap_get(in, x->port) : in;
+            char kp[512];
+            snprintf(kp, sizeof kp, "stages.%s.inputs.%s", d->name, x->port);
+            int j = config_find_stage(c, x->stage);
+            if (j < 0) {
+                const char *names[256];
+                int n = 0;
+                for (int q = 0; q < c->n_stages && n < 255; q++) names[n++] = c->stages[q].name;
+                names[n] = NULL;
+                sbuf b = {0};
+                suggest(&b, x->stage, names);
+                cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp, "refers to a missing stage '%s'%s",
+                          x->stage, sbuf_str(&b));
+                sbuf_free(&b);
+                continue;
+            }
+            const port_spec *op = find_port(c->stages[j].type->outputs, x->output);
+            if (!op) {
+                sbuf b = {0};
+                for (const port_spec *p = c->stages[j].type->outputs; p && p->name; p++)
+                    sbuf_printf(&b, " %s", p->name);
+                cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                          "stage '%s' (%s) has no output '%s'; its outputs are:%s", x->stage, c->stages[j].type->name,
+                          x->output, sbuf_str(&b));
+                sbuf_free(&b);
+                continue;
+            }
+            x->stage_index = j;
+        }
+    }
+}
+
+static void check_kinds(cfg_errors *e, config *c, const ynode *stages)
+{
+    for (int i = 0; i < c->n_stages; i++) {
+        stage_decl *d = &c->stages[i];
+        for (int k = 0; k < d->n_inputs; k++) {
+            stage_input *x = &d->inputs[k];
+            if (x->stage_index < 0) continue;
+            const port_spec *ip = find_port(d->type->inputs, x->port);
+            unsigned got = output_kind(c, x->stage_index, x->output, 0);
+            if (ip && got && !(got & ip->kinds)) {
+                const ynode *in = ymap_get(ymap_get(stages, d->name), "inputs");
+                const ynode *rn = in && in->kind == YN_MAP ? ymap_get(in, x->port) : in;
+                char kp[512];
+                snprintf(kp, sizeof kp, "stages.%s.inputs.%s", d->name, x->port);
+                cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                          "'%s.%s' is %s, but input '%s' of %s expects %s", x->stage, x->output, kind_word(got),
+                          x->port, d->type->name, kind_word(ip->kinds));
+            }
+        }
+    }
+}
+
+/* {field} references in string parameters must name fields every sample has. */
+static void check_substitutions(cfg_errors *e, config *c, const ynode *stages)
+{
+    for (int i = 0; i < c->n_stages; i++) {
+        stage_decl *d = &c->stages[i];
+        const ynode *pm = ymap_get(ymap_get(stages, d->name), "params");
+        for (int si = 0; si < c->n_samples; si++) {
+            json_t *p;
+            if (config_stage_params(c, i, &c->samples[si], &p) == SS_OK) {
+                json_decref(p);
+                continue;
+            }
+            cfg_error(e, pm ? pm->line : d->line, pm ? pm->col : d->col, "", "stages.%s.params: %s", d->name,
+                      ss_errmsg());
+            break;
+        }
+    }
+}
+
+static void validate_stages(cfg_errors *e, config *c, const ynode *stages)
+{
+    if (!stages) {
+        cfg_error(e, 1, 1, "stages", "missing required section 'stages'");
+        return;
+    }
+    if (stages->kind != YN_MAP) {
+        cfg_error(e, stages->line, stages->col, "stages", "expected a map of stage name: {uses, inputs, params}, got %s",
+                  describe(stages));
+        return;
+    }
+    if (stages->n == 0) {
+        cfg_error(e, stages->line, stages->col, "stages", "no stages declared");
+        return;
+    }
+    c->stages = calloc(stages->n, sizeof *c->stages);
+    if (!c->stages) abort();
+    for (size_t i = 0; i < stages->n; i++) {
+        const ynode *kn = stages->keys[i], *sn = stages->items[i];
+        char kp[512];
+        snprintf(kp, sizeof kp, "stages.%s", kn->value);
+        if (!store_valid_name(kn->value)) {
+            cfg_error(e, kn->line, kn->col, kp,
+                      "invalid stage name: use letters, digits, '_' and '-' (at most 100, not starting with '.')");
+            continue;
+        }
+        if (sn->kind != YN_MAP) {
+            cfg_error(e, sn->line, sn->col, kp, "expected a map with 'uses', got %s", describe(sn));
+            continue;
+        }
+        check_keys(e, sn, kp, stage_keys);
+        const ynode *uses = ymap_get(sn, "uses");
+        char ukp[600];
+        snprintf(ukp, sizeof ukp, "%s.uses", kp);
+        if (!uses || uses->kind != YN_SCALAR || yscalar_is_null(uses)) {
+            cfg_error(e, uses ? uses->line : sn->line, uses ? uses->col : sn->col, ukp,
+                      "expected the name of a stage type, got %s", describe(uses));
+            continue;
+        }
+        const stage_type *t = stage_type_find(uses->value);
+        if (!t) {
+            sbuf b = {0};
+            suggest(&b, uses->value, type_names());
+            cfg_error(e, uses->line, uses->col, ukp, "unknown stage type '%s'%s", uses->value, sbuf_str(&b));
+            sbuf_free(&b);
+            continue;
+        }
+        stage_decl *d = &c->stages[c->n_stages++];
+        d->name = ss_strdup(kn->value);
+        d->type = t;
+        d->line = kn->line;
+        d->col = kn->col;
+        char pkp[600], ikp[600];
+        snprintf(pkp, sizeof pkp, "%s.params", kp);
+        snprintf(ikp, sizeof ikp, "%s.inputs", kp);
+        d->params = validate_params(e, t, ymap_get(sn, "params"), pkp, sn->line, sn->col);
+        validate_inputs(e, d, ymap_get(sn, "inputs"), ikp);
+        const ynode *desc = ymap_get(sn, "description");
+        if (desc && desc->kind != YN_SCALAR)
+            cfg_error(e, desc->line, desc->col, "description", "expected a string, got %s", describe(desc));
+    }
+}
+
+int config_find_stage(const config *c, const char *name)
+{
+    for (int i = 0; i < c->n_stages; i++)
+        if (!strcmp(c->stages[i].name, name)) return i;
+    return -1;
+}
+
+int config_load(const char *path, config **out, sbuf *errors)
+{
+    *out = NULL;
+    cfg_errors e = {.file = path, .out = errors};
+    ydoc *doc;
+    int rc = ydoc_load(path, &doc);
+    if (rc != SS_OK) {
+        sbuf_put(errors, ss_errmsg());
+        sbuf_put(errors, "\n");
+        return rc;
+    }
+    config *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->path = ss_strdup(path);
+    c->dir = path_dirname(path);
+    const ynode *root = doc->root;
+    if (!root || (root->kind == YN_SCALAR && yscalar_is_null(root))) {
+        cfg_error(&e, 0, 0, "", "the config is empty; expected a map with version, run, samples and stages");
+        goto done;
+    }
+    if (root->kind != YN_MAP) {
+        cfg_error(&e, root->line, root->col, "", "expected a map with version, run, samples and stages, got %s",
+                  describe(root));
+        goto done;
+    }
+    check_keys(&e, root, "", top_keys);
+    const ynode *ver = ymap_get(root, "version");
+    long long v;
+    if (!ver) cfg_error(&e, root->line, root->col, "version", "missing required key 'version' (use version: %d)",
+                        CONFIG_VERSION);
+    else if (yscalar_int(ver, &v) != 1 || v != CONFIG_VERSION)
+        cfg_error(&e, ver->line, ver->col, "version", "unsupported config version %s: this program reads version %d",
+                  describe(ver), CONFIG_VERSION);
+    validate_run(&e, c, ymap_get(root, "run"));
+
+    const ynode *samples = ymap_get(root, "samples");
+    if (!samples) {
+        cfg_error(&e, root->line, root->col, "samples", "missing required section 'samples' (a list, or manifest: FILE)");
+    } else if (samples->kind == YN_SEQ) {
+        samples_load_inline(samples, &e, &c->samples, &c->n_samples);
+    } else if (samples->kind == YN_MAP) {
+        static const char *const skeys[] = {"manifest", NULL};
+        check_keys(&e, samples, "samples", skeys);
+        const ynode *m = ymap_get(samples, "manifest");
+        if (!m || m->kind != YN_SCALAR || yscalar_is_null(m) || !m->value[0]) {
+            cfg_error(&e, samples->line, samples->col, "samples.manifest", "expected the path of a TSV or CSV file");
+        } else {
+            c->manifest = path_join(c->dir, m->value);
+            samples_load_manifest(c->manifest, &e, path, m->line, m->col, &c->samples, &c->n_samples);
+        }
+    } else {
+        cfg_error(&e, samples->line, samples->col, "samples", "expected a list of samples or manifest: FILE, got %s",
+                  describe(samples));
+    }
+
+    const ynode *stages = ymap_get(root, "stages");
+    validate_stages(&e, c, stages);
+    if (e.count == 0) check_references(&e, c, stages);
+    if (e.count == 0) {
+        sbuf cyc = {0};
+        int at = graph_find_cycle(c, &cyc);
+        if (at >= 0)
+            cfg_error(&e, c->stages[at].line, c->stages[at].col, "stages", "the stages form a cycle: %s",
+                      sbuf_str(&cyc));
+        sbuf_free(&cyc);
+    }
+    if (e.count == 0) check_kinds(&e, c, stages);
+    if (e.count == 0) check_substitutions(&e, c, stages);
+done:
+    ydoc_free(doc);
+    if (e.count > MAX_ERRORS) sbuf_printf(errors, "%s: ... and %d more errors\n", path, e.count - MAX_ERRORS);
+    if (e.count) {
+        config_free(c);
+        return SS_ERR_CONFIG;
+    }
+    *out = c;
+    return SS_OK;
+}
+
+void config_free(config *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_stages; i++) {
+        stage_decl *d = &c->stages[i];
+        free(d->name);
+        json_decref(d->params);
+        for (int k = 0; k < d->n_inputs; k++) {
+            free(d->inputs[k].port);
+            free(d->inputs[k].stage);
+            free(d->inputs[k].output);
+        }
+        free(d->inputs);
+    }
+    free(c->stages);
+    samples_free(c->samples, c->n_samples);
+    free(c->path);
+    free(c->dir);
+    free(c->run_name);
+    free(c->output);
+    free(c->manifest);
+    free(c);
+}
+
+/* ---- per-sample parameters ---------------------------------------------- */
+
+static int substitute(const char *in, const sample_info *s, sbuf *out)
+{
+    for (const char *p = in; *p;) {
+        if (p[0] == '{' && p[1] == '{') {
+            sbuf_put(out, "{");
+            p += 2;
+            continue;
+        }
+        if (p[0] == '}' && p[1] == '}') {
+            sbuf_put(out, "}");
+            p += 2;
+            continue;
+        }
+        if (*p != '{') {
+            sbuf_putn(out, p, 1);
+            p++;
+            continue;
+        }
+        const char *end = strchr(p, '}');
+        if (!end) return ss_fail(SS_ERR_CONFIG, "'%s': unmatched '{' (write {{ for a literal brace)", in);
+        char field[128];
+        size_t n = (size_t)(end - p - 1);
+        if (n == 0 || n >= sizeof field) return ss_fail(SS_ERR_CONFIG, "'%s': empty or too long {field}", in);
+        memcpy(field, p + 1, n);
+        field[n] = 0;
+        json_t *v = json_object_get(s->fields, field);
+        if (!v || json_is_null(v))
+            return ss_fail(SS_ERR_CONFIG, "'%s': sample '%s' has no field '%s'", in, s->id, field);
+        if (json_is_string(v)) sbuf_put(out, json_string_value(v));
+        else if (json_is_integer(v)) sbuf_printf(out, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v)) sbuf_printf(out, "%g", json_real_value(v));
+        else return ss_fail(SS_ERR_CONFIG, "'%s': field '%s' of sample '%s' is not a plain value", in, field, s->id);
+        p = end + 1;
+    }
+    return SS_OK;
+}
+
+int config_stage_params(const config *c, int i, const sample_info *s, json_t **out)
+{
+    const stage_decl *d = &c->stages[i];
+    json_t *p = json_deep_copy(d->params);
+    if (!p) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (const param_spec *ps = d->type->params; ps && ps->name; ps++) {
+        if (ps->type != P_STR && ps->type != P_PATH && ps->type != P_STR_LIST) continue;
+        json_t *v = json_object_get(p, ps->name);
+        size_t n = json_is_array(v) ? json_array_size(v) : 1;
+        for (size_t k = 0; k < n; k++) {
+            json_t *e = json_is_array(v) ? json_array_get(v, k) : v;
+            if (!json_is_string(e)) continue;
+            sbuf b = {0};
+            int rc = substitute(json_string_value(e), s, &b);
+            if (rc != SS_OK) {
+                sbuf_free(&b);
+                json_decref(p);
+                return ss_fail_prefix(rc, "%s", ps->name);
+            }
+            json_t *nv;
+            if (ps->type == P_PATH) {
+                char *abs = path_join(c->dir, sbuf_str(&b));
+                nv = json_string(abs);
+                free(abs);
+            } else {
+                nv = json_string(sbuf_str(&b));
+            }
+            sbuf_free(&b);
+            if (json_is_array(v)) json_array_set_new(v, k, nv);
+            else json_object_set_new(p, ps->name, nv);
+        }
+    }
+    *out = p;
+    return SS_OK;
+}

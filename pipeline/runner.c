@@ -1,1 +1,667 @@
-/* placeholder */ typedef int ss_placeholder_runner;
+#include "runner.h"
+#include "error.h"
+#include "fingerprint.h"
+#include "graph.h"
+#include "provenance.h"
+#include "stage_ctx.h"
+#include "ss_build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+volatile sig_atomic_t runner_cancel_requested;
+
+static void on_signal(int sig)
+{
+    runner_cancel_requested = 1;
+    /* A second signal ends the process at once. */
+    signal(sig, SIG_DFL);
+}
+
+void runner_install_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+typedef enum { ACT_REUSE, ACT_RUN, ACT_SKIP } action;
+
+typedef struct {
+    char fp[FP_HEX];
+    json_t *params;
+    json_t *file_hashes;  /* param -> hash */
+    json_t *input_fps;    /* port -> fingerprint */
+    int committed;
+    char committed_fp[FP_HEX];
+    json_t *attrs;        /* committed attributes, or NULL */
+    action act;
+    sbuf reason;
+    int selected;
+    int error;            /* planning failed for this stage (missing input file, ...) */
+} stage_plan;
+
+static void plan_free(stage_plan *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        json_decref(p[i].params);
+        json_decref(p[i].file_hashes);
+        json_decref(p[i].input_fps);
+        json_decref(p[i].attrs);
+        sbuf_free(&p[i].reason);
+    }
+    free(p);
+}
+
+static char *container_path(const config *c, const sample_info *s)
+{
+    return ss_asprintf("%s/%s.%s", c->output, s->id, c->store == STORE_ZARR ? "zarr" : "h5");
+}
+
+static void value_text(sbuf *b, const json_t *v)
+{
+    if (!v) {
+        sbuf_put(b, "(none)");
+        return;
+    }
+    char *t = canonical_json(v);
+    sbuf_put(b, t);
+    free(t);
+}
+
+/* Why a committed stage no longer matches: the first few differences. */
+static void explain_stale(const config *c, int i, stage_plan *p, const stage_plan *all)
+{
+    const stage_decl *d = &c->stages[i];
+    json_t *a = p->attrs;
+    sbuf *r = &p->reason;
+    int n = 0;
+    const char *otype = json_string_value(json_object_get(a, "stage_type"));
+    if (otype && strcmp(otype, d->type->name)) {
+        sbuf_printf(r, "stage type changed (%s -> %s)", otype, d->type->name);
+        return;
+    }
+    json_int_t over = json_integer_value(json_object_get(a, "stage_version"));
+    if (over != d->type->version) {
+        sbuf_printf(r, "stage version changed (%lld -> %d)", (long long)over, d->type->version);
+        n++;
+    }
+    json_t *op = json_object_get(a, "params");
+    const char *k;
+    json_t *v;
+    json_object_foreach(p->params, k, v)
+    {
+        json_t *ov = json_object_get(op, k);
+        const json_t *fh = json_object_get(p->file_hashes, k);
+        if (fh) continue; /* input files are compared by content below */
+        char *x = canonical_json(v), *y = ov ? canonical_json(ov) : NULL;
+        int differ = !y || strcmp(x, y);
+        free(x);
+        free(y);
+        if (!differ) continue;
+        if (n++ < 3) {
+            sbuf_printf(r, "%sparameter %s changed (", n > 1 ? "; " : "", k);
+            value_text(r, ov);
+            sbuf_put(r, " -> ");
+            value_text(r, v);
+            sbuf_put(r, ")");
+        }
+    }
+    json_t *ofiles = json_object_get(a, "input_files");
+    json_object_foreach(p->file_hashes, k, v)
+    {
+        json_t *ov = json_object_get(json_object_get(ofiles, k), "hash");
+        if (ov && !strcmp(json_string_value(ov), json_string_value(v))) continue;
+        if (n++ < 3)
+            sbuf_printf(r, "%sinput file %s changed (%s)", n > 1 ? "; " : "", k,
+                        json_string_value(json_object_get(p->params, k)));
+    }
+    json_t *oin = json_object_get(a, "input_fingerprints");
+    for (int q = 0; q < d->n_inputs; q++) {
+        const stage_input *in = &d->inputs[q];
+        const char *nf = json_string_value(json_object_get(p->input_fps, in->port));
+        const char *of = json_string_value(json_object_get(oin, in->port));
+        if (nf && of && !strcmp(nf, of)) continue;
+        if (n++ < 3) {
+            const stage_plan *up = &all[in->stage_index];
+            sbuf_printf(r, "%sinput %s changed (%s %s)", n > 1 ? "; " : "", in->port, in->stage,
+                        up->act == ACT_RUN ? "reruns" : "was recomputed");
+        }
+    }
+    if ((d->type->flags & STAGE_STOCHASTIC) &&
+        json_integer_value(json_object_get(a, "seed")) != (json_int_t)c->seed && n++ < 3)
+        sbuf_printf(r, "%sseed changed", n > 1 ? "; " : "");
+    if (n == 0) sbuf_put(r, "fingerprint changed (sample voxel size or repeats)");
+    else if (n > 3) sbuf_printf(r, "; and %d more changes", n - 3);
+}
+
+static int load_cache(store *st, json_t **cache)
+{
+    char *p = path_join(store_workdir(st), "inputs.json");
+    *cache = path_exists(p) ? json_load_file(p, 0, NULL) : NULL;
+    if (!json_is_object(*cache)) {
+        json_decref(*cache);
+        *cache = json_object();
+    }
+    free(p);
+    return SS_OK;
+}
+
+static void save_cache(store *st, json_t *cache)
+{
+    char *p = path_join(store_workdir(st), "inputs.json");
+    char *text = json_dumps(cache, JSON_COMPACT | JSON_SORT_KEYS);
+    if (p && text) fs_write_atomic(p, text, strlen(text)); /* a lost cache only costs a rehash */
+    free(text);
+    free(p);
+}
+
+static int stage_index_or_fail(const config *c, const char *name, const char *opt)
+{
+    int i = config_find_stage(c, name);
+    if (i < 0) return ss_fail(SS_ERR_CONFIG, "%s %s: no stage of that name in %s", opt, name, c->path);
+    return i;
+}
+
+/* Plans one sample. st may be NULL (no container yet). Returns SS_OK, or an
+ * error for problems of the request itself (unknown --force stage, ...). */
+static int plan_sample(const config *c, const sample_info *s, store *st, const run_options *o, const int *order,
+                       json_t *hash_cache, stage_plan **out)
+{
+    int n = c->n_stages;
+    stage_plan *p = calloc((size_t)n, sizeof *p);
+    unsigned char *forced = calloc((size_t)n, 1);
+    int rc = SS_OK;
+    for (int i = 0; i < n; i++) p[i].selected = o->n_only == 0;
+    for (int k = 0; k < o->n_only && rc == SS_OK; k++) {
+        int i = stage_index_or_fail(c, o->only[k], "--stages");
+        if (i < 0) rc = i;
+        else p[i].selected = 1;
+    }
+    for (int k = 0; k < o->n_force && rc == SS_OK; k++) {
+        int i = stage_index_or_fail(c, o->force[k], "--force");
+        if (i < 0) rc = i;
+        else graph_mark_dependants(c, i, forced);
+    }
+    for (int oi = 0; oi < n && rc == SS_OK; oi++) {
+        int i = order[oi];
+        const stage_decl *d = &c->stages[i];
+        stage_plan *sp = &p[i];
+        sp->file_hashes = json_object();
+        sp->input_fps = json_object();
+        if ((rc = config_stage_params(c, i, s, &sp->params)) != SS_OK) break;
+        for (const param_spec *ps = d->type->params; ps && ps->name; ps++) {
+            if (!(ps->flags & PARAM_INPUT_FILE)) continue;
+            const char *path = json_string_value(json_object_get(sp->params, ps->name));
+            if (!path) continue;
+            char h[FP_HEX];
+            if (fp_hash_file(path, hash_cache, h) != SS_OK) {
+                sp->error = 1;
+                sbuf_put(&sp->reason, ss_errmsg());
+                break;
+            }
+            json_object_set_new(sp->file_hashes, ps->name, json_string(h));
+        }
+        int upstream_error = 0;
+        for (int q = 0; q < d->n_inputs; q++) {
+            const stage_plan *up = &p[d->inputs[q].stage_index];
+            if (up->error) upstream_error = 1;
+            json_object_set_new(sp->input_fps, d->inputs[q].port, json_string(up->fp));
+        }
+        if (upstream_error && !sp->error) {
+            sp->error = 1;
+            sbuf_put(&sp->reason, "an upstream stage cannot run");
+        }
+        json_t *basis = fp_basis(d->type, sp->params, sp->input_fps, sp->file_hashes, s, c->seed);
+        fp_of_basis(basis, sp->fp);
+        json_decref(basis);
+        if (st && store_has_stage(st, d->name) == 1 && store_stage_attrs(st, d->name, &sp->attrs) == SS_OK) {
+            const char *cf = json_string_value(json_object_get(sp->attrs, "fingerprint"));
+            if (cf) {
+                sp->committed = 1;
+                snprintf(sp->committed_fp, FP_HEX, "%s", cf);
+            }
+        }
+        if (sp->error) {
+            sp->act = ACT_RUN;
+            continue;
+        }
+        if (!sp->selected) {
+            sp->act = ACT_SKIP;
+            if (sp->committed) {
+                /* Downstream stages read what is committed. */
+                if (strcmp(sp->fp, sp->committed_fp)) sbuf_put(&sp->reason, "not selected (stale)");
+                memcpy(sp->fp, sp->committed_fp, FP_HEX);
+            } else {
+                sbuf_put(&sp->reason, "not selected (no committed output)");
+            }
+            continue;
+        }
+        for (int q = 0; q < d->n_inputs; q++) {
+            const stage_plan *up = &p[d->inputs[q].stage_index];
+            if (up->act == ACT_SKIP && !up->committed) {
+                rc = ss_fail(SS_ERR_CONFIG, "sample %s: stage '%s' reads '%s', which has no committed output; add %s to --stages",
+                             s->id, d->name, d->inputs[q].stage, d->inputs[q].stage);
+                break;
+            }
+        }
+        if (rc != SS_OK) break;
+        if (forced[i]) {
+            sp->act = ACT_RUN;
+            sbuf_put(&sp->reason, "forced");
+        } else if (sp->committed && !strcmp(sp->fp, sp->committed_fp)) {
+            sp->act = ACT_REUSE;
+            sbuf_put(&sp->reason, "fingerprint matches");
+        } else {
+            sp->act = ACT_RUN;
+            if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
+            else explain_stale(c, i, sp, p);
+        }
+    }
+    free(forced);
+    if (rc != SS_OK) {
+        plan_free(p, n);
+        return rc;
+    }
+    *out = p;
+    return SS_OK;
+}
+
+/* Samples selected by --sample / --array-index, as indices. */
+static int select_samples(const config *c, const run_options *o, int **idx, int *n)
+{
+    *idx = calloc((size_t)c->n_samples + 1, sizeof **idx);
+    *n = 0;
+    if (o->array_index >= 0) {
+        if (o->array_index >= c->n_samples)
+            return ss_fail(SS_ERR_CONFIG, "--array-index %ld: the config has %d samples (indices 0 to %d)",
+                           o->array_index, c->n_samples, c->n_samples - 1);
+        (*idx)[(*n)++] = (int)o->array_index;
+        if (o->sample && strcmp(o->sample, c->samples[o->array_index].id))
+            return ss_fail(SS_ERR_CONFIG, "--sample %s and --array-index %ld name different samples", o->sample,
+                           o->array_index);
+        return SS_OK;
+    }
+    for (int i = 0; i < c->n_samples; i++)
+        if (!o->sample || !strcmp(o->sample, c->samples[i].id)) (*idx)[(*n)++] = i;
+    if (o->sample && *n == 0) return ss_fail(SS_ERR_CONFIG, "--sample %s: no sample of that id in %s", o->sample, c->path);
+    return SS_OK;
+}
+
+static char *status_path(store *st, const char *stage, const char *ext)
+{
+    return ss_asprintf("%s/status/%s.%s", store_workdir(st), stage, ext);
+}
+
+static void write_status(store *st, const char *stage, const char *ext, json_t *content)
+{
+    char *dir = ss_asprintf("%s/status", store_workdir(st));
+    fs_mkdir_p(dir);
+    free(dir);
+    char *p = status_path(st, stage, ext);
+    char *text = json_dumps(content, JSON_COMPACT | JSON_SORT_KEYS);
+    if (p && text) fs_write_atomic(p, text, strlen(text));
+    free(text);
+    free(p);
+    json_decref(content);
+}
+
+static void remove_status(store *st, const char *stage, const char *ext)
+{
+    char *p = status_path(st, stage, ext);
+    if (p) unlink(p);
+    free(p);
+}
+
+static const kernels *pick_kernels(const config *c, const run_options *o, int *rc)
+{
+    *rc = SS_OK;
+    const char *dev = o->device;
+    run_device d = c->device;
+    if (dev) d = !strcmp(dev, "cpu") ? DEVICE_CPU : !strcmp(dev, "cuda") ? DEVICE_CUDA : DEVICE_AUTO;
+    const kernels *cu = d == DEVICE_CPU ? NULL : kernels_cuda();
+    if (d == DEVICE_CUDA && !cu) {
+        *rc = ss_fail(SS_ERR_CONFIG, "device cuda was requested, but %s",
+                      SS_HAVE_CUDA ? "no CUDA device is usable" : "this build has no CUDA kernels (nvcc was not found)");
+        return NULL;
+    }
+    return cu ? cu : kernels_cpu();
+}
+
+static int run_stage(const config *c, int i, const sample_info *s, store *st, stage_plan *sp, const kernels *k,
+                     int threads, reporter *rep)
+{
+    const stage_decl *d = &c->stages[i];
+    char started[32];
+    ss_utc_iso8601(started);
+    double t0 = ss_now();
+    write_status(st, d->name, "running",
+                 json_pack("{s:i,s:s,s:s,s:s}", "pid", (int)getpid(), "host", ss_hostname(), "started", started,
+                           "fingerprint", sp->fp));
+    report_event(rep, "stage_start", json_pack("{s:s,s:s,s:s,s:s}", "sample", s->id, "stage", d->name, "type",
+                                               d->type->name, "reason", sbuf_str(&sp->reason)));
+    ss_crashpoint("runner.stage_start");
+    stage_ctx ctx = {
+        .cfg = c, .stage = i, .sample = s, .params = sp->params, .st = st, .k = k, .rep = rep, .threads = threads,
+    };
+    snprintf(ctx.label, sizeof ctx.label, "%s/%s", s->id, d->name);
+    /* A stable per-(seed, sample, stage) stream. */
+    char seedtext[512];
+    snprintf(seedtext, sizeof seedtext, "%llu/%s/%s", (unsigned long long)c->seed, s->id, d->name);
+    char h[FP_HEX];
+    fp_hash_bytes(seedtext, strlen(seedtext), h);
+    ctx.seed = strtoull(h + 16, NULL, 16);
+    char *ckdir = ss_asprintf("%s/ckpt", store_workdir(st));
+    char *ckpath = ss_asprintf("%s/%s.ckpt", ckdir, d->name);
+    int rc = fs_mkdir_p(ckdir);
+    if (rc == SS_OK) rc = checkpoint_new(ckpath, sp->fp, c->checkpoint_steps, c->checkpoint_seconds, &ctx.ckpt);
+    if (rc == SS_OK) rc = store_stage_begin(st, d->name, &ctx.w);
+    if (rc == SS_OK) {
+        rc = d->type->run(&ctx);
+        progress_end(rep);
+    }
+    if (rc == SS_OK && runner_cancel_requested) rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted");
+    char finished[32];
+    ss_utc_iso8601(finished);
+    double secs = ss_now() - t0;
+    if (rc == SS_OK) {
+        json_t *files = json_object();
+        const char *key;
+        json_t *v;
+        json_object_foreach(sp->file_hashes, key, v)
+            json_object_set_new(files, key, json_pack("{s:O,s:O}", "path", json_object_get(sp->params, key), "hash", v));
+        json_t *refs = json_object();
+        for (int q = 0; q < d->n_inputs; q++)
+            json_object_set_new(refs, d->inputs[q].port,
+                                json_sprintf("%s.%s", d->inputs[q].stage, d->inputs[q].output));
+        char devtext[128];
+        snprintf(devtext, sizeof devtext, "%s (%d threads)", k->name, threads);
+        char *ptxt = canonical_json(sp->params);
+        json_t *attrs = json_pack(
+            "{s:s,s:i,s:s,s:s,s:O,s:o,s:o,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:f,s:i}", "stage_type", d->type->name,
+            "stage_version", d->type->version, "params", ptxt, "fingerprint",
+            sp->fp, "input_fingerprints", sp->input_fps, "inputs", refs, "input_files", files, "sample", s->id,
+            "software_version", provenance_software_version(), "libraries", provenance_libraries(), "host",
+            ss_hostname(), "device", devtext, "started", started, "finished", finished, "seconds", secs, "threads",
+            threads);
+        free(ptxt);
+        if (d->type->flags & STAGE_STOCHASTIC) json_object_set_new(attrs, "seed", json_integer((json_int_t)c->seed));
+        if (ctx.extra_attrs) json_object_update(attrs, ctx.extra_attrs);
+        json_object_foreach(attrs, key, v) if (rc == SS_OK) rc = store_writer_attr(ctx.w, key, v);
+        json_decref(attrs);
+    }
+    if (rc == SS_OK) {
+        ss_crashpoint("runner.before_commit");
+        store_writer *w = ctx.w;
+        ctx.w = NULL;
+        rc = store_commit_stage(w);
+        ss_crashpoint("runner.after_commit");
+    }
+    if (ctx.w) store_abort_stage(ctx.w);
+    if (rc == SS_OK) {
+        checkpoint_remove(ctx.ckpt);
+        remove_status(st, d->name, "failed");
+        char dur[32];
+        ss_fmt_duration(secs, dur);
+        report_info(rep, "%s/%s: done in %s", s->id, d->name, dur);
+        report_event(rep, "stage_end", json_pack("{s:s,s:s,s:s,s:f,s:s}", "sample", s->id, "stage", d->name, "status",
+                                                 "done", "seconds", secs, "fingerprint", sp->fp));
+    } else {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", ss_errmsg());
+        if (rc != SS_ERR_INTERRUPTED)
+            write_status(st, d->name, "failed",
+                         json_pack("{s:s,s:i,s:s,s:s,s:s}", "error", msg, "code", rc, "kind", ss_errname(rc), "time",
+                                   finished, "fingerprint", sp->fp));
+        report_event(rep, "stage_end", json_pack("{s:s,s:s,s:s,s:f,s:s,s:i}", "sample", s->id, "stage", d->name,
+                                                 "status", rc == SS_ERR_INTERRUPTED ? "interrupted" : "failed",
+                                                 "seconds", secs, "error", msg, "code", rc));
+        ss_fail(rc, "%s", msg);
+    }
+    remove_status(st, d->name, "running");
+    json_decref(ctx.extra_attrs);
+    checkpoint_free(ctx.ckpt);
+    free(ckdir);
+    free(ckpath);
+    return rc;
+}
+
+static int worse(int a, int b)
+{
+    if (a == SS_OK) return b;
+    if (b == SS_OK) return a;
+    return a; /* the first failure decides the exit status */
+}
+
+static int run_sample(const config *c, const sample_info *s, const run_options *o, const int *order,
+                      const kernels *k, int threads, reporter *rep)
+{
+    char *path = container_path(c, s);
+    store *st = NULL;
+    int rc = SS_OK;
+    if (!o->dry_run) {
+        rc = fs_mkdir_p(c->output);
+        if (rc == SS_OK) rc = store_open(path, c->store, 1, &st);
+        if (rc == SS_OK) rc = store_lock(st);
+        if (rc == SS_OK) rc = store_recover(st);
+    } else if (path_exists(path)) {
+        rc = store_open(path, c->store, 0, &st);
+    }
+    if (rc != SS_OK) {
+        store_close(st);
+        free(path);
+        return rc;
+    }
+    json_t *cache;
+    if (st) load_cache(st, &cache);
+    else cache = json_object();
+    stage_plan *plan;
+    rc = plan_sample(c, s, st, o, order, cache, &plan);
+    if (st && !o->dry_run) save_cache(st, cache);
+    json_decref(cache);
+    if (rc != SS_OK) {
+        store_close(st);
+        free(path);
+        return rc;
+    }
+    if (o->dry_run) {
+        printf("sample %s (%s):\n", s->id, path);
+        for (int oi = 0; oi < c->n_stages; oi++) {
+            int i = order[oi];
+            const char *what = plan[i].error ? "cannot run" : plan[i].act == ACT_RUN ? "run" : plan[i].act == ACT_REUSE ? "reuse" : "skip";
+            printf("  %-20s %-10s %s\n", c->stages[i].name, what, sbuf_str(&plan[i].reason));
+        }
+        plan_free(plan, c->n_stages);
+        store_close(st);
+        free(path);
+        return SS_OK;
+    }
+    report_event(rep, "sample_start", json_pack("{s:s,s:s}", "sample", s->id, "container", path));
+    int result = SS_OK;
+    for (int oi = 0; oi < c->n_stages; oi++) {
+        int i = order[oi];
+        stage_plan *sp = &plan[i];
+        const stage_decl *d = &c->stages[i];
+        if (sp->act == ACT_SKIP) continue;
+        if (sp->error) {
+            result = worse(result, ss_fail(SS_ERR_INPUT, "%s/%s: %s", s->id, d->name, sbuf_str(&sp->reason)));
+            report_warn(rep, "%s", ss_errmsg());
+            break;
+        }
+        if (sp->act == ACT_REUSE) {
+            report_event(rep, "stage_reuse", json_pack("{s:s,s:s,s:s}", "sample", s->id, "stage", d->name,
+                                                       "fingerprint", sp->fp));
+            if (!o->quiet) report_info(rep, "%s/%s: up to date", s->id, d->name);
+            continue;
+        }
+        if (!o->quiet) report_info(rep, "%s/%s: running %s (%s)", s->id, d->name, d->type->name, sbuf_str(&sp->reason));
+        rc = run_stage(c, i, s, st, sp, k, threads, rep);
+        if (rc != SS_OK) {
+            result = worse(result, rc);
+            /* Later stages of this sample would read missing or stale data. */
+            break;
+        }
+    }
+    plan_free(plan, c->n_stages);
+    store_close(st);
+    free(path);
+    return result;
+}
+
+int runner_run(const config *c, const run_options *o, reporter *rep)
+{
+    int *idx, n;
+    int rc = select_samples(c, o, &idx, &n);
+    if (rc != SS_OK) {
+        free(idx);
+        return rc;
+    }
+    const kernels *k = pick_kernels(c, o, &rc);
+    if (rc != SS_OK) {
+        free(idx);
+        return rc;
+    }
+    int threads = o->threads >= 0 ? o->threads : c->threads;
+    if (threads <= 0) threads = omp_get_num_procs();
+    omp_set_num_threads(threads);
+    /* BLAS inside an OpenMP region must not start threads of its own. */
+    openblas_set_num_threads(1);
+    int *order = calloc((size_t)c->n_stages + 1, sizeof *order);
+    graph_topo_order(c, order);
+    report_event(rep, "run_start", json_pack("{s:s,s:s,s:i,s:s,s:i}", "config", c->path, "run", c->run_name,
+                                             "samples", n, "device", k->name, "threads", threads));
+    int result = SS_OK;
+    for (int q = 0; q < n && !runner_cancel_requested; q++) {
+        const sample_info *s = &c->samples[idx[q]];
+        rc = run_sample(c, s, o, order, k, threads, rep);
+        if (rc != SS_OK) {
+            if (rc != SS_ERR_INTERRUPTED) report_warn(rep, "sample %s failed: %s", s->id, ss_errmsg());
+            char keep[2048];
+            snprintf(keep, sizeof keep, "%s", ss_errmsg());
+            result = worse(result, rc);
+            if (result == rc) ss_fail(rc, "%s", keep);
+            if (rc == SS_ERR_INTERRUPTED || rc == SS_ERR_CONFIG) break;
+        }
+    }
+    if (runner_cancel_requested && result == SS_OK)
+        result = ss_fail(SS_ERR_INTERRUPTED, "interrupted; run again to resume");
+    report_event(rep, "run_end", json_pack("{s:s,s:i}", "status", result == SS_OK ? "ok" : ss_errname(result), "exit",
+                                           ss_exit_status(result)));
+    free(order);
+    free(idx);
+    return result;
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+static int lock_held(store *st)
+{
+    char *p = path_join(store_workdir(st), "lock");
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0) return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0;
+    close(fd);
+    return held;
+}
+
+int runner_status(const config *c, const run_options *o)
+{
+    int *idx, n;
+    int rc = select_samples(c, o, &idx, &n);
+    if (rc != SS_OK) {
+        free(idx);
+        return rc;
+    }
+    int *order = calloc((size_t)c->n_stages + 1, sizeof *order);
+    graph_topo_order(c, order);
+    printf("%-16s %-20s %-8s %s\n", "SAMPLE", "STAGE", "STATE", "DETAIL");
+    int result = SS_OK;
+    for (int q = 0; q < n; q++) {
+        const sample_info *s = &c->samples[idx[q]];
+        char *path = container_path(c, s);
+        store *st = NULL;
+        if (path_exists(path) && store_open(path, c->store, 0, &st) != SS_OK) {
+            printf("%-16s %-20s %-8s %s\n", s->id, "-", "error", ss_errmsg());
+            result = SS_ERR_INPUT;
+            free(path);
+            continue;
+        }
+        json_t *cache;
+        if (st) load_cache(st, &cache);
+        else cache = json_object();
+        stage_plan *plan;
+        run_options all = *o;
+        all.n_only = 0;
+        all.n_force = 0;
+        rc = plan_sample(c, s, st, &all, order, cache, &plan);
+        json_decref(cache);
+        if (rc != SS_OK) {
+            store_close(st);
+            free(path);
+            result = rc;
+            break;
+        }
+        int running = st && lock_held(st);
+        for (int oi = 0; oi < c->n_stages; oi++) {
+            int i = order[oi];
+            stage_plan *sp = &plan[i];
+            const char *name = c->stages[i].name;
+            const char *state;
+            sbuf detail = {0};
+            json_t *failed = NULL, *run = NULL;
+            if (st) {
+                char *fp = status_path(st, name, "failed"), *rp = status_path(st, name, "running");
+                if (path_exists(fp)) failed = json_load_file(fp, 0, NULL);
+                if (path_exists(rp)) run = json_load_file(rp, 0, NULL);
+                free(fp);
+                free(rp);
+            }
+            if (run && running) {
+                state = "running";
+                sbuf_printf(&detail, "since %s, pid %lld on %s", json_string_value(json_object_get(run, "started")),
+                            (long long)json_integer_value(json_object_get(run, "pid")),
+                            json_string_value(json_object_get(run, "host")));
+            } else if (sp->act == ACT_REUSE) {
+                state = "done";
+                sbuf_printf(&detail, "%.12s, finished %s (%.1fs)", sp->fp,
+                            json_string_value(json_object_get(sp->attrs, "finished")),
+                            json_number_value(json_object_get(sp->attrs, "seconds")));
+            } else if (failed && !strcmp(json_string_value(json_object_get(failed, "fingerprint")) ?: "", sp->fp)) {
+                state = "failed";
+                sbuf_put(&detail, json_string_value(json_object_get(failed, "error")) ?: "unknown error");
+            } else if (sp->error) {
+                state = "blocked";
+                sbuf_put(&detail, sbuf_str(&sp->reason));
+            } else if (sp->committed) {
+                state = "stale";
+                sbuf_put(&detail, sbuf_str(&sp->reason));
+            } else {
+                state = "pending";
+                if (run) sbuf_printf(&detail, "interrupted run started %s; ",
+                                     json_string_value(json_object_get(run, "started")));
+                sbuf_put(&detail, sbuf_str(&sp->reason));
+            }
+            printf("%-16s %-20s %-8s %s\n", s->id, name, state, sbuf_str(&detail));
+            sbuf_free(&detail);
+            json_decref(failed);
+            json_decref(run);
+        }
+        plan_free(plan, c->n_stages);
+        store_close(st);
+        free(path);
+    }
+    free(order);
+    free(idx);
+    return result;
+}

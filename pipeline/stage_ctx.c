@@ -1,1 +1,99 @@
-/* placeholder */ typedef int ss_placeholder_stage_ctx;
+#include "stage_ctx.h"
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *param(const stage_ctx *c, const char *name)
+{
+    json_t *v = json_object_get(c->params, name);
+    if (!v) {
+        /* A stage asking for a parameter it does not declare is a bug. */
+        fprintf(stderr, "internal error: stage type %s has no parameter '%s'\n", c->cfg->stages[c->stage].type->name,
+                name);
+        abort();
+    }
+    return v;
+}
+
+const char *ctx_stage_name(const stage_ctx *c) { return c->cfg->stages[c->stage].name; }
+const sample_info *ctx_sample(const stage_ctx *c) { return c->sample; }
+int64_t ctx_int(const stage_ctx *c, const char *name) { return json_integer_value(param(c, name)); }
+double ctx_num(const stage_ctx *c, const char *name) { return json_number_value(param(c, name)); }
+int ctx_bool(const stage_ctx *c, const char *name) { return json_is_true(param(c, name)); }
+const char *ctx_str(const stage_ctx *c, const char *name) { return json_string_value(param(c, name)); }
+int ctx_is_null(const stage_ctx *c, const char *name) { return json_is_null(param(c, name)); }
+size_t ctx_list_len(const stage_ctx *c, const char *name) { return json_array_size(param(c, name)); }
+double ctx_list_num(const stage_ctx *c, const char *name, size_t i)
+{
+    return json_number_value(json_array_get(param(c, name), i));
+}
+const char *ctx_list_str(const stage_ctx *c, const char *name, size_t i)
+{
+    return json_string_value(json_array_get(param(c, name), i));
+}
+const json_t *ctx_params(const stage_ctx *c) { return c->params; }
+uint64_t ctx_seed(const stage_ctx *c) { return c->seed; }
+int ctx_threads(const stage_ctx *c) { return c->threads; }
+const kernels *ctx_kernels(const stage_ctx *c) { return c->k; }
+store *ctx_store(stage_ctx *c) { return c->st; }
+store_writer *ctx_writer(stage_ctx *c) { return c->w; }
+checkpoint *ctx_checkpoint(stage_ctx *c) { return c->ckpt; }
+int ctx_cancelled(const stage_ctx *c)
+{
+    (void)c;
+    return runner_cancel_requested != 0;
+}
+
+int ctx_input(const stage_ctx *c, const char *port, const char **stage, const char **array)
+{
+    const stage_decl *d = &c->cfg->stages[c->stage];
+    for (int i = 0; i < d->n_inputs; i++)
+        if (!strcmp(d->inputs[i].port, port)) {
+            *stage = d->inputs[i].stage;
+            *array = d->inputs[i].output;
+            return 1;
+        }
+    for (const port_spec *p = d->type->inputs; p && p->name; p++)
+        if (!strcmp(p->name, port)) return 0;
+    return ss_fail(SS_ERR_INTERNAL, "stage type %s has no input port '%s'", d->type->name, port);
+}
+
+int ctx_open_input(stage_ctx *c, const char *port, store_array **a)
+{
+    const char *stage, *array;
+    int r = ctx_input(c, port, &stage, &array);
+    if (r < 0) return r;
+    if (r == 0) return ss_fail(SS_ERR_INTERNAL, "input port '%s' is not connected", port);
+    return store_array_open(c->st, stage, array, a);
+}
+
+void ctx_progress_begin(stage_ctx *c, const char *what, int64_t total)
+{
+    progress_begin(c->rep, c->label, what, total);
+}
+
+void ctx_progress(stage_ctx *c, int64_t done)
+{
+    ss_crashpoint("stage.progress");
+    progress_update(c->rep, done);
+}
+
+void ctx_warn(stage_ctx *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report_warn(c->rep, "%s: %s", c->label, msg);
+}
+
+int ctx_attr(stage_ctx *c, const char *key, json_t *value)
+{
+    if (!c->extra_attrs) c->extra_attrs = json_object();
+    json_object_set_new(c->extra_attrs, key, value);
+    return SS_OK;
+}

@@ -145,6 +145,9 @@ int store_table_read(store *s, const char *stage, const char *name, table_data *
 /* 1 if name in stage is a table, 0 if an array, negative if neither. */
 int store_is_table(store *s, const char *stage, const char *name);
 
+/* Names a stage, array or sample may take: [A-Za-z0-9_-], 1 to 100 chars. */
+int store_valid_name(const char *name);
+
 /* Versions of the libraries behind the store, for provenance. */
 const char *store_hdf5_version(void);
 const char *store_blosc_version(void);

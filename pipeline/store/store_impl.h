@@ -69,7 +69,5 @@ int store_check_slab(const char *what, int rank, const int64_t *shape,
 #define STORE_BLOSC_CNAME "lz4"
 #define STORE_BLOSC_CLEVEL 5
 #define STORE_BLOSC_SHUFFLE 1 /* byte shuffle */
-/* Names a stage or array may take: [A-Za-z0-9_-], not starting with '.'. */
-int store_valid_name(const char *name);
 
 #endif

@@ -1,0 +1,84 @@
+/* A run's config: loaded from one YAML file, validated completely before
+ * anything runs. Every problem found is reported (not only the first), each as
+ * "file:line:col: key.path: what is wrong, what was expected". */
+#ifndef SS_CONFIG_H
+#define SS_CONFIG_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "stage.h"
+#include "util.h"
+
+#define CONFIG_VERSION 1
+
+typedef enum { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } run_device;
+
+typedef struct {
+    char *port;
+    char *stage;   /* referenced stage */
+    char *output;  /* referenced output of that stage */
+    int stage_index;
+} stage_input;
+
+typedef struct {
+    char *name;
+    const stage_type *type;
+    json_t *params;     /* validated, defaults applied, before sample substitution */
+    stage_input *inputs;
+    int n_inputs;
+    int line, col;      /* where the stage is declared */
+} stage_decl;
+
+typedef struct {
+    char *path;   /* the config file */
+    char *dir;    /* its folder: relative paths are taken from here */
+    char *run_name;
+    char *output; /* absolute or relative to dir, resolved */
+    store_format store;
+    run_device device;
+    int threads;  /* 0: all cores */
+    uint64_t seed;
+    double checkpoint_seconds;
+    int64_t checkpoint_steps;
+    double progress_interval; /* seconds between plain progress lines off a terminal */
+    sample_info *samples;
+    int n_samples;
+    char *manifest; /* the manifest file, if samples came from one */
+    stage_decl *stages; /* in file order */
+    int n_stages;
+} config;
+
+/* Loads and validates. On failure returns SS_ERR_CONFIG; every error line is
+ * appended to *errors (one per line), and ss_errmsg() holds the first. */
+int config_load(const char *path, config **out, sbuf *errors);
+void config_free(config *c);
+int config_find_stage(const config *c, const char *name);
+
+/* Parameters of stage i for one sample: {field} substituted, paths resolved
+ * against the config's folder. New reference. */
+int config_stage_params(const config *c, int i, const sample_info *s, json_t **out);
+
+/* Validation of one parameter block against a type's spec (also used by the
+ * JSON Schema generator's tests). */
+typedef struct ynode ynode;
+
+/* The JSON Schema of the config format, generated from the stage table. */
+json_t *config_json_schema(void);
+
+/* Internal to config.c and samples.c: error collection. */
+typedef struct {
+    const char *file;
+    sbuf *out;
+    int count;
+} cfg_errors;
+void cfg_error(cfg_errors *e, int line, int col, const char *keypath, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* samples.c */
+int samples_load_inline(const ynode *seq, cfg_errors *e, sample_info **out, int *n);
+int samples_load_manifest(const char *path, cfg_errors *e, const char *cfg_file, int line, int col,
+                          sample_info **out, int *n);
+void samples_free(sample_info *s, int n);
+int sample_id_valid(const char *id);
+
+#endif
