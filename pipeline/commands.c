@@ -1,1 +1,539 @@
-/* placeholder */ typedef int ss_placeholder_commands;
+/* The subcommands behind main(). Each parses its own options, does its work
+ * through the runner or the store, and returns an SS_* code. */
+#include "commands.h"
+#include "config.h"
+#include "error.h"
+#include "fingerprint.h"
+#include "provenance.h"
+#include "runner.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *cmd_version(void) { return provenance_software_version(); }
+
+static int usage_error(const char *help, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sirenstack: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", help);
+    return SS_ERR_USAGE;
+}
+
+static void print_errors(const sbuf *errors)
+{
+    fputs(sbuf_str(errors), stderr);
+}
+
+static int load_config(const char *path, config **c)
+{
+    sbuf errors = {0};
+    int rc = config_load(path, c, &errors);
+    if (rc != SS_OK) {
+        print_errors(&errors);
+        /* Already printed in full; main adds the first line once more. */
+        int n = 0;
+        for (const char *p = sbuf_str(&errors); *p; p++) n += *p == '\n';
+        if (n > 1) ss_fail(rc, "%s: %d problems found (listed above)", path, n);
+        else ss_fail(rc, "%s: invalid config (see above)", path);
+    }
+    sbuf_free(&errors);
+    return rc;
+}
+
+/* ---- run / status / validate ---------------------------------------------- */
+
+static const char run_help[] =
+    "usage: sirenstack run CONFIG [options]\n"
+    "\n"
+    "Runs every stage of every sample that is not up to date. A committed stage\n"
+    "is reused when its fingerprint (type, version, parameters, inputs, input\n"
+    "file contents) matches; a changed stage reruns with everything downstream.\n"
+    "\n"
+    "  --sample ID          only this sample\n"
+    "  --array-index N      only the N-th sample of the config (0-based), as a\n"
+    "                       cluster array task uses it (e.g. $SLURM_ARRAY_TASK_ID)\n"
+    "  --stages A,B         only these stages (their inputs must be committed)\n"
+    "  --force STAGE        recompute STAGE and everything downstream (repeatable)\n"
+    "  --dry-run            print what would run and why; change nothing\n"
+    "  --threads N          CPU threads (overrides run.threads; 0: all cores)\n"
+    "  --device D           auto, cpu or cuda (overrides run.device)\n"
+    "  --log-json FILE      append machine-readable events, one JSON object per line\n"
+    "  --quiet              only warnings and errors\n"
+    "  --help               this text\n";
+
+static void split_list(const char *s, char ***out, int *n)
+{
+    char *copy = ss_strdup(s), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        *out = realloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = ss_strdup(t);
+    }
+    free(copy);
+}
+
+static int parse_run_options(int argc, char **argv, run_options *o, const char **log_path, const char *help,
+                             int allow_run_opts)
+{
+    static const struct option opts[] = {
+        {"sample", required_argument, 0, 's'}, {"array-index", required_argument, 0, 'a'},
+        {"stages", required_argument, 0, 'S'}, {"force", required_argument, 0, 'f'},
+        {"dry-run", no_argument, 0, 'n'},      {"threads", required_argument, 0, 't'},
+        {"device", required_argument, 0, 'd'}, {"log-json", required_argument, 0, 'j'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->array_index = -1;
+    o->threads = -1;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        char *end;
+        if (!allow_run_opts && ch != 's' && ch != 'a' && ch != 'h' && ch != '?' && ch != ':')
+            return usage_error(help, "option %s is not used by this command", argv[optind - 1]);
+        switch (ch) {
+        case 's': o->sample = optarg; break;
+        case 'a':
+            o->array_index = strtol(optarg, &end, 10);
+            if (*end || o->array_index < 0) return usage_error(help, "--array-index needs an integer >= 0, got '%s'", optarg);
+            break;
+        case 'S': split_list(optarg, &o->only, &o->n_only); break;
+        case 'f': split_list(optarg, &o->force, &o->n_force); break;
+        case 'n': o->dry_run = 1; break;
+        case 't':
+            o->threads = (int)strtol(optarg, &end, 10);
+            if (*end || o->threads < 0) return usage_error(help, "--threads needs an integer >= 0, got '%s'", optarg);
+            break;
+        case 'd':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+                return usage_error(help, "--device must be auto, cpu or cuda, not '%s'", optarg);
+            o->device = optarg;
+            break;
+        case 'j': *log_path = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(help, stdout); return 1;
+        default: return usage_error(help, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return usage_error(help, "%s", optind >= argc ? "expected one CONFIG file" : "expected exactly one CONFIG file");
+    return 0;
+}
+
+static void free_run_options(run_options *o)
+{
+    for (int i = 0; i < o->n_only; i++) free(o->only[i]);
+    for (int i = 0; i < o->n_force; i++) free(o->force[i]);
+    free(o->only);
+    free(o->force);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_options o;
+    const char *log_path = NULL;
+    int r = parse_run_options(argc, argv, &o, &log_path, run_help, 1);
+    if (r) {
+        free_run_options(&o);
+        return r > 0 ? SS_OK : r;
+    }
+    config *c;
+    int rc = load_config(argv[optind], &c);
+    if (rc != SS_OK) {
+        free_run_options(&o);
+        return rc;
+    }
+    FILE *log = NULL;
+    if (log_path && !(log = fopen(log_path, "a"))) {
+        rc = ss_fail(SS_ERR_IO, "%s: cannot open the JSON log for writing", log_path);
+        config_free(c);
+        free_run_options(&o);
+        return rc;
+    }
+    o.json_log = log;
+    reporter *rep = reporter_new(isatty(2), c->progress_interval, log, o.quiet);
+    runner_install_signals();
+    rc = runner_run(c, &o, rep);
+    if (rc == SS_OK && !o.dry_run && !o.quiet) report_info(rep, "outputs: %s", c->output);
+    reporter_free(rep);
+    if (log) fclose(log);
+    config_free(c);
+    free_run_options(&o);
+    return rc;
+}
+
+static const char status_help[] =
+    "usage: sirenstack status CONFIG [--sample ID | --array-index N]\n"
+    "\n"
+    "Shows, per sample and stage: done (fingerprint matches), stale (and what\n"
+    "changed), pending, running (with pid and host), failed (with the error),\n"
+    "blocked (an input cannot be read). Reads only; safe while a run is going.\n";
+
+int cmd_status(int argc, char **argv)
+{
+    run_options o;
+    const char *log_path = NULL;
+    int r = parse_run_options(argc, argv, &o, &log_path, status_help, 0);
+    if (r) return r > 0 ? SS_OK : r;
+    config *c;
+    int rc = load_config(argv[optind], &c);
+    if (rc == SS_OK) rc = runner_status(c, &o);
+    config_free(c);
+    free_run_options(&o);
+    return rc;
+}
+
+static const char validate_help[] =
+    "usage: sirenstack validate CONFIG\n"
+    "\n"
+    "Checks the config (and its manifest) completely and runs nothing: unknown\n"
+    "keys, wrong types, out-of-range values, unknown stage types, references to\n"
+    "missing stages or outputs, cycles, duplicate names. Every problem is listed\n"
+    "as file:line:column: key.path: message. Exit status 2 if any.\n";
+
+int cmd_validate(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(validate_help, stdout);
+        return SS_OK;
+    }
+    if (argc != 2 || argv[1][0] == '-') return usage_error(validate_help, "%s", "expected one CONFIG file");
+    config *c;
+    int rc = load_config(argv[1], &c);
+    if (rc != SS_OK) return rc;
+    printf("%s: valid: %d sample%s, %d stage%s, output %s (%s)\n", argv[1], c->n_samples, c->n_samples == 1 ? "" : "s",
+           c->n_stages, c->n_stages == 1 ? "" : "s", c->output, c->store == STORE_ZARR ? "zarr" : "hdf5");
+    config_free(c);
+    return SS_OK;
+}
+
+/* ---- inspect ------------------------------------------------------------- */
+
+static const char inspect_help[] =
+    "usage: sirenstack inspect CONTAINER [--json]\n"
+    "\n"
+    "Prints the container's stages in commit order with their type, version,\n"
+    "fingerprint, parameters and provenance, and every array with shape, dtype,\n"
+    "chunking, compression and ratio, axes and voxel size.\n";
+
+static int open_container(const char *path, store **st)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    store_format f = n > 5 && !strncmp(path + n - 5, ".zarr", 5) ? STORE_ZARR : STORE_HDF5;
+    char *p = strndup(path, n);
+    int rc = store_open(p, f, 0, st);
+    free(p);
+    return rc;
+}
+
+static void print_shape(const int64_t *v, int rank)
+{
+    for (int i = 0; i < rank; i++) printf("%s%lld", i ? "x" : "", (long long)v[i]);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    int as_json = 0;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(inspect_help, stdout);
+            return SS_OK;
+        }
+        if (!strcmp(argv[i], "--json")) as_json = 1;
+        else if (argv[i][0] == '-') return usage_error(inspect_help, "unknown option '%s'", argv[i]);
+        else if (path) return usage_error(inspect_help, "%s", "expected one CONTAINER");
+        else path = argv[i];
+    }
+    if (!path) return usage_error(inspect_help, "%s", "expected one CONTAINER");
+    store *st;
+    int rc = open_container(path, &st);
+    if (rc != SS_OK) return rc;
+    char **stages = NULL;
+    rc = store_list_stages(st, &stages);
+    json_t *all = json_object();
+    if (rc == SS_OK && !as_json)
+        printf("%s (%s, layout version %d)\n", store_path(st), store_get_format(st) == STORE_ZARR ? "zarr" : "hdf5",
+               STORE_LAYOUT_VERSION);
+    for (char **s = stages; rc == SS_OK && s && *s; s++) {
+        json_t *attrs;
+        if ((rc = store_stage_attrs(st, *s, &attrs)) != SS_OK) break;
+        json_t *arrays_json = json_object();
+        if (!as_json) {
+            printf("/%s  [%s v%lld]  fingerprint %s\n", *s, json_string_value(json_object_get(attrs, "stage_type")),
+                   (long long)json_integer_value(json_object_get(attrs, "stage_version")),
+                   json_string_value(json_object_get(attrs, "fingerprint")));
+            char *p = canonical_json(json_object_get(attrs, "params"));
+            printf("    params   %s\n", p);
+            free(p);
+            json_t *in = json_object_get(attrs, "inputs");
+            if (json_object_size(in)) {
+                char *t = canonical_json(in);
+                printf("    inputs   %s\n", t);
+                free(t);
+            }
+            printf("    ran      %s .. %s (%.2fs) on %s, %s\n", json_string_value(json_object_get(attrs, "started")),
+                   json_string_value(json_object_get(attrs, "finished")),
+                   json_number_value(json_object_get(attrs, "seconds")), json_string_value(json_object_get(attrs, "host")),
+                   json_string_value(json_object_get(attrs, "device")));
+            printf("    software sirenstack %s\n", json_string_value(json_object_get(attrs, "software_version")));
+        }
+        char **arrays = NULL;
+        if ((rc = store_list_arrays(st, *s, &arrays)) != SS_OK) {
+            json_decref(attrs);
+            json_decref(arrays_json);
+            break;
+        }
+        for (char **a = arrays; *a && rc == SS_OK; a++) {
+            if (store_is_table(st, *s, *a) == 1) {
+                table_data t;
+                if ((rc = store_table_read(st, *s, *a, &t)) != SS_OK) break;
+                json_t *cols = json_array();
+                for (int k = 0; k < t.n_cols; k++) json_array_append_new(cols, json_string(t.names[k]));
+                if (!as_json) {
+                    printf("    %-10s table %lld rows:", *a, (long long)t.n_rows);
+                    for (int k = 0; k < t.n_cols; k++) printf(" %s", t.names[k]);
+                    printf("\n");
+                }
+                json_object_set_new(arrays_json, *a,
+                                    json_pack("{s:s,s:I,s:o}", "kind", "table", "rows", (json_int_t)t.n_rows, "columns", cols));
+                table_free(&t);
+                continue;
+            }
+            store_array *arr;
+            array_info info;
+            if ((rc = store_array_open(st, *s, *a, &arr)) != SS_OK) break;
+            rc = store_array_info(arr, &info);
+            store_array_close(arr);
+            if (rc != SS_OK) break;
+            double raw = (double)dtype_size(info.dtype);
+            for (int k = 0; k < info.rank; k++) raw *= (double)info.shape[k];
+            double ratio = info.stored_bytes > 0 ? raw / (double)info.stored_bytes : 0;
+            if (!as_json) {
+                printf("    %-10s ", *a);
+                print_shape(info.shape, info.rank);
+                printf(" %s  chunks ", dtype_name(info.dtype));
+                print_shape(info.chunk, info.rank);
+                printf("  %s", info.compressor);
+                if (ratio > 0) printf(" (ratio %.2f)", ratio);
+                if (info.has_meta)
+                    printf("  axes %s, voxel %g x %g x %g %s", info.meta.axes, info.meta.voxel[0], info.meta.voxel[1],
+                           info.meta.voxel[2], info.meta.unit);
+                printf("\n");
+            }
+            json_t *shape = json_array(), *chunk = json_array();
+            for (int k = 0; k < info.rank; k++) {
+                json_array_append_new(shape, json_integer(info.shape[k]));
+                json_array_append_new(chunk, json_integer(info.chunk[k]));
+            }
+            json_object_set_new(arrays_json, *a,
+                                json_pack("{s:s,s:o,s:o,s:s,s:s,s:I,s:f}", "kind", "array", "shape", shape, "chunks",
+                                          chunk, "dtype", dtype_name(info.dtype), "compressor", info.compressor,
+                                          "stored_bytes", (json_int_t)info.stored_bytes, "ratio", ratio));
+        }
+        store_names_free(arrays);
+        json_object_set_new(attrs, "arrays", arrays_json);
+        json_object_set_new(all, *s, attrs);
+    }
+    if (rc == SS_OK && as_json) {
+        char *t = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+        puts(t);
+        free(t);
+    }
+    json_decref(all);
+    store_names_free(stages);
+    store_close(st);
+    return rc;
+}
+
+/* ---- export -------------------------------------------------------------- */
+
+static const char export_help[] =
+    "usage: sirenstack export CONTAINER STAGE/NAME -o FILE\n"
+    "\n"
+    "Writes one array or table of a container to FILE. The format follows the\n"
+    "extension: .csv (tables), .npy (arrays, readable by numpy.load).\n";
+
+static int export_csv(const table_data *t, FILE *f)
+{
+    for (int c = 0; c < t->n_cols; c++) fprintf(f, "%s%s", c ? "," : "", t->names[c]);
+    fputc('\n', f);
+    for (int64_t r = 0; r < t->n_rows; r++) {
+        for (int c = 0; c < t->n_cols; c++) {
+            if (c) fputc(',', f);
+            if (t->types[c] == COL_F64) fprintf(f, "%.17g", ((double *)t->data[c])[r]);
+            else if (t->types[c] == COL_I64) fprintf(f, "%lld", (long long)((int64_t *)t->data[c])[r]);
+            else {
+                const char *s = (const char *)t->data[c] + r * TABLE_STR_LEN;
+                if (strpbrk(s, ",\"\n")) {
+                    fputc('"', f);
+                    for (; *s; s++) {
+                        if (*s == '"') fputc('"', f);
+                        fputc(*s, f);
+                    }
+                    fputc('"', f);
+                } else {
+                    fputs(s, f);
+                }
+            }
+        }
+        fputc('\n', f);
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+static const char *npy_descr(ss_dtype t)
+{
+    static const char *d[DT_COUNT] = {"|u1", "<u2", "<i2", "<u4", "<i4", "<i8", "<f4", "<f8"};
+    return d[t];
+}
+
+static int export_npy(store_array *a, const array_info *info, FILE *f)
+{
+    char hdr[512];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", npy_descr(info->dtype));
+    for (int i = 0; i < info->rank; i++)
+        n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%lld,%s", (long long)info->shape[i], i + 1 < info->rank ? " " : "");
+    n += snprintf(hdr + n, sizeof hdr - (size_t)n, "), }");
+    /* Pad so that magic + length + header is a multiple of 64 (NPY 1.0). */
+    int total = 10 + n + 1;
+    int pad = (64 - total % 64) % 64;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    unsigned short hl = (unsigned short)(n + pad + 1);
+    fputc(hl & 0xff, f);
+    fputc(hl >> 8, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    /* Stream along the first axis. */
+    int64_t start[STORE_MAX_RANK] = {0}, count[STORE_MAX_RANK];
+    size_t slab = dtype_size(info->dtype);
+    for (int i = 0; i < info->rank; i++) {
+        count[i] = info->shape[i];
+        if (i) slab *= (size_t)info->shape[i];
+    }
+    count[0] = info->rank ? 1 : 0;
+    void *buf = malloc(slab ? slab : 1);
+    if (!buf) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    for (int64_t z = 0; z < (info->rank ? info->shape[0] : 0) && rc == SS_OK; z++) {
+        start[0] = z;
+        rc = store_array_read(a, start, count, info->dtype, buf);
+        if (rc == SS_OK && fwrite(buf, 1, slab, f) != slab) rc = ss_fail(SS_ERR_IO, "write failed (disk full?)");
+    }
+    free(buf);
+    return rc;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    const char *out = NULL, *pos[2] = {0};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(export_help, stdout);
+            return SS_OK;
+        }
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+            if (++i >= argc) return usage_error(export_help, "%s", "-o needs a FILE");
+            out = argv[i];
+        } else if (argv[i][0] == '-') {
+            return usage_error(export_help, "unknown option '%s'", argv[i]);
+        } else if (npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            return usage_error(export_help, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (npos != 2 || !out) return usage_error(export_help, "%s", "expected CONTAINER STAGE/NAME -o FILE");
+    const char *slash = strchr(pos[1], '/');
+    if (!slash || slash == pos[1] || !slash[1]) return usage_error(export_help, "'%s' is not STAGE/NAME", pos[1]);
+    char *stage = strndup(pos[1], (size_t)(slash - pos[1]));
+    const char *name = slash + 1;
+    store *st;
+    int rc = open_container(pos[0], &st);
+    if (rc != SS_OK) {
+        free(stage);
+        return rc;
+    }
+    size_t lo = strlen(out);
+    int is_table = store_is_table(st, stage, name);
+    char *tmp = ss_asprintf("%s.tmp.%ld", out, (long)getpid());
+    FILE *f = NULL;
+    if (is_table < 0) rc = is_table;
+    else if (!(f = fopen(tmp, "wb"))) rc = ss_fail(SS_ERR_IO, "%s: cannot write", out);
+    if (rc == SS_OK && is_table == 1) {
+        if (lo < 4 || strcmp(out + lo - 4, ".csv"))
+            rc = ss_fail(SS_ERR_USAGE, "%s/%s is a table: export it to a .csv file", stage, name);
+        table_data t;
+        if (rc == SS_OK && (rc = store_table_read(st, stage, name, &t)) == SS_OK) {
+            if (export_csv(&t, f) != 0) rc = ss_fail(SS_ERR_IO, "%s: write failed", out);
+            table_free(&t);
+        }
+    } else if (rc == SS_OK) {
+        if (lo < 4 || strcmp(out + lo - 4, ".npy"))
+            rc = ss_fail(SS_ERR_USAGE, "%s/%s is an array: export it to a .npy file", stage, name);
+        store_array *a;
+        array_info info;
+        if (rc == SS_OK && (rc = store_array_open(st, stage, name, &a)) == SS_OK) {
+            if ((rc = store_array_info(a, &info)) == SS_OK) rc = export_npy(a, &info, f);
+            store_array_close(a);
+        }
+    }
+    if (f && fclose(f) != 0 && rc == SS_OK) rc = ss_fail(SS_ERR_IO, "%s: write failed", out);
+    if (rc == SS_OK && rename(tmp, out) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write", out);
+    if (rc != SS_OK) unlink(tmp);
+    else printf("%s\n", out);
+    free(tmp);
+    free(stage);
+    store_close(st);
+    return rc == SS_ERR_USAGE ? ss_fail(SS_ERR_CONFIG, "%s", ss_errmsg()) : rc;
+}
+
+/* ---- stages / schema ------------------------------------------------------ */
+
+static const char *ptype_name(param_type t)
+{
+    static const char *n[] = {"int", "number", "bool", "string", "enum", "path", "int list", "number list", "string list"};
+    return n[t];
+}
+
+int cmd_stages(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    for (const stage_type *const *t = stage_types_all(); *t; t++) {
+        printf("%s (version %d)\n    %s\n", (*t)->name, (*t)->version, (*t)->summary);
+        for (const port_spec *p = (*t)->inputs; p && p->name; p++)
+            printf("    input  %-14s %s%s\n", p->name, p->doc ? p->doc : "", p->optional ? " (optional)" : "");
+        for (const port_spec *p = (*t)->outputs; p && p->name; p++)
+            printf("    output %-14s %s\n", p->name, p->doc ? p->doc : "");
+        for (const param_spec *p = (*t)->params; p && p->name; p++) {
+            printf("    param  %-14s %s", p->name, ptype_name(p->type));
+            if (p->type == P_ENUM) printf(" (%s)", p->choices);
+            if (p->flags & PARAM_RANGE)
+                printf(" in %c%g, %g%c", p->flags & PARAM_LO_OPEN ? '(' : '[', p->lo, p->hi,
+                       p->flags & PARAM_HI_OPEN ? ')' : ']');
+            printf(", %s%s: %s\n", p->def ? "default " : "required", p->def ? p->def : "", p->doc ? p->doc : "");
+        }
+        printf("\n");
+    }
+    return SS_OK;
+}
+
+int cmd_schema(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    json_t *s = config_json_schema();
+    char *t = json_dumps(s, JSON_INDENT(2) | JSON_SORT_KEYS);
+    puts(t);
+    free(t);
+    json_decref(s);
+    return SS_OK;
+}

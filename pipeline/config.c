@@ -377,7 +377,9 @@ static int validate_run(cfg_errors *e, config *c, const ynode *run)
     }
     c->run_name = ss_strdup(json_string_value(json_object_get(v, "name")));
     const char *out = json_string_value(json_object_get(v, "output"));
-    c->output = path_join(c->dir, out);
+    char *joined = path_join(c->dir, out);
+    c->output = path_normalize(joined);
+    free(joined);
     c->store = strcmp(json_string_value(json_object_get(v, "store")), "zarr") ? STORE_HDF5 : STORE_ZARR;
     const char *dev = json_string_value(json_object_get(v, "device"));
     c->device = !strcmp(dev, "cpu") ? DEVICE_CPU : !strcmp(dev, "cuda") ? DEVICE_CUDA : DEVICE_AUTO;
@@ -653,6 +655,11 @@ static void validate_stages(cfg_errors *e, config *c, const ynode *stages)
         snprintf(pkp, sizeof pkp, "%s.params", kp);
         snprintf(ikp, sizeof ikp, "%s.inputs", kp);
         d->params = validate_params(e, t, ymap_get(sn, "params"), pkp, sn->line, sn->col);
+        const char *why = d->params && t->check ? t->check(d->params) : NULL;
+        if (why) {
+            const ynode *pn = ymap_get(sn, "params");
+            cfg_error(e, pn ? pn->line : sn->line, pn ? pn->col : sn->col, pkp, "%s", why);
+        }
         validate_inputs(e, d, ymap_get(sn, "inputs"), ikp);
         const ynode *desc = ymap_get(sn, "description");
         if (desc && desc->kind != YN_SCALAR)
@@ -843,4 +850,121 @@ int config_stage_params(const config *c, int i, const sample_info *s, json_t **o
     }
     *out = p;
     return SS_OK;
+}
+
+/* ---- JSON Schema ----------------------------------------------------------- */
+
+static json_t *param_schema(const param_spec *p)
+{
+    json_t *s = json_object();
+    param_type et = p->type == P_INT_LIST ? P_INT : p->type == P_NUM_LIST ? P_NUM : p->type == P_STR_LIST ? P_STR : p->type;
+    json_t *e = json_object();
+    switch (et) {
+    case P_INT: json_object_set_new(e, "type", json_string("integer")); break;
+    case P_NUM: json_object_set_new(e, "type", json_string("number")); break;
+    case P_BOOL: json_object_set_new(e, "type", json_string("boolean")); break;
+    case P_ENUM: {
+        json_t *en = json_array();
+        const char *c = p->choices;
+        while (c && *c) {
+            size_t l = strcspn(c, "|");
+            json_array_append_new(en, json_stringn(c, l));
+            c += l + (c[l] == '|');
+        }
+        json_object_set_new(e, "enum", en);
+        break;
+    }
+    case P_PATH:
+        json_object_set_new(e, "type", json_string("string"));
+        json_object_set_new(e, "minLength", json_integer(1));
+        break;
+    default: json_object_set_new(e, "type", json_string("string")); break;
+    }
+    if ((p->flags & PARAM_RANGE) && (et == P_INT || et == P_NUM)) {
+        json_object_set_new(e, p->flags & PARAM_LO_OPEN ? "exclusiveMinimum" : "minimum", json_real(p->lo));
+        json_object_set_new(e, p->flags & PARAM_HI_OPEN ? "exclusiveMaximum" : "maximum", json_real(p->hi));
+    }
+    if (et != p->type) {
+        json_object_set_new(s, "type", json_string("array"));
+        json_object_set_new(s, "items", e);
+        if (p->list_min) json_object_set_new(s, "minItems", json_integer(p->list_min));
+        if (p->list_max) json_object_set_new(s, "maxItems", json_integer(p->list_max));
+    } else {
+        json_object_update(s, e);
+        json_decref(e);
+    }
+    if (p->flags & PARAM_NULLABLE) {
+        json_t *any = json_pack("{s:[o,{s:s}]}", "anyOf", s, "type", "null");
+        s = any;
+    }
+    if (p->doc) json_object_set_new(s, "description", json_string(p->doc));
+    if (p->def) {
+        json_t *d = json_loads(p->def, JSON_DECODE_ANY, NULL);
+        if (d) json_object_set_new(s, "default", d);
+    }
+    return s;
+}
+
+static json_t *params_schema(const param_spec *params)
+{
+    json_t *props = json_object(), *req = json_array();
+    for (const param_spec *p = params; p && p->name; p++) {
+        json_object_set_new(props, p->name, param_schema(p));
+        if (!p->def) json_array_append_new(req, json_string(p->name));
+    }
+    json_t *s = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", props, "additionalProperties", 0);
+    if (json_array_size(req)) json_object_set_new(s, "required", req);
+    else json_decref(req);
+    return s;
+}
+
+json_t *config_json_schema(void)
+{
+    json_t *defs = json_object();
+    json_object_set_new(defs, "ref",
+                        json_pack("{s:s,s:s,s:s}", "type", "string", "pattern", "^[A-Za-z0-9_-]{1,100}\\.[A-Za-z0-9_-]{1,100}$",
+                                  "description", "an output of another stage: stage.output"));
+    json_t *types = json_array(), *cases = json_array();
+    for (const stage_type *const *t = stage_types_all(); *t; t++) {
+        json_array_append_new(types, json_string((*t)->name));
+        json_t *ports = json_object(), *req = json_array();
+        int n = 0;
+        for (const port_spec *p = (*t)->inputs; p && p->name; p++, n++) {
+            json_object_set_new(ports, p->name, json_pack("{s:s,s:s}", "$ref", "#/definitions/ref", "description",
+                                                          p->doc ? p->doc : ""));
+            if (!p->optional) json_array_append_new(req, json_string(p->name));
+        }
+        json_t *inputs = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", ports, "additionalProperties", 0);
+        if (json_array_size(req)) json_object_set_new(inputs, "required", json_incref(req));
+        if (n == 1) inputs = json_pack("{s:[o,{s:s}]}", "anyOf", inputs, "$ref", "#/definitions/ref");
+        json_t *then = json_pack("{s:{s:o,s:o}}", "properties", "params", params_schema((*t)->params), "inputs", inputs);
+        if (json_array_size(req)) json_object_set_new(then, "required", json_pack("[s]", "inputs"));
+        json_decref(req);
+        json_array_append_new(cases, json_pack("{s:{s:{s:{s:s}}},s:o}", "if", "properties", "uses", "const",
+                                               (*t)->name, "then", then));
+    }
+    json_object_set_new(
+        defs, "stage",
+        json_pack("{s:s,s:[s],s:{s:{s:o,s:s},s:{},s:{},s:{s:s}},s:b,s:o}", "type", "object", "required", "uses",
+                  "properties", "uses", "enum", types, "description", "stage type (see `sirenstack stages`)", "inputs",
+                  "params", "description", "type", "string", "additionalProperties", 0, "allOf", cases));
+    json_t *run = params_schema(run_params);
+    json_object_set_new(json_object_get(run, "properties"), "checkpoint", params_schema(ckpt_params));
+    json_t *sample = json_pack(
+        "{s:s,s:[s],s:{s:{s:s,s:s},s:{s:s},s:{s:s,s:[{s:s,s:i}],s:i,s:i},s:{s:s,s:i,s:i}},s:{s:[{s:s},{s:s}]}}",
+        "type", "object", "required", "id", "properties", "id", "type", "string", "pattern", "^[A-Za-z0-9_-]{1,100}$",
+        "input", "type", "string", "voxel_size", "type", "array", "items", "type", "number", "exclusiveMinimum", 0,
+        "minItems", 3, "maxItems", 3, "repeats", "type", "integer", "minimum", 1, "maximum", 100000,
+        "additionalProperties", "anyOf", "type", "string", "type", "number");
+    json_t *samples = json_pack("{s:[{s:s,s:i,s:o},{s:s,s:{s:{s:s,s:i}},s:[s],s:b}]}", "oneOf", "type", "array",
+                                "minItems", 1, "items", sample, "type", "object", "properties", "manifest", "type",
+                                "string", "minLength", 1, "required", "manifest", "additionalProperties", 0);
+    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:[ssss],s:b,s:{s:{s:i},s:o,s:o,s:{s:s,s:i,s:{s:s},s:{s:s}}},s:o}",
+                     "$schema", "http://json-schema.org/draft-07/schema#", "title", "sirenstack run configuration",
+                     "description", "One YAML file declares a run: samples and a graph of stages. Generated by `sirenstack schema`.",
+                     "x-config-version", CONFIG_VERSION, "type", "object", "required", "version", "run", "samples",
+                     "stages", "additionalProperties", 0, "properties", "version", "const", CONFIG_VERSION, "run", run,
+                     "samples", samples, "stages", "type", "object", "minProperties", 1, "propertyNames", "pattern",
+                     "^[A-Za-z0-9_-]{1,100}$", "additionalProperties", "$ref", "#/definitions/stage", "definitions",
+                     defs);
 }

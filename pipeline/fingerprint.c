@@ -13,10 +13,18 @@
 
 static void put_real(sbuf *b, double d)
 {
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
+    char buf[64];
+    int prec = 1;
+    for (; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d) break;
+    }
+    /* Plain decimals where people write them (200.0, not 2e+02). */
+    double a = fabs(d);
+    if (strchr(buf, 'e') && a >= 1e-4 && a < 1e16) {
+        int exp10 = (int)floor(log10(a));
+        int decimals = prec - 1 - exp10;
+        snprintf(buf, sizeof buf, "%.*f", decimals > 0 ? decimals : 0, d);
     }
     /* Keep reals distinguishable from integers: 2.0 stays "2.0". */
     if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");

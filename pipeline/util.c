@@ -277,3 +277,43 @@ const char *ss_hostname(void)
     if (!h[0] && gethostname(h, sizeof h - 1) != 0) strcpy(h, "unknown");
     return h;
 }
+
+char *path_normalize(const char *p)
+{
+    /* Lexical: drops "." and folds "dir/.." (no symlink resolution). */
+    char *out = malloc(strlen(p) + 2);
+    if (!out) return NULL;
+    int abs = p[0] == '/';
+    size_t n = 0;
+    const char *s = p;
+    while (*s) {
+        while (*s == '/') s++;
+        const char *e = s;
+        while (*e && *e != '/') e++;
+        size_t len = (size_t)(e - s);
+        if (len == 0) break;
+        if (len == 1 && s[0] == '.') {
+        } else if (len == 2 && s[0] == '.' && s[1] == '.') {
+            /* Fold the previous component unless it is itself "..". */
+            size_t k = n;
+            while (k > 0 && out[k - 1] != '/') k--;
+            int prev_dotdot = n - k == 2 && out[k] == '.' && out[k + 1] == '.';
+            if (n > 0 && !prev_dotdot) n = k > 0 ? k - 1 : 0;
+            else if (!abs) {
+                if (n) out[n++] = '/';
+                out[n++] = '.', out[n++] = '.';
+            }
+        } else {
+            if (n || abs) out[n++] = '/';
+            memcpy(out + n, s, len);
+            n += len;
+        }
+        s = e;
+    }
+    if (n == 0) {
+        if (abs) out[n++] = '/';
+        else out[n++] = '.';
+    }
+    out[n] = 0;
+    return out;
+}

@@ -28,6 +28,8 @@ char *ss_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *path_join(const char *a, const char *b);
 /* Directory part of a path (new string, "." when none). */
 char *path_dirname(const char *p);
+/* Lexically normalised copy: a/./b/../c -> a/c. */
+char *path_normalize(const char *p);
 int path_exists(const char *p);
 int path_is_dir(const char *p);
 

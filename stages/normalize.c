@@ -1,1 +1,175 @@
-/* placeholder */ typedef int ss_placeholder_normalize;
+/* normalize: percentile normalisation y = (x - P_low) / (P_high - P_low + eps)
+ * over the whole stack (all repeats together, so repeats stay comparable).
+ * The percentiles are exact (numpy's 'linear' definition) or, in one pass, a
+ * streaming estimate with the bound documented in kernels/kernels.h. Memory is
+ * one plane (R planes for repeats) whatever the stack's size. */
+#include "stage.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    store_array *a;
+    array_info info;
+    int64_t planes; /* leading axes flattened: R*Z or Z */
+    size_t plane;   /* Y*X */
+} stack_view;
+
+static int read_plane(stack_view *v, int64_t p, float *buf)
+{
+    int64_t st[4] = {0}, ct[4];
+    int r = v->info.rank;
+    for (int i = 0; i < r; i++) ct[i] = v->info.shape[i];
+    if (r == 4) {
+        st[0] = p / v->info.shape[1];
+        st[1] = p % v->info.shape[1];
+        ct[0] = ct[1] = 1;
+    } else {
+        st[0] = p;
+        ct[0] = 1;
+    }
+    return store_array_read(v->a, st, ct, DT_F32, buf);
+}
+
+static int write_plane(store_array *out, const stack_view *v, int64_t p, const float *buf)
+{
+    int64_t st[4] = {0}, ct[4];
+    int r = v->info.rank;
+    for (int i = 0; i < r; i++) ct[i] = v->info.shape[i];
+    if (r == 4) {
+        st[0] = p / v->info.shape[1];
+        st[1] = p % v->info.shape[1];
+        ct[0] = ct[1] = 1;
+    } else {
+        st[0] = p;
+        ct[0] = 1;
+    }
+    return store_array_write(out, st, ct, DT_F32, buf);
+}
+
+static int run(stage_ctx *c)
+{
+    stack_view v = {0};
+    store_array *out = NULL;
+    float *buf = NULL;
+    pct_state *ps = NULL;
+    const char *in_stage, *in_name;
+    ctx_input(c, "stack", &in_stage, &in_name);
+    int rc = ctx_open_input(c, "stack", &v.a);
+    if (rc != SS_OK) return rc;
+    if ((rc = store_array_info(v.a, &v.info)) != SS_OK) goto done;
+    if (v.info.rank != 3 && v.info.rank != 4) {
+        rc = ss_fail(SS_ERR_INPUT, "normalize: %s.%s has rank %d; expected Z x Y x X or R x Z x Y x X", in_stage,
+                     in_name, v.info.rank);
+        goto done;
+    }
+    int r = v.info.rank;
+    v.plane = (size_t)(v.info.shape[r - 1] * v.info.shape[r - 2]);
+    v.planes = r == 4 ? v.info.shape[0] * v.info.shape[1] : v.info.shape[0];
+    if (v.plane == 0 || v.planes == 0) {
+        rc = ss_fail(SS_ERR_INPUT, "normalize: %s.%s is empty", in_stage, in_name);
+        goto done;
+    }
+    buf = malloc(v.plane * sizeof *buf);
+    double q[2] = {ctx_num(c, "p_low"), ctx_num(c, "p_high")};
+    int exact = !strcmp(ctx_str(c, "method"), "exact");
+    ps = pct_new(2, q, exact);
+    if (!buf || !ps) {
+        rc = ss_fail(SS_ERR_NOMEM, "normalize: out of memory");
+        goto done;
+    }
+    const kernels *k = ctx_kernels(c);
+    int passes = exact ? 3 : 2; /* estimate, (refine,) write */
+    ctx_progress_begin(c, "planes", v.planes * passes);
+    int64_t done_planes = 0;
+    while (pct_need_pass(ps) && rc == SS_OK) {
+        for (int64_t p = 0; p < v.planes && rc == SS_OK; p++) {
+            if ((rc = read_plane(&v, p, buf)) != SS_OK) break;
+            size_t bad = k->count_nonfinite_f32(buf, v.plane);
+            if (bad) {
+                rc = ss_fail(SS_ERR_INPUT, "normalize: %s.%s plane %lld holds %zu NaN or infinite values", in_stage,
+                             in_name, (long long)p, bad);
+                break;
+            }
+            pct_feed(ps, buf, v.plane);
+            ctx_progress(c, ++done_planes);
+        }
+        pct_end_pass(ps);
+    }
+    if (rc != SS_OK) goto done;
+    double lo = pct_result(ps, 0), hi = pct_result(ps, 1), eps = ctx_num(c, "eps");
+    if (!(hi > lo)) {
+        rc = ss_fail(SS_ERR_INPUT,
+                     "normalize: %s.%s is constant between the %g and %g percentiles (both %g): nothing to normalise",
+                     in_stage, in_name, q[0], q[1], lo);
+        goto done;
+    }
+    double scale = 1.0 / (hi - lo + eps);
+    array_meta m = v.info.meta;
+    if (!v.info.has_meta) {
+        memset(&m, 0, sizeof m);
+        strcpy(m.axes, r == 4 ? "rzyx" : "zyx");
+        m.voxel[0] = m.voxel[1] = m.voxel[2] = 1;
+        strcpy(m.unit, "micrometer");
+    }
+    if ((rc = store_writer_array(ctx_writer(c), "data", DT_F32, r, v.info.shape, NULL, &m, &out)) != SS_OK) goto done;
+    int clip = ctx_bool(c, "clip");
+    done_planes = v.planes * (passes - 1);
+    for (int64_t p = 0; p < v.planes && rc == SS_OK; p++) {
+        if ((rc = read_plane(&v, p, buf)) != SS_OK) break;
+        k->affine_f32(buf, v.plane, (float)lo, (float)scale, clip);
+        rc = write_plane(out, &v, p, buf);
+        ctx_progress(c, ++done_planes);
+    }
+    if (rc == SS_OK) {
+        ctx_attr(c, "p_low_value", json_real(lo));
+        ctx_attr(c, "p_high_value", json_real(hi));
+        ctx_attr(c, "n_values", json_integer((json_int_t)pct_count(ps)));
+    }
+done:
+    pct_free(ps);
+    free(buf);
+    store_array_close(out);
+    store_array_close(v.a);
+    return rc;
+}
+
+static const char *check(const json_t *p)
+{
+    if (!(json_number_value(json_object_get(p, "p_low")) < json_number_value(json_object_get(p, "p_high"))))
+        return "p_low must be below p_high";
+    return NULL;
+}
+
+static const param_spec params[] = {
+    {.name = "p_low", .type = P_NUM, .def = "2", .flags = PARAM_RANGE, .lo = 0, .hi = 100,
+     .doc = "lower percentile, mapped to 0"},
+    {.name = "p_high", .type = P_NUM, .def = "99.9", .flags = PARAM_RANGE, .lo = 0, .hi = 100,
+     .doc = "upper percentile, mapped to 1"},
+    {.name = "eps", .type = P_NUM, .def = "1e-20", .flags = PARAM_RANGE, .lo = 0, .hi = 1,
+     .doc = "added to the denominator"},
+    {.name = "method", .type = P_ENUM, .def = "\"exact\"", .choices = "exact|streaming",
+     .doc = "exact percentiles (2 passes over float data) or a 1-pass estimate (relative error <= 2^-11)"},
+    {.name = "clip", .type = P_BOOL, .def = "false", .doc = "clamp the result to [0, 1]"},
+    {0},
+};
+static const port_spec inputs[] = {
+    {.name = "stack", .kinds = KIND_IMAGE | KIND_REPEATS, .doc = "image Z x Y x X or repeats R x Z x Y x X"},
+    {0},
+};
+static const port_spec outputs[] = {
+    {.name = "data", .kinds = KIND_IMAGE | KIND_REPEATS, .like = "stack", .doc = "normalised float32, same shape"},
+    {0},
+};
+
+const stage_type stage_normalize = {
+    .name = "normalize",
+    .version = 1,
+    .summary = "percentile normalisation (x - P_low) / (P_high - P_low + eps)",
+    .params = params,
+    .inputs = inputs,
+    .outputs = outputs,
+    .run = run,
+    .check = check,
+};

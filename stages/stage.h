@@ -84,6 +84,9 @@ typedef struct stage_type {
     const port_spec *outputs;  /* terminated by name NULL */
     unsigned flags;
     int (*run)(stage_ctx *ctx);
+    /* Optional: constraints between parameters, checked at validation time.
+     * Returns NULL when fine, else a message ("p_low must be below p_high"). */
+    const char *(*check)(const json_t *params);
 } stage_type;
 
 /* The registry (stages/registry.c). */

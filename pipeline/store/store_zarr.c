@@ -450,9 +450,11 @@ static int zarr_list_stages(store *s, char ***out)
     char **names = NULL;
     json_t *order = NULL;
     int rc = list_dir(s->path, stage_dir_ok, &names);
-    if (rc == SS_OK) rc = read_json(zs->order, 1, &order);
+    if (rc == SS_OK && (rc = read_json(zs->order, 1, &order)) != SS_OK)
+        ss_fail_prefix(rc, "commit order (remove %s to list stages by name)", zs->order);
     if (rc == SS_OK && order && !json_is_array(order))
-        rc = ss_fail(SS_ERR_INPUT, "%s: not a JSON list of stage names", zs->order);
+        rc = ss_fail(SS_ERR_INPUT, "%s: not a JSON list of stage names (remove it to list stages by name)",
+                     zs->order);
     if (rc != SS_OK) {
         store_names_free(names);
         json_decref(order);
@@ -547,14 +549,45 @@ typedef struct {
     int clevel, shuffle;
     char sep;              /* separator of chunk key indices */
     double fill;
+    unsigned char *fill_rec; /* tables: one record of fill, or NULL for zeros */
 } zhdr;
 
 static void hdr_free(zhdr *h)
 {
+    free(h->fill_rec);
+    h->fill_rec = NULL;
     for (int i = 0; i < h->n_cols; i++) free(h->cols[i].name);
     free(h->cols);
     h->cols = NULL;
     h->n_cols = 0;
+}
+
+/* Decodes standard base64 (with or without padding); NULL if malformed. */
+static unsigned char *base64_decode(const char *in, size_t *n)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t len = strlen(in);
+    while (len && in[len - 1] == '=') len--;
+    unsigned char *out = malloc(len * 3 / 4 + 1);
+    if (!out) return NULL;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *c = in[i] ? strchr(alphabet, in[i]) : NULL;
+        if (!c) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t)(c - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *n = k;
+    return out;
 }
 
 static int parse_numeric_dtype(const char *s, ss_dtype *t)
@@ -681,13 +714,22 @@ static int header_from_json(const char *file, json_t *j, zhdr *h)
     }
 
     v = json_object_get(j, "fill_value");
-    if (!v || json_is_null(v)) h->fill = 0;
+    if (h->is_table) {
+        /* numpy stores a structured fill value as the base64 of one record */
+        if (v && json_is_string(v)) {
+            size_t n = 0;
+            h->fill_rec = base64_decode(json_string_value(v), &n);
+            if (!h->fill_rec || n != h->elem)
+                return ss_fail(SS_ERR_INPUT, "%s: fill_value is not the base64 of one %zu-byte record", file, h->elem);
+        } else if (v && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 0)) {
+            return ss_fail(SS_ERR_INPUT, "%s: fill_value of a table must be null or base64", file);
+        }
+    } else if (!v || json_is_null(v)) h->fill = 0;
     else if (json_is_number(v)) h->fill = json_number_value(v);
     else if (json_is_string(v) && !strcmp(json_string_value(v), "NaN")) h->fill = NAN;
     else if (json_is_string(v) && !strcmp(json_string_value(v), "Infinity")) h->fill = INFINITY;
     else if (json_is_string(v) && !strcmp(json_string_value(v), "-Infinity")) h->fill = -INFINITY;
     else return ss_fail(SS_ERR_INPUT, "%s: fill_value not supported", file);
-    if (h->is_table) h->fill = 0;
 
     v = json_object_get(j, "dimension_separator");
     if (!v) h->sep = '.';
@@ -833,13 +875,17 @@ static char *chunk_path(const char *dir, const zhdr *h, const int64_t *idx)
 
 static void fill_chunk(const zhdr *h, unsigned char *buf)
 {
-    if (h->fill == 0 || h->is_table) {
+    if (h->is_table ? !h->fill_rec : h->fill == 0) {
         memset(buf, 0, h->chunk_bytes);
         return;
     }
     unsigned char one[8];
-    dtype_convert(one, h->dtype, &h->fill, DT_F64, 1);
-    for (size_t i = 0; i < h->chunk_elems; i++) memcpy(buf + i * h->elem, one, h->elem);
+    const unsigned char *rec = h->fill_rec;
+    if (!h->is_table) {
+        dtype_convert(one, h->dtype, &h->fill, DT_F64, 1);
+        rec = one;
+    }
+    for (size_t i = 0; i < h->chunk_elems; i++) memcpy(buf + i * h->elem, rec, h->elem);
 }
 
 /* Reads chunk idx into dst (chunk_bytes); an absent chunk is all fill value.
@@ -1335,13 +1381,13 @@ static int update_order(store *s, const char *stage)
     zarr_store *zs = s->impl;
     pthread_mutex_lock(&order_mutex);
     json_t *order = NULL;
-    int rc = read_json(zs->order, 1, &order);
-    if (rc == SS_OK && order && !json_is_array(order)) {
-        /* Only the order of listing depends on it: start it afresh. */
+    /* A damaged list costs only the listing order of earlier stages (they
+     * sort after the listed ones, by name): start it afresh. */
+    if (read_json(zs->order, 1, &order) != SS_OK || (order && !json_is_array(order))) {
         json_decref(order);
         order = NULL;
     }
-    if (rc == SS_OK && !order && !(order = json_array())) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = order || (order = json_array()) ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) {
         for (size_t i = json_array_size(order); i-- > 0;) {
             json_t *e = json_array_get(order, i);

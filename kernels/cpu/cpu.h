@@ -1,0 +1,59 @@
+/* The CPU kernels behind kernels_cpu(), and helpers they share. Internal to
+ * kernels/: stages reach these only through the dispatch table. */
+#ifndef SS_KERNELS_CPU_H
+#define SS_KERNELS_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernels.h"
+
+/* Below this many elements of work a kernel runs on the calling thread:
+ * waking the OpenMP team costs more than the loop. */
+#define SS_PAR_MIN ((size_t)1 << 15)
+
+void cpu_fuse_mean_f32(const float *rep, int R, size_t n, float *out);
+void cpu_fuse_median_f32(const float *rep, int R, size_t n, float *out);
+void cpu_affine_f32(float *x, size_t n, float lo, float scale, int clip);
+size_t cpu_count_nonfinite_f32(const float *x, size_t n);
+void cpu_minmax_f32(const float *x, size_t n, float *mn, float *mx);
+void cpu_gauss_blur3d_f32(float *vol, int64_t nz, int64_t ny, int64_t nx,
+                          double sz, double sy, double sx);
+
+static inline uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Exponent all ones: +-Inf or NaN. */
+static inline int f32_bits_nonfinite(uint32_t u)
+{
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+/* Order-preserving key: unsigned comparison of keys is the float order
+ * (with -0 just below +0), so min/max and radix selection can work on
+ * integers, where they are exact and independent of evaluation order.
+ * Positive floats get the sign bit set; negative ones are inverted so that a
+ * larger magnitude sorts lower. */
+static inline uint32_t f32_key(uint32_t bits)
+{
+    return bits ^ ((0u - (bits >> 31)) | 0x80000000u);
+}
+
+static inline uint32_t f32_unkey(uint32_t key)
+{
+    return key ^ ((0u - ((key >> 31) ^ 1u)) | 0x80000000u);
+}
+
+#endif

@@ -1,0 +1,14 @@
+/* The subcommands of the sirenstack program (pipeline/main.c dispatches). */
+#ifndef SS_COMMANDS_H
+#define SS_COMMANDS_H
+
+int cmd_run(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_stages(int argc, char **argv);
+int cmd_schema(int argc, char **argv);
+const char *cmd_version(void);
+
+#endif
