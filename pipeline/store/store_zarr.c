@@ -38,12 +38,16 @@
 #error "the zarr backend stores memory as is under little-endian dtypes"
 #endif
 
-/* Decoded chunks kept per open array. Plane-by-plane writes touch every chunk
- * of a plane row once per plane; holding them avoids a decompress/compress
- * round trip per plane, within a bound that keeps memory per array fixed
- * (invariant 6). */
+/* Decoded chunks kept per open array. A plane-by-plane write or read touches
+ * every chunk under the plane once per plane; holding them all saves a
+ * decompress/compress round trip per plane and chunk (64x for chunks 64
+ * planes deep). The cache starts at ZARR_CACHE_BYTES and grows to hold the
+ * chunks one slab touches, up to ZARR_CACHE_MAX_BYTES: the working set the
+ * chunk shape implies, bounded whatever the size of the array (invariant 6).
+ * Beyond it, access stays correct but re-encodes chunks. */
 #define ZARR_CACHE_BYTES ((size_t)32 << 20)
-#define ZARR_CACHE_MAX_SLOTS 256
+#define ZARR_CACHE_MAX_BYTES ((size_t)512 << 20)
+#define ZARR_CACHE_MAX_SLOTS 1024
 #define ZARR_TABLE_CHUNK_ROWS 65536
 #define ZARR_TABLE_CHUNK_BYTES ((size_t)4 << 20)
 #define ZARR_TABLE_MAX_COLS 4096
@@ -981,7 +985,7 @@ static zarr_array *array_new(char *dir, const zhdr *h)
     za->dir = dir;
     za->h = *h;
     size_t n = ZARR_CACHE_BYTES / h->chunk_bytes;
-    za->n_slots = n < 1 ? 1 : n > ZARR_CACHE_MAX_SLOTS ? ZARR_CACHE_MAX_SLOTS : (int)n;
+    za->n_slots = n < 1 ? 1 : n > 64 ? 64 : (int)n; /* cache_reserve grows it */
     za->slots = calloc((size_t)za->n_slots, sizeof *za->slots);
     if (!za->slots) {
         free(za);
@@ -1024,6 +1028,20 @@ static int array_flush(zarr_array *za)
         if (rc != SS_OK) return rc;
     }
     return SS_OK;
+}
+
+/* Grows the cache towards n slots within ZARR_CACHE_MAX_BYTES. Failing to
+ * grow only costs speed. */
+static void cache_reserve(zarr_array *za, int n)
+{
+    size_t cap = ZARR_CACHE_MAX_BYTES / za->h.chunk_bytes;
+    if ((size_t)n > cap) n = cap > 0 ? (int)cap : 1;
+    if (n <= za->n_slots) return;
+    chunk_slot *v = realloc(za->slots, (size_t)n * sizeof *v);
+    if (!v) return;
+    memset(v + za->n_slots, 0, (size_t)(n - za->n_slots) * sizeof *v);
+    za->slots = v;
+    za->n_slots = n;
 }
 
 /* The cached chunk idx, loading it (or, when the caller overwrites all of
@@ -1070,10 +1088,14 @@ static int slab_io(zarr_array *za, const int64_t *start, const int64_t *count, s
         ustride[i] = ustride[i + 1] * count[i + 1];
         cstride[i] = cstride[i + 1] * h->chunk[i + 1];
     }
+    int64_t touched = 1;
     for (int i = 0; i < r; i++) {
         c0[i] = ci[i] = start[i] / h->chunk[i];
         c1[i] = (start[i] + count[i] - 1) / h->chunk[i];
+        touched *= c1[i] - c0[i] + 1;
+        if (touched > ZARR_CACHE_MAX_SLOTS) touched = ZARR_CACHE_MAX_SLOTS;
     }
+    cache_reserve(za, (int)touched);
     const size_t msize = dtype_size(mem);
     for (;;) {
         int64_t lo[STORE_MAX_RANK], hi[STORE_MAX_RANK], p[STORE_MAX_RANK];
