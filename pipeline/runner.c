@@ -370,7 +370,6 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
         rc = d->type->run(&ctx);
         progress_end(rep);
     }
-    if (rc == SS_OK && runner_cancel_requested) rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted");
     char finished[32];
     ss_utc_iso8601(finished);
     double secs = ss_now() - t0;
@@ -506,6 +505,10 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         }
         if (!o->quiet) report_info(rep, "%s/%s: running %s (%s)", s->id, d->name, d->type->name, sbuf_str(&sp->reason));
         rc = run_stage(c, i, s, st, sp, k, threads, rep);
+        /* A stage that finished is committed even when a signal came during
+         * it; the run stops before the next one. */
+        if (rc == SS_OK && runner_cancel_requested)
+            rc = ss_fail(SS_ERR_INTERRUPTED, "%s: interrupted after %s; run again to resume", s->id, d->name);
         if (rc != SS_OK) {
             result = worse(result, rc);
             /* Later stages of this sample would read missing or stale data. */

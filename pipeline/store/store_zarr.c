@@ -210,10 +210,13 @@ static json_t *root_attrs(void)
 
 /* Builds the container beside its final path and renames it into place, so
  * that a container either does not exist or is complete. */
-static int create_container(const char *path)
+static int create_container(const char *given)
 {
-    char *parent = path_dirname(path);
-    char *staging = ss_asprintf("%s.creating.%ld", path, (long)getpid());
+    /* "out/s.zarr/" names the same container as "out/s.zarr" */
+    char *path = ss_strdup(given);
+    for (size_t n = path ? strlen(path) : 0; n > 1 && path[n - 1] == '/'; n--) path[n - 1] = 0;
+    char *parent = path ? path_dirname(path) : NULL;
+    char *staging = path ? ss_asprintf("%s.creating.%ld", path, (long)getpid()) : NULL;
     char *work = staging ? path_join(staging, ".sirenstack/tmp") : NULL;
     char *zgroup = staging ? path_join(staging, ".zgroup") : NULL;
     char *zattrs = staging ? path_join(staging, ".zattrs") : NULL;
@@ -241,6 +244,7 @@ static int create_container(const char *path)
     }
     json_decref(g);
     json_decref(a);
+    free(path);
     free(parent);
     free(staging);
     free(work);
@@ -813,8 +817,8 @@ static json_t *meta_json(const array_meta *m)
 {
     json_t *axes = json_array();
     for (const char *p = m->axes; axes && *p; p++) json_array_append_new(axes, json_stringn(p, 1));
-    return json_pack("{s:o, s:[f,f,f], s:s}", "axes", axes, "voxel_size", m->voxel[0], m->voxel[1], m->voxel[2], "unit",
-                     m->unit);
+    return json_pack("{s:o, s:[f,f,f], s:s#}", "axes", axes, "voxel_size", m->voxel[0], m->voxel[1], m->voxel[2],
+                     "unit", m->unit, (int)strnlen(m->unit, sizeof m->unit));
 }
 
 /* One OME-NGFF 0.4 "multiscales" entry: a single-level pyramid whose scale is
@@ -827,7 +831,7 @@ static json_t *multiscales_entry(const char *name, const array_meta *m)
         json_t *ax = json_pack("{s:s#}", "name", p, (int)1);
         if (sp) {
             json_object_set_new(ax, "type", json_string("space"));
-            if (m->unit[0]) json_object_set_new(ax, "unit", json_string(m->unit));
+            if (m->unit[0]) json_object_set_new(ax, "unit", json_stringn(m->unit, strnlen(m->unit, sizeof m->unit)));
             json_array_append_new(scale, json_real(m->voxel[sp - "zyx"]));
         } else {
             if (*p == 'r' || *p == 't') json_object_set_new(ax, "type", json_string("time"));
@@ -900,8 +904,14 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int rc = SS_OK;
-        if (errno == ENOENT) fill_chunk(h, dst);
-        else rc = ss_fail(SS_ERR_IO, "%s: cannot open chunk: %s", path, strerror(errno));
+        if (errno != ENOENT)
+            rc = ss_fail(errno == ENOTDIR ? SS_ERR_INPUT : SS_ERR_IO, "%s: cannot open chunk: %s", path,
+                         strerror(errno));
+        /* An absent chunk is fill, unless the whole array went away under an
+         * open handle (its stage recommitted): that must not read as zeros. */
+        else if (!file_exists_in(dir, ".zarray"))
+            rc = ss_fail(SS_ERR_INPUT, "%s: array removed while open (stage replaced?)", dir);
+        else fill_chunk(h, dst);
         free(path);
         return rc;
     }
@@ -1260,21 +1270,30 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
             ok = meta->axes[i] >= 'a' && meta->axes[i] <= 'z' && !memchr(meta->axes, meta->axes[i], i);
         if (!ok) return ss_fail(SS_ERR_INTERNAL, "%s: axes '%.*s' do not name %d distinct axes", name,
                                 (int)sizeof meta->axes, meta->axes, rank);
+        for (int i = 0; i < 3; i++)
+            if (!isfinite(meta->voxel[i]))
+                return ss_fail(SS_ERR_INTERNAL, "%s: voxel size %d is not finite", name, i);
     }
 
-    json_t *zarray = zarray_json(rank, shape, chunk, json_string(zarr_dtypes[dt]));
     json_t *zattrs = meta ? meta_json(meta) : json_object();
+    json_t *entry = meta ? multiscales_entry(name, meta) : NULL;
+    if (!zattrs || (meta && !entry)) { /* json_string refuses text that is not UTF-8 */
+        json_decref(zattrs);
+        json_decref(entry);
+        return ss_fail(SS_ERR_INTERNAL, "%s: metadata cannot be encoded as JSON (is the unit UTF-8?)", name);
+    }
+    json_t *zarray = zarray_json(rank, shape, chunk, json_string(zarr_dtypes[dt]));
     char *dir = NULL;
     int rc = write_array_dir(zw, name, zarray, zattrs, &dir);
     json_decref(zarray);
     json_decref(zattrs);
-    if (rc != SS_OK) return rc;
-    if (meta) {
-        json_t *e = multiscales_entry(name, meta);
-        if (!e || json_array_append_new(zw->multiscales, e) != 0) {
-            free(dir);
-            return ss_fail(SS_ERR_NOMEM, "out of memory");
-        }
+    if (rc == SS_OK && entry && json_array_append_new(zw->multiscales, entry) != 0)
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    else if (rc != SS_OK)
+        json_decref(entry);
+    if (rc != SS_OK) {
+        free(dir);
+        return rc;
     }
     zarr_array *za = array_new(dir, &h);
     if (!za) {
