@@ -119,15 +119,18 @@ int store_list_arrays(store *s, const char *stage, char ***names);
  * Beginning a stage that is already committed is allowed: the old group stays
  * visible and intact until the commit replaces it in one atomic step. */
 int store_stage_begin(store *s, const char *stage, store_writer **w);
-/* Attribute values may be any JSON; objects and arrays of non-numbers are
- * stored as JSON text in HDF5 (see the layout spec). */
+/* Attribute values may be any JSON (borrowed: the store copies what it needs);
+ * objects and arrays of non-numbers are stored as JSON text in HDF5 (see the
+ * layout spec). */
 int store_writer_attr(store_writer *w, const char *key, json_t *value);
 /* chunk may be NULL (the store picks plane-shaped chunks of about 1 MiB). */
 int store_writer_array(store_writer *w, const char *name, ss_dtype dt, int rank,
                        const int64_t *shape, const int64_t *chunk,
                        const array_meta *meta, store_array **a);
 int store_writer_table(store_writer *w, const char *name, const table_view *t);
-/* Array of a stage being written (created earlier with store_writer_array). */
+/* Arrays created with store_writer_array must be closed before the commit;
+ * a write error that only shows when an array is flushed is reported by
+ * store_commit_stage. */
 int store_commit_stage(store_writer *w);   /* frees w whatever the outcome */
 void store_abort_stage(store_writer *w);   /* frees w, removes its files */
 

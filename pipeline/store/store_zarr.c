@@ -48,9 +48,12 @@
 #define ZARR_CACHE_BYTES ((size_t)32 << 20)
 #define ZARR_CACHE_MAX_BYTES ((size_t)512 << 20)
 #define ZARR_CACHE_MAX_SLOTS 1024
+/* Caps the slots per array, for tests of eviction and for tight memory. */
+#define ZARR_CACHE_ENV "SIRENSTACK_ZARR_CACHE_SLOTS"
 #define ZARR_TABLE_CHUNK_ROWS 65536
 #define ZARR_TABLE_CHUNK_BYTES ((size_t)4 << 20)
 #define ZARR_TABLE_MAX_COLS 4096
+#define ZARR_TABLE_MAX_BYTES ((uint64_t)1 << 30) /* as read back into table_data */
 /* Sorted keys make the metadata files a function of their content only. */
 #define ZARR_JSON_FLAGS (JSON_INDENT(4) | JSON_SORT_KEYS)
 
@@ -655,7 +658,8 @@ static int header_from_json(const char *file, json_t *j, zhdr *h)
 {
     if (!json_is_object(j)) return ss_fail(SS_ERR_INPUT, "%s: not a JSON object", file);
     json_t *v = json_object_get(j, "zarr_format");
-    if (!json_is_integer(v) || json_integer_value(v) != 2) return ss_fail(SS_ERR_INPUT, "%s: zarr_format is not 2", file);
+    if (!json_is_integer(v) || json_integer_value(v) != 2)
+        return ss_fail(SS_ERR_INPUT, "%s: zarr_format is not 2", file);
 
     json_t *shape = json_object_get(j, "shape"), *chunks = json_object_get(j, "chunks");
     if (!json_is_array(shape) || !json_is_array(chunks) || json_array_size(shape) != json_array_size(chunks))
@@ -988,6 +992,13 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
     return rc;
 }
 
+static int cache_slot_limit(void)
+{
+    const char *e = getenv(ZARR_CACHE_ENV);
+    long n = e ? strtol(e, NULL, 10) : 0;
+    return n > 0 && n < ZARR_CACHE_MAX_SLOTS ? (int)n : ZARR_CACHE_MAX_SLOTS;
+}
+
 static zarr_array *array_new(char *dir, const zhdr *h)
 {
     zarr_array *za = calloc(1, sizeof *za);
@@ -996,6 +1007,7 @@ static zarr_array *array_new(char *dir, const zhdr *h)
     za->h = *h;
     size_t n = ZARR_CACHE_BYTES / h->chunk_bytes;
     za->n_slots = n < 1 ? 1 : n > 64 ? 64 : (int)n; /* cache_reserve grows it */
+    if (za->n_slots > cache_slot_limit()) za->n_slots = cache_slot_limit();
     za->slots = calloc((size_t)za->n_slots, sizeof *za->slots);
     if (!za->slots) {
         free(za);
@@ -1046,6 +1058,7 @@ static void cache_reserve(zarr_array *za, int n)
 {
     size_t cap = ZARR_CACHE_MAX_BYTES / za->h.chunk_bytes;
     if ((size_t)n > cap) n = cap > 0 ? (int)cap : 1;
+    if (n > cache_slot_limit()) n = cache_slot_limit();
     if (n <= za->n_slots) return;
     chunk_slot *v = realloc(za->slots, (size_t)n * sizeof *v);
     if (!v) return;
@@ -1197,7 +1210,8 @@ static int zarr_stage_begin(store_writer *w)
 static int zarr_writer_attr(store_writer *w, const char *key, json_t *value)
 {
     zarr_writer *zw = w->impl;
-    if (!key || !key[0] || !value) return ss_fail(SS_ERR_INTERNAL, "stage %s: attribute without key or value", w->stage);
+    if (!key || !key[0] || !value)
+        return ss_fail(SS_ERR_INTERNAL, "stage %s: attribute without key or value", w->stage);
     /* A copy, so that the caller may keep changing its own value. */
     json_t *copy = json_deep_copy(value);
     if (!copy || json_object_set_new(zw->attrs, key, copy) != 0)
@@ -1342,11 +1356,13 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
             if (col->str[i] && strlen(col->str[i]) >= TABLE_STR_LEN)
                 rc = ss_fail(SS_ERR_INTERNAL, "table %s: column '%s' row %lld longer than %d bytes", name, col->name,
                              (long long)i, TABLE_STR_LEN - 1);
+        if (rc != SS_OK) break;
         char str_type[16];
         snprintf(str_type, sizeof str_type, "|S%d", TABLE_STR_LEN);
         json_t *f = json_pack("[s,s]", col->name,
                               col->type == COL_F64 ? "<f8" : col->type == COL_I64 ? "<i8" : str_type);
-        if (rc == SS_OK && (!f || json_array_append_new(fields, f) != 0)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (!f) rc = ss_fail(SS_ERR_INTERNAL, "table %s: column name '%s' is not UTF-8", name, col->name);
+        else if (json_array_append_new(fields, f) != 0) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
         offs[c] = off;
         off += col->type == COL_STR ? TABLE_STR_LEN : 8;
     }
@@ -1473,8 +1489,7 @@ static int swap_in(const char *tmp, const char *final, char **old_at)
     }
     if (rename(tmp, final) != 0) {
         int rc = ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
-        if (rename(parked, final) != 0) { /* store_recover will restore it */
-        }
+        rename(parked, final); /* should this fail too, store_recover restores it */
         free(parked);
         return rc;
     }
@@ -1488,7 +1503,8 @@ static int zarr_commit(store_writer *w)
     zarr_writer *zw = w->impl;
     store *s = w->s;
     int rc = detach_arrays(zw, 1);
-    if (rc == SS_OK && zw->failed) rc = ss_fail(zw->failed, "%s", zw->failed_msg ? zw->failed_msg : "array close failed");
+    if (rc == SS_OK && zw->failed)
+        rc = ss_fail(zw->failed, "%s", zw->failed_msg ? zw->failed_msg : "closing an array failed");
 
     char *zgroup = path_join(zw->tmp, ".zgroup"), *zattrs = path_join(zw->tmp, ".zattrs");
     char *final = path_join(s->path, w->stage), *old = NULL;
@@ -1632,7 +1648,10 @@ static int zarr_array_info(store_array *a, array_info *info)
     info->has_meta = za->has_meta;
     info->meta = za->meta;
     if (h->compressed) {
-        const char *sh = h->shuffle == 0 ? "noshuffle" : h->shuffle == 1 ? "shuffle" : h->shuffle == 2 ? "bitshuffle" : "autoshuffle";
+        const char *sh = h->shuffle == 0   ? "noshuffle"
+                         : h->shuffle == 1 ? "shuffle"
+                         : h->shuffle == 2 ? "bitshuffle"
+                                           : "autoshuffle";
         snprintf(info->compressor, sizeof info->compressor, "blosc:%s:%d:%s", h->cname, h->clevel, sh);
     } else {
         snprintf(info->compressor, sizeof info->compressor, "none");
@@ -1690,9 +1709,11 @@ static int zarr_table_read(store *s, const char *stage, const char *name, table_
         return rc;
     }
     if (!h.is_table) rc = ss_fail(SS_ERR_INPUT, "%s: is an array, not a table", dir);
+    /* Read whole into memory: bound it so that a damaged shape cannot. */
     const int64_t n = h.shape[0];
-    if (rc == SS_OK && (uint64_t)n > SIZE_MAX / 64 / (uint64_t)h.n_cols)
-        rc = ss_fail(SS_ERR_INPUT, "%s: table of %lld rows too large", dir, (long long)n);
+    if (rc == SS_OK && (uint64_t)n * (uint64_t)h.n_cols * TABLE_STR_LEN > ZARR_TABLE_MAX_BYTES)
+        rc = ss_fail(SS_ERR_INPUT, "%s: table of %lld rows and %d columns is larger than the %d MiB supported", dir,
+                     (long long)n, h.n_cols, (int)(ZARR_TABLE_MAX_BYTES >> 20));
     if (rc == SS_OK) {
         t->names = calloc((size_t)h.n_cols, sizeof *t->names);
         t->types = calloc((size_t)h.n_cols, sizeof *t->types);

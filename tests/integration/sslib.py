@@ -331,6 +331,7 @@ def leftovers(outdir):
             elif name == "tmp" and os.path.isdir(p) and os.listdir(p):
                 found.append(rel + "/ (not empty: " + ", ".join(sorted(os.listdir(p))[:5]) + ")")
     # hdf5: stage files that the index does not link
+    outdir = os.path.abspath(outdir)
     for name in os.listdir(outdir) if os.path.isdir(outdir) else []:
         if name.endswith(".h5") and os.path.isfile(os.path.join(outdir, name)):
             sd = os.path.join(outdir, name + ".d", "stages")

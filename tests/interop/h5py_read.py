@@ -160,14 +160,16 @@ def file_bytes(path):
 
 
 def run_pipeline(tap, tmp, store):
-    """Writes source + config under tmp/cfg_<store>/ and runs the pipeline from
-    tmp (not the config's folder). Returns the container path or None."""
-    cfg_dir = os.path.join(tmp, f"cfg_{store}")
+    """Writes the source (once) and a config under tmp/cfg/ and runs the
+    pipeline from tmp (not the config's folder). Runs of both stores share the
+    source, so their provenance attributes are comparable. Returns (container
+    path or None, source array)."""
+    cfg_dir = os.path.join(tmp, "cfg")
     os.makedirs(cfg_dir, exist_ok=True)
     src = os.path.join(cfg_dir, "src.h5")
-    data = write_source(src)
+    data = source_repeats() if os.path.exists(src) else write_source(src)
     before = file_bytes(src)
-    cfg = os.path.join(cfg_dir, "pipeline.yaml")
+    cfg = os.path.join(cfg_dir, f"pipeline_{store}.yaml")
     write_config(cfg, f"../out_{store}", store)
     r = subprocess.run([sirenstack_bin(), "run", cfg], cwd=tmp, capture_output=True, text=True, timeout=300)
     ok = tap.check(r.returncode == 0, f"sirenstack run ({store}) exits 0",

@@ -226,7 +226,8 @@ static int write_raw(store *s, int variant, int do_commit)
     if (rc == SS_OK) {
         int64_t plane_[5] = {0, 1, 2, 3, 4};
         double psnr[5] = {30.5, 31.25, -1, 1e300, 0};
-        const char *method[5] = {"siren", "linear", "", "a-method-name-of-exactly-sixty-three-bytes-long-xxxxxxxxxxxxxxx", "x"};
+        const char *method[5] = {"siren", "linear", "",
+                                 "a-method-name-of-exactly-sixty-three-bytes-long-xxxxxxxxxxxxxxx", "x"};
         table_col cols[3] = {{"plane", COL_I64, NULL, plane_, NULL}, {"psnr", COL_F64, psnr, NULL, NULL},
                              {"method", COL_STR, NULL, NULL, method}};
         table_view t = {3, 5, cols};
@@ -437,10 +438,10 @@ static void check_raw(store *s, int variant, const char *when)
         json_t *ms = json_object_get(attrs, "multiscales");
         CHECK(json_array_size(ms) == 2, "%s: two multiscales entries (arrays with metadata)", when);
         json_t *e0 = json_array_get(ms, 0), *e1 = json_array_get(ms, 1);
-        json_t *sc = json_object_get(
-            json_array_get(json_object_get(json_array_get(json_object_get(e1, "datasets"), 0), "coordinateTransformations"), 0),
-            "scale");
-        json_t *ax0 = json_array_get(json_object_get(e1, "axes"), 0), *ax3 = json_array_get(json_object_get(e1, "axes"), 3);
+        json_t *ds = json_array_get(json_object_get(e1, "datasets"), 0);
+        json_t *sc = json_object_get(json_array_get(json_object_get(ds, "coordinateTransformations"), 0), "scale");
+        json_t *axes = json_object_get(e1, "axes");
+        json_t *ax0 = json_array_get(axes, 0), *ax3 = json_array_get(axes, 3);
         CHECK(!strcmp(json_string_value(json_object_get(e0, "version")), "0.4") &&
                   !strcmp(json_string_value(json_object_get(e0, "name")), "img_u16") &&
                   !strcmp(json_string_value(json_object_get(e1, "name")), "rep_f64") &&
@@ -458,18 +459,31 @@ static void check_raw(store *s, int variant, const char *when)
 
 /* Run as `test_store_zarr crash <container>` with SIRENSTACK_CRASHPOINT set:
  * recommits "raw" as variant 2 and is killed on the way. */
-static int crash_child(const char *path)
+static int crash_child(const char *path, const char *stage)
 {
     store *s;
     if (store_open(path, STORE_ZARR, 0, &s) != SS_OK || store_lock(s) != SS_OK) return 3;
-    int rc = write_raw(s, 2, 1);
+    int rc;
+    if (!strcmp(stage, "raw")) {
+        rc = write_raw(s, 2, 1);
+    } else { /* a stage that was never committed before */
+        store_writer *w;
+        store_array *a;
+        int64_t sh[2] = {4, 4}, st[2] = {0, 0};
+        uint8_t v[16] = {1, 2, 3};
+        rc = store_stage_begin(s, stage, &w);
+        if (rc == SS_OK) rc = store_writer_array(w, "a", DT_U8, 2, sh, NULL, NULL, &a);
+        if (rc == SS_OK) rc = store_array_write(a, st, sh, DT_U8, v);
+        store_array_close(a);
+        rc = rc == SS_OK ? store_commit_stage(w) : rc;
+    }
     store_close(s);
     return rc == SS_OK ? 0 : 4;
 }
 
 /* Runs the crash child with the container unlocked (the child takes the
  * lock), then reopens and relocks *sp. Returns 1 if the child died of SIGKILL. */
-static int run_crash(store **sp, const char *point)
+static int run_crash(store **sp, const char *point, const char *stage)
 {
     store_close(*sp);
     *sp = NULL;
@@ -477,7 +491,7 @@ static int run_crash(store **sp, const char *point)
     pid_t pid = fork();
     if (pid == 0) {
         setenv("SIRENSTACK_CRASHPOINT", point, 1);
-        execl(self, self, "crash", cpath, (char *)NULL);
+        execl(self, self, "crash", cpath, stage, (char *)NULL);
         _exit(127);
     }
     int st = 0;
@@ -511,7 +525,8 @@ static void test_open_errors(void)
     write_str(cat(cat(root, "plain.zarr"), ".zattrs"), "{}");
     rc = store_open(cat(root, "plain.zarr"), STORE_ZARR, 0, &s);
     CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "sirenstack.format"), "a plain zarr group: %s", ss_errmsg());
-    write_str(cat(cat(root, "plain.zarr"), ".zattrs"), "{\"sirenstack\": {\"format\": \"zarr\", \"layout_version\": 99}}");
+    write_str(cat(cat(root, "plain.zarr"), ".zattrs"),
+              "{\"sirenstack\": {\"format\": \"zarr\", \"layout_version\": 99}}");
     rc = store_open(cat(root, "plain.zarr"), STORE_ZARR, 0, &s);
     CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "layout version 99"), "a newer layout: %s", ss_errmsg());
     write_str(cat(cat(root, "plain.zarr"), ".zattrs"), "{\"sirenst");
@@ -593,7 +608,8 @@ static void test_writer_edge_cases(store *s)
     for (int i = 0; ok && i < 50; i++) ok = back[i] == v[100 + i];
     CHECK(ok, "read back while the stage is open");
     array_info info;
-    CHECK(store_array_info(a, &info) == SS_OK && info.stored_bytes > 0, "info of an array being written counts its cache");
+    CHECK(store_array_info(a, &info) == SS_OK && info.stored_bytes > 0,
+          "info of an array being written counts its cache");
     int64_t bad_s = 990, bad_c = 20;
     CHECK(store_array_write(a, &bad_s, &bad_c, DT_I64, v) != SS_OK, "slab outside the array is refused");
     /* the handle stays open across the commit: commit flushes it */
@@ -695,7 +711,7 @@ static void test_recommit_and_crashes(store **sp)
     uint64_t h1 = stage_hash("raw");
     static const char *before[] = {"zarr.write_chunk", "zarr.write_chunk:7", "zarr.commit.before_swap"};
     for (int i = 0; i < 3; i++) {
-        CHECK(run_crash(sp, before[i]), "child killed at %s", before[i]);
+        CHECK(run_crash(sp, before[i], "raw"), "child killed at %s", before[i]);
         s = *sp;
         CHECK(stage_hash("raw") == h1, "raw byte-identical after kill at %s", before[i]);
         CHECK(!tmp_empty(), "kill at %s left a temporary tree", before[i]);
@@ -703,12 +719,27 @@ static void test_recommit_and_crashes(store **sp)
         check_raw(s, 1, before[i]);
     }
     /* killed after the swap: the new stage is in place and complete */
-    CHECK(run_crash(sp, "zarr.commit.after_swap"), "child killed after the swap");
+    CHECK(run_crash(sp, "zarr.commit.after_swap", "raw"), "child killed after the swap");
     s = *sp;
     CHECK(store_recover(s) == SS_OK && tmp_empty(), "recover after the swap");
     check_raw(s, 2, "after_swap");
     uint64_t h2 = stage_hash("raw");
     CHECK(h2 != h1, "raw changed");
+
+    /* a new stage: invisible if killed before its rename, complete after */
+    CHECK(run_crash(sp, "zarr.commit.before_swap", "fresh"), "child killed before committing a new stage");
+    s = *sp;
+    CHECK(store_has_stage(s, "fresh") == 0 && store_recover(s) == SS_OK && tmp_empty(), "new stage not visible");
+    CHECK(run_crash(sp, "zarr.commit.after_swap", "fresh"), "child killed after committing a new stage");
+    s = *sp;
+    store_array *a;
+    uint8_t v[16] = {0};
+    int64_t st[2] = {0, 0}, ct[2] = {4, 4};
+    CHECK(store_has_stage(s, "fresh") == 1 && store_array_open(s, "fresh", "a", &a) == SS_OK &&
+              store_array_read(a, st, ct, DT_U8, v) == SS_OK && v[2] == 3 && v[3] == 0,
+          "new stage complete though order.json missed it");
+    store_array_close(a);
+    CHECK(stages_are(s, "raw,edge2,edge,zeta,mid,alpha,fresh"), "and it is listed last");
 
     /* an uninterrupted recommit back to variant 1 */
     CHECK(write_raw(s, 1, 1) == SS_OK, "recommit raw");
@@ -729,6 +760,21 @@ static void test_recommit_and_crashes(store **sp)
     store_stage_begin(s, "raw", &w);
     store_abort_stage(w);
     CHECK(stage_hash("raw") == h1 && tmp_empty(), "abort of a recommit leaves the stage intact");
+}
+
+/* Tiny caches: every chunk is evicted and reloaded mid-slab. */
+static void test_small_cache(store *s)
+{
+    for (int slots = 1; slots <= 3; slots += 2) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", slots);
+        setenv("SIRENSTACK_ZARR_CACHE_SLOTS", v, 1);
+        int variant = slots == 1 ? 2 : 1;
+        int rc = write_raw(s, variant, 1);
+        CHECK(rc == SS_OK, "commit raw with %d cache slots (%s)", slots, rc ? ss_errmsg() : "ok");
+        check_raw(s, variant, slots == 1 ? "1 slot" : "3 slots");
+    }
+    unsetenv("SIRENSTACK_ZARR_CACHE_SLOTS");
 }
 
 static void test_corrupt(store *s)
@@ -765,8 +811,8 @@ static void test_corrupt(store *s)
     uint16_t buf[64];
     int64_t pl[3] = {0, 0, 0}, pc[3] = {1, 8, 8};
     int rc = store_array_read(a, pl, pc, DT_U16, buf);
-    CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "bad/c/0/0/0") && strstr(ss_errmsg(), "corrupt"), "garbage chunk: %s",
-          ss_errmsg());
+    CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "bad/c/0/0/0") && strstr(ss_errmsg(), "corrupt"),
+          "garbage chunk: %s", ss_errmsg());
     pl[0] = 1;
     rc = store_array_read(a, pl, pc, DT_U16, buf);
     CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "bad/c/1/0/0"), "truncated chunk: %s", ss_errmsg());
@@ -812,7 +858,8 @@ static void test_corrupt(store *s)
     CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "c/.zarray:1:"), "corrupt .zarray: %s", ss_errmsg());
     const char *hdrs[] = {
         "{\"zarr_format\": 2, \"shape\": [4, 8, 8], \"chunks\": [1, 8, 8], \"dtype\": \"<c16\", \"order\": \"C\"}",
-        "{\"zarr_format\": 2, \"shape\": [4, 8, 8], \"chunks\": [100000, 100000, 100000], \"dtype\": \"<u2\", \"order\": \"C\"}",
+        "{\"zarr_format\": 2, \"shape\": [4, 8, 8], \"chunks\": [100000, 100000, 100000], \"dtype\": \"<u2\", "
+        "\"order\": \"C\"}",
         "{\"zarr_format\": 2, \"shape\": [4, 8], \"chunks\": [1, 8, 8], \"dtype\": \"<u2\", \"order\": \"C\"}",
         "{\"zarr_format\": 2, \"shape\": [4, 8, 8], \"chunks\": [1, 8, 8], \"dtype\": \"<u2\", \"order\": \"F\"}",
         "{\"zarr_format\": 2, \"shape\": [4, 8, 8], \"chunks\": [1, 8, 8], \"dtype\": \"<u2\", \"order\": \"C\", "
@@ -847,7 +894,8 @@ static void test_corrupt(store *s)
     table_data t;
     rc = store_table_read(s, "bad", "t", &t);
     CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "bad/t/0"), "corrupt table chunk: %s", ss_errmsg());
-    write_str(cat(cpath, "bad/t/.zarray"), "{\"zarr_format\": 2, \"shape\": [3], \"chunks\": [3], \"dtype\": [[\"id\", \"<c8\"]], \"order\": \"C\"}");
+    write_str(cat(cpath, "bad/t/.zarray"), "{\"zarr_format\": 2, \"shape\": [3], \"chunks\": [3], "
+                                           "\"dtype\": [[\"id\", \"<c8\"]], \"order\": \"C\"}");
     rc = store_table_read(s, "bad", "t", &t);
     CHECK(rc == SS_ERR_INPUT && strstr(ss_errmsg(), "t/.zarray"), "unsupported table column: %s", ss_errmsg());
 
@@ -868,7 +916,7 @@ static void test_corrupt(store *s)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && !strcmp(argv[1], "crash")) return crash_child(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "crash")) return crash_child(argv[2], argv[3]);
     /* resolved now, not exec'ed as /proc/self/exe: under valgrind that names
      * the tool, while readlink is answered with the test's own path */
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -892,6 +940,7 @@ int main(int argc, char **argv)
     test_writer_edge_cases(s);
     test_order(s);
     test_recommit_and_crashes(&s);
+    test_small_cache(s);
     test_corrupt(s);
     store_close(s);
 
