@@ -134,6 +134,16 @@ static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, co
         cfg_error(e, n ? n->line : 0, n ? n->col : 0, kp, "expected %s%s, got %s", type_word(t), rng, describe(n));
         return NULL;
     }
+    if ((t == P_INT || t == P_NUM) && !n->plain) {
+        ynode plain = *n;
+        double d;
+        plain.plain = 1;
+        if (yscalar_num(&plain, &d) != 0) {
+            cfg_error(e, n->line, n->col, kp, "expected %s%s, got the string '%s' (remove the quotes)", type_word(t),
+                      rng, n->value);
+            return NULL;
+        }
+    }
     switch (t) {
     case P_INT: {
         long long v;
@@ -144,8 +154,11 @@ static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, co
             return NULL;
         }
         if (r == 0) {
-            if (yscalar_num(n, &d) == 1)
+            if (yscalar_num(n, &d) == 1 && d != floor(d))
                 cfg_error(e, n->line, n->col, kp, "expected an integer%s, got the fraction %s", rng, describe(n));
+            else if (yscalar_num(n, &d) == 1)
+                cfg_error(e, n->line, n->col, kp, "expected an integer%s written with digits only, got %s", rng,
+                          describe(n));
             else
                 cfg_error(e, n->line, n->col, kp, "expected an integer%s, got %s", rng, describe(n));
             return NULL;
@@ -313,7 +326,6 @@ static json_t *validate_params(cfg_errors *e, const stage_type *t, const ynode *
 static const char *const top_keys[] = {"version", "run", "samples", "stages", NULL};
 static const char *const run_keys[] = {"name", "output", "store", "device", "threads", "seed", "checkpoint",
                                        "progress_interval", NULL};
-static const char *const ckpt_keys[] = {"every_seconds", "every_steps", NULL};
 static const char *const stage_keys[] = {"uses", "inputs", "params", "description", NULL};
 
 /* The run section is validated with the same machinery as stage params. */
@@ -338,10 +350,10 @@ static const param_spec ckpt_params[] = {
     {0},
 };
 
-static int validate_run(cfg_errors *e, config *c, const ynode *run)
+static int validate_run(cfg_errors *e, config *c, const ynode *root, const ynode *run)
 {
     if (!run) {
-        cfg_error(e, 1, 1, "run", "missing required section 'run' (name, output)");
+        cfg_error(e, root->line, root->col, "run", "missing required section 'run' (name, output)");
         return -1;
     }
     if (run->kind != YN_MAP) {
@@ -368,7 +380,6 @@ static int validate_run(cfg_errors *e, config *c, const ynode *run)
     json_t *v = validate_params(e, &fake, &tmp, "run", run->line, run->col);
     const ynode *ck = ymap_get(run, "checkpoint");
     stage_type fake_ck = {.name = "checkpoint", .params = ckpt_params};
-    if (ck && ck->kind == YN_MAP) check_keys(e, ck, "run.checkpoint", ckpt_keys);
     json_t *cv = validate_params(e, &fake_ck, ck, "run.checkpoint", run->line, run->col);
     if (!v || !cv) {
         json_decref(v);
@@ -451,10 +462,13 @@ static void add_input(stage_decl *d, const char *port, const ynode *ref, cfg_err
 static void validate_inputs(cfg_errors *e, stage_decl *d, const ynode *inputs, const char *kp)
 {
     const stage_type *t = d->type;
+    int before = e->count;
     if (inputs && !yscalar_is_null(inputs)) {
         if (inputs->kind == YN_SCALAR) {
             /* Shorthand for a type with exactly one input port. */
-            if (n_ports(t->inputs) != 1)
+            if (n_ports(t->inputs) == 0)
+                cfg_error(e, inputs->line, inputs->col, kp, "stage type '%s' takes no inputs", t->name);
+            else if (n_ports(t->inputs) != 1)
                 cfg_error(e, inputs->line, inputs->col, kp,
                           "stage type '%s' has %d input ports; name them in a map (port: stage.output)", t->name,
                           n_ports(t->inputs));
@@ -484,6 +498,8 @@ static void validate_inputs(cfg_errors *e, stage_decl *d, const ynode *inputs, c
             cfg_error(e, inputs->line, inputs->col, kp, "expected a map of port: stage.output, got %s",
                       describe(inputs));
         }
+        /* A malformed 'inputs' was reported; missing ports would only repeat it. */
+        if (e->count != before) return;
     }
     for (const port_spec *p = t->inputs; p && p->name; p++) {
         if (p->optional) continue;
@@ -599,10 +615,10 @@ static void check_substitutions(cfg_errors *e, config *c, const ynode *stages)
     }
 }
 
-static void validate_stages(cfg_errors *e, config *c, const ynode *stages)
+static void validate_stages(cfg_errors *e, config *c, const ynode *root, const ynode *stages)
 {
     if (!stages) {
-        cfg_error(e, 1, 1, "stages", "missing required section 'stages'");
+        cfg_error(e, root->line, root->col, "stages", "missing required section 'stages'");
         return;
     }
     if (stages->kind != YN_MAP) {
@@ -662,8 +678,10 @@ static void validate_stages(cfg_errors *e, config *c, const ynode *stages)
         }
         validate_inputs(e, d, ymap_get(sn, "inputs"), ikp);
         const ynode *desc = ymap_get(sn, "description");
+        char dkp[600];
+        snprintf(dkp, sizeof dkp, "%s.description", kp);
         if (desc && desc->kind != YN_SCALAR)
-            cfg_error(e, desc->line, desc->col, "description", "expected a string, got %s", describe(desc));
+            cfg_error(e, desc->line, desc->col, dkp, "expected a string, got %s", describe(desc));
     }
 }
 
@@ -704,10 +722,13 @@ int config_load(const char *path, config **out, sbuf *errors)
     long long v;
     if (!ver) cfg_error(&e, root->line, root->col, "version", "missing required key 'version' (use version: %d)",
                         CONFIG_VERSION);
+    else if (ver->kind == YN_SCALAR && !ver->plain)
+        cfg_error(&e, ver->line, ver->col, "version", "expected the integer %d, got the string '%s' (remove the quotes)",
+                  CONFIG_VERSION, ver->value);
     else if (yscalar_int(ver, &v) != 1 || v != CONFIG_VERSION)
         cfg_error(&e, ver->line, ver->col, "version", "unsupported config version %s: this program reads version %d",
                   describe(ver), CONFIG_VERSION);
-    validate_run(&e, c, ymap_get(root, "run"));
+    validate_run(&e, c, root, ymap_get(root, "run"));
 
     const ynode *samples = ymap_get(root, "samples");
     if (!samples) {
@@ -730,7 +751,7 @@ int config_load(const char *path, config **out, sbuf *errors)
     }
 
     const ynode *stages = ymap_get(root, "stages");
-    validate_stages(&e, c, stages);
+    validate_stages(&e, c, root, stages);
     if (e.count == 0) check_references(&e, c, stages);
     if (e.count == 0) {
         sbuf cyc = {0};
@@ -837,8 +858,10 @@ int config_stage_params(const config *c, int i, const sample_info *s, json_t **o
             }
             json_t *nv;
             if (ps->type == P_PATH) {
-                char *abs = path_join(c->dir, sbuf_str(&b));
-                nv = json_string(abs);
+                char *joined = path_join(c->dir, sbuf_str(&b));
+                char *abs = joined ? path_normalize(joined) : NULL;
+                nv = json_string(abs ? abs : "");
+                free(joined);
                 free(abs);
             } else {
                 nv = json_string(sbuf_str(&b));
@@ -937,7 +960,13 @@ json_t *config_json_schema(void)
         json_t *inputs = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", ports, "additionalProperties", 0);
         if (json_array_size(req)) json_object_set_new(inputs, "required", json_incref(req));
         if (n == 1) inputs = json_pack("{s:[o,{s:s}]}", "anyOf", inputs, "$ref", "#/definitions/ref");
-        json_t *then = json_pack("{s:{s:o,s:o}}", "properties", "params", params_schema((*t)->params), "inputs", inputs);
+        /* An empty 'params:' or 'inputs:' (null) means none. */
+        int required_params = 0;
+        for (const param_spec *p = (*t)->params; p && p->name; p++) required_params |= !p->def;
+        json_t *pnull = params_schema((*t)->params);
+        if (!required_params) pnull = json_pack("{s:[o,{s:s}]}", "anyOf", pnull, "type", "null");
+        if (!json_array_size(req)) inputs = json_pack("{s:[o,{s:s}]}", "anyOf", inputs, "type", "null");
+        json_t *then = json_pack("{s:{s:o,s:o}}", "properties", "params", pnull, "inputs", inputs);
         if (json_array_size(req)) json_object_set_new(then, "required", json_pack("[s]", "inputs"));
         json_decref(req);
         json_array_append_new(cases, json_pack("{s:{s:{s:{s:s}}},s:o}", "if", "properties", "uses", "const",
@@ -951,11 +980,11 @@ json_t *config_json_schema(void)
     json_t *run = params_schema(run_params);
     json_object_set_new(json_object_get(run, "properties"), "checkpoint", params_schema(ckpt_params));
     json_t *sample = json_pack(
-        "{s:s,s:[s],s:{s:{s:s,s:s},s:{s:s},s:{s:s,s:[{s:s,s:i}],s:i,s:i},s:{s:s,s:i,s:i}},s:{s:[{s:s},{s:s}]}}",
+        "{s:s,s:[s],s:{s:{s:s,s:s},s:{s:s},s:{s:s,s:{s:s,s:i},s:i,s:i},s:{s:s,s:i,s:i}},s:{s:[{s:s},{s:s},{s:s}]}}",
         "type", "object", "required", "id", "properties", "id", "type", "string", "pattern", "^[A-Za-z0-9_-]{1,100}$",
         "input", "type", "string", "voxel_size", "type", "array", "items", "type", "number", "exclusiveMinimum", 0,
         "minItems", 3, "maxItems", 3, "repeats", "type", "integer", "minimum", 1, "maximum", 100000,
-        "additionalProperties", "anyOf", "type", "string", "type", "number");
+        "additionalProperties", "anyOf", "type", "string", "type", "number", "type", "boolean");
     json_t *samples = json_pack("{s:[{s:s,s:i,s:o},{s:s,s:{s:{s:s,s:i}},s:[s],s:b}]}", "oneOf", "type", "array",
                                 "minItems", 1, "items", sample, "type", "object", "properties", "manifest", "type",
                                 "string", "minLength", 1, "required", "manifest", "additionalProperties", 0);

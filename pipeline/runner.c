@@ -480,10 +480,16 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
             const char *what = plan[i].error ? "cannot run" : plan[i].act == ACT_RUN ? "run" : plan[i].act == ACT_REUSE ? "reuse" : "skip";
             printf("  %-20s %-10s %s\n", c->stages[i].name, what, sbuf_str(&plan[i].reason));
         }
+        int blocked = 0;
+        for (int i = 0; i < c->n_stages; i++)
+            if (plan[i].error && !blocked) {
+                blocked = 1;
+                ss_fail(SS_ERR_INPUT, "%s/%s cannot run: %s", s->id, c->stages[i].name, sbuf_str(&plan[i].reason));
+            }
         plan_free(plan, c->n_stages);
         store_close(st);
         free(path);
-        return SS_OK;
+        return blocked ? SS_ERR_INPUT : SS_OK;
     }
     report_event(rep, "sample_start", json_pack("{s:s,s:s}", "sample", s->id, "container", path));
     int result = SS_OK;

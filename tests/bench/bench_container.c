@@ -127,7 +127,7 @@ static uint64_t disk_bytes(const char *path, store_format fmt)
     du_total = 0;
     nftw(path, du_visit, 32, FTW_PHYS);
     if (fmt == STORE_HDF5) {
-        char d[4096];
+        char d[8192];
         snprintf(d, sizeof d, "%s.d/stages", path);
         nftw(d, du_visit, 32, FTW_PHYS);
     }

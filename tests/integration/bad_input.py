@@ -217,8 +217,12 @@ def disk_full_cases():
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-        T.guard(f"{store}: disk full", bad_case, f"{store}: disk full (RLIMIT_FSIZE 64 KiB)", d, cfg, 4,
-                ["s1"], store=store, preexec_fn=limit_files)
+        p = T.guard(f"{store}: disk full", bad_case, f"{store}: disk full (RLIMIT_FSIZE 64 KiB)", d, cfg, 4,
+                    ["s1"], store=store, preexec_fn=limit_files)
+        if p is not None:
+            err = p.stderr.lower()
+            T.check(any(w in err for w in ("disk full", "too large", "no space", "quota")),
+                    f"{store}: disk full: the error says why the write failed", p.stderr)
         p = sslib.run(["run", cfg, "-q"])
         T.check(p.returncode == 0, f"{store}: disk full: a run with room again completes", sslib.describe(p))
         left = sslib.leftovers(os.path.join(d, "out"))

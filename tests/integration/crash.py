@@ -312,6 +312,42 @@ def store_suite(store):
             f"{store}: kills landed inside every stage ({sorted(stats['stages'])})")
 
 
+def planted_temporaries(store):
+    """What a kill leaves while a file is written atomically (<path>.tmp.<pid>,
+    fsync'ed before the rename, so the window is milliseconds wide: the random
+    kills above hit it now and then) must be removed by the next run. Planted
+    here with exactly those names so the check does not depend on luck."""
+    tmp = T.tmpdir(f"plant-{store}")
+    cfg = sslib.make_config(os.path.join(tmp, "c.yaml"), sslib.synth_stages(shape=SHAPE), store=store)
+    p = sslib.run(["run", cfg, "-q"])
+    if not T.check(p.returncode == 0, f"{store}: planted temporaries: first run", sslib.describe(p)):
+        return
+    out = os.path.join(tmp, "out")
+    cont = sslib.container_path(out, "s1", store)
+    wd = os.path.join(cont, ".sirenstack") if store == "zarr" else cont + ".d"
+    pid = 4000000  # above pid_max: no live process owns these
+    planted = [os.path.join(wd, f"inputs.json.tmp.{pid}"),
+               os.path.join(wd, "status", f"norm.running.tmp.{pid}"),
+               os.path.join(wd, "status", f"norm.failed.tmp.{pid}"),
+               os.path.join(wd, "ckpt", f"norm.ckpt.tmp.{pid}")]
+    if store == "zarr":
+        planted += [os.path.join(wd, f"order.json.tmp.{pid}"), os.path.join(wd, "tmp", f"norm.{pid}.0", ".zgroup")]
+    else:
+        planted += [f"{cont}.tmp.{pid}", os.path.join(wd, "stages", f"norm.6b02bf0000000.h5.tmp")]
+    for f in planted:
+        os.makedirs(os.path.dirname(f), exist_ok=True)
+        with open(f, "w") as fh:
+            fh.write("partial")
+    before = sslib.stage_hashes(cont, store)
+    p = sslib.run(["run", cfg, "-q"])
+    T.check(p.returncode == 0 and sslib.stage_hashes(cont, store) == before,
+            f"{store}: planted temporaries: the next run succeeds, stages untouched", sslib.describe(p))
+    left = [os.path.relpath(f, out) for f in planted if os.path.exists(f)]
+    T.check(not left, f"{store}: the next run removes the temporaries a killed run leaves in its work dir",
+            "\n".join(left))
+
+
 for store in ("hdf5", "zarr"):
     T.guard(f"{store}: crash suite", store_suite, store)
+    T.guard(f"{store}: planted temporaries", planted_temporaries, store)
 T.done()

@@ -39,6 +39,7 @@ STAGES = {
     "mean": ("fuse_mean", {"fused": "zyx"}, {"repeats": "norm"}),
     "median": ("fuse_median", {"fused": "zyx"}, {"repeats": "norm"}),
     "imp": ("import_hdf5", {"raw": "rzyx"}, {}),
+    "imp_blosc": ("import_hdf5", {"raw": "rzyx"}, {}),
 }
 # Stage attributes every committed stage carries, with their Python types as
 # h5py returns them (JSON text for objects).
@@ -108,12 +109,18 @@ def source_repeats():
 
 
 def write_source(path):
+    """The source of the import stages: the same repeats twice, gzip (imp)
+    and hdf5plugin's blosc zstd + bitshuffle (imp_blosc: the store's own blosc
+    filter decodes what hdf5plugin wrote)."""
     import h5py
+    import hdf5plugin
     data = source_repeats()
     with h5py.File(path, "w") as f:
         d = f.create_dataset("acq/raw", data=data, chunks=(1, 1) + SHAPE[1:], compression="gzip",
                              compression_opts=4, shuffle=True)
         d.attrs["element_size_um"] = [9.0, 9.0, 9.0]  # the sample's voxel size takes precedence
+        f.create_dataset("acq/raw_blosc", data=data, chunks=(2, 1) + SHAPE[1:],
+                         **hdf5plugin.Blosc(cname="zstd", clevel=3, shuffle=hdf5plugin.Blosc.BITSHUFFLE))
     return data
 
 
@@ -149,6 +156,9 @@ stages:
   imp:
     uses: import_hdf5
     params: {{dataset: /acq/raw, axes: rzyx}}
+  imp_blosc:
+    uses: import_hdf5
+    params: {{dataset: /acq/raw_blosc, axes: rzyx}}
 """
     with open(path, "w") as f:
         f.write(text)
@@ -313,6 +323,9 @@ def check_stage_attrs(tap, f):
     files = json.loads(f["imp"].attrs["input_files"])
     tap.check(p.get("dataset") == "/acq/raw" and "file" in files and HEX32.match(str(files["file"].get("hash"))),
               "imp: params name the dataset, input_files carries the source's content hash", (p, files))
+    tap.check(json.loads(f["imp_blosc"].attrs["input_files"]) == files and
+              f["imp_blosc"].attrs["fingerprint"] != f["imp"].attrs["fingerprint"],
+              "imp_blosc: same input file hash as imp, different fingerprint (other dataset)")
     for st in ("mean", "median", "norm", "raw"):
         tap.check(json.loads(f[st].attrs["input_files"]) == {}, f"{st}: no input files")
 
@@ -382,10 +395,11 @@ def check_arrays(tap, f, src_data):
     cc = np.corrcoef(raw.astype(np.float64).mean(axis=0).ravel(), truth.astype(np.float64).ravel())[0, 1]
     tap.check(cc > 0.8, "raw/repeats average follows raw/truth (correlation > 0.8)", cc)
 
-    imp = vals[("imp", "raw")]
-    tap.check(imp.dtype == src_data.dtype and imp.shape == src_data.shape and np.array_equal(imp, src_data),
-              "imp/raw equals the gzip source array exactly (dtype, shape, values)",
-              f"{imp.dtype} {imp.shape} vs {src_data.dtype} {src_data.shape}")
+    for st, how in (("imp", "gzip"), ("imp_blosc", "hdf5plugin blosc zstd/bitshuffle")):
+        imp = vals[(st, "raw")]
+        tap.check(imp.dtype == src_data.dtype and imp.shape == src_data.shape and np.array_equal(imp, src_data),
+                  f"{st}/raw equals the {how} source array exactly (dtype, shape, values)",
+                  f"{imp.dtype} {imp.shape} vs {src_data.dtype} {src_data.shape}")
 
     lo, hi, want = expected_norm(raw)
     a = f["norm"].attrs

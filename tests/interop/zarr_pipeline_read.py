@@ -83,8 +83,9 @@ def check_arrays(tap, root, path, h5vals, src_data):
             at = dict(a.attrs)
             tap.check(at.get("axes") == list(axes) and at.get("voxel_size") == H.VOXEL and
                       at.get("unit") == "micrometer", f"{where}: array attrs axes, voxel_size, unit", at)
-    imp = root["imp"]["raw"][...]
-    tap.check(imp.dtype == src_data.dtype and np.array_equal(imp, src_data), "imp/raw equals the gzip source exactly")
+    for st in ("imp", "imp_blosc"):
+        imp = root[st]["raw"][...]
+        tap.check(imp.dtype == src_data.dtype and np.array_equal(imp, src_data), f"{st}/raw equals the source exactly")
 
 
 def check_stage_attrs(tap, root, h5attrs):
