@@ -7,13 +7,11 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "canonjson.h"
 #include "stage.h"
 
 #define FP_HEX 33 /* 32 hex digits + NUL */
 
-/* Canonical JSON: keys sorted, no whitespace, integers as integers, reals in
- * the shortest form that reads back to the same double. Caller frees. */
-char *canonical_json(const json_t *v);
 void fp_hash_bytes(const void *data, size_t n, char out[FP_HEX]);
 
 /* Content hash of a file. cache: a JSON object path -> {size, mtime_ns, ino,

@@ -385,15 +385,13 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
                                 json_sprintf("%s.%s", d->inputs[q].stage, d->inputs[q].output));
         char devtext[128];
         snprintf(devtext, sizeof devtext, "%s (%d threads)", k->name, threads);
-        char *ptxt = canonical_json(sp->params);
         json_t *attrs = json_pack(
-            "{s:s,s:i,s:s,s:s,s:O,s:o,s:o,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:f,s:i}", "stage_type", d->type->name,
-            "stage_version", d->type->version, "params", ptxt, "fingerprint",
+            "{s:s,s:i,s:O,s:s,s:O,s:o,s:o,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:f,s:i}", "stage_type", d->type->name,
+            "stage_version", d->type->version, "params", sp->params, "fingerprint",
             sp->fp, "input_fingerprints", sp->input_fps, "inputs", refs, "input_files", files, "sample", s->id,
             "software_version", provenance_software_version(), "libraries", provenance_libraries(), "host",
             ss_hostname(), "device", devtext, "started", started, "finished", finished, "seconds", secs, "threads",
             threads);
-        free(ptxt);
         if (d->type->flags & STAGE_STOCHASTIC) json_object_set_new(attrs, "seed", json_integer((json_int_t)c->seed));
         if (ctx.extra_attrs) json_object_update(attrs, ctx.extra_attrs);
         json_object_foreach(attrs, key, v) if (rc == SS_OK) rc = store_writer_attr(ctx.w, key, v);

@@ -18,6 +18,7 @@
  * See schemas/container-layout.md. */
 #include "blosc_filter.h"
 #include "store_impl.h"
+#include "../canonjson.h"
 #include "../error.h"
 #include "../util.h"
 
@@ -625,7 +626,7 @@ static int attr_write_json(hid_t obj, const char *key, json_t *v)
     }
     if (json_is_null(v)) return 0;
     /* Objects and mixed arrays: JSON text (schemas/container-layout.md). */
-    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    char *text = canonical_json(v);
     if (!text) return -1;
     int e = attr_write_str(obj, key, text);
     free(text);
@@ -692,12 +693,27 @@ static hid_t dcpl_blosc(int rank, const hsize_t *chunk)
     return dcpl;
 }
 
-static hid_t dapl_cached(void)
+/* Chunk cache sized to the access pattern: reads and writes go plane by
+ * plane (one index of the third axis from the end, all of the others). When
+ * chunks are one plane deep every chunk is touched once, so no cache at all
+ * is fastest (HDF5 then moves whole chunks straight to and from the caller's
+ * buffer). When chunks are k planes deep, the chunks one plane touches must
+ * stay cached until all k planes are done. */
+static hid_t dapl_for(int rank, const hsize_t *dims, const hsize_t *chunk, size_t elem)
 {
-    /* Enough chunk cache that plane-by-plane writes and reads of an image
-     * with plane-shaped chunks never evict a chunk before it is complete. */
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    H5Pset_chunk_cache(dapl, 12421, 64u << 20, 1.0);
+    int deep = rank >= 3 ? rank - 3 : -1;
+    size_t nbytes = 0, nchunks = 1, chunk_bytes = elem;
+    for (int i = 0; i < rank; i++) {
+        chunk_bytes *= chunk[i];
+        if (i != deep && chunk[i]) nchunks *= (dims[i] + chunk[i] - 1) / chunk[i];
+    }
+    if (deep >= 0 && chunk[deep] > 1) nbytes = chunk_bytes * nchunks;
+    else if (rank < 3) nbytes = (size_t)1 << 20; /* HDF5's default */
+    if (nbytes > ((size_t)256 << 20)) nbytes = (size_t)256 << 20;
+    size_t slots = nchunks * 10 + 1;
+    if (slots < 521) slots = 521;
+    H5Pset_chunk_cache(dapl, slots, nbytes, 1.0);
     return dapl;
 }
 
@@ -714,7 +730,7 @@ static int h5_writer_array(store_writer *w, const char *name, ss_dtype dt, int r
         return ss_fail(SS_ERR_INTERNAL, "stage %s: array '%s' written twice", w->stage, name);
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = dcpl_blosc(rank, ch);
-    hid_t dapl = dapl_cached();
+    hid_t dapl = dapl_for(rank, dims, ch, dtype_size(dt));
     hid_t d = H5Dcreate2(hw->file, name, file_type(dt), sp, H5P_DEFAULT, dcpl, dapl);
     H5Pclose(dcpl);
     H5Pclose(dapl);
@@ -886,9 +902,24 @@ static int h5_array_open(store *s, const char *stage, const char *name, store_ar
     hid_t f;
     int rc = stage_open(s, stage, &f);
     if (rc != SS_OK) return rc;
-    hid_t dapl = dapl_cached();
-    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, dapl) : H5I_INVALID_HID;
-    H5Pclose(dapl);
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (d >= 0) {
+        /* Reopen with a cache fitted to the chunk shape (known only now). */
+        hid_t sp = H5Dget_space(d), dcpl = H5Dget_create_plist(d), t = H5Dget_type(d);
+        hsize_t dims[STORE_MAX_RANK], ch[STORE_MAX_RANK];
+        int rank = H5Sget_simple_extent_ndims(sp);
+        if (rank > 0 && rank <= STORE_MAX_RANK && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+            H5Pget_chunk(dcpl, STORE_MAX_RANK, ch) == rank) {
+            H5Sget_simple_extent_dims(sp, dims, NULL);
+            hid_t dapl = dapl_for(rank, dims, ch, H5Tget_size(t));
+            H5Dclose(d);
+            d = H5Dopen2(f, name, dapl);
+            H5Pclose(dapl);
+        }
+        H5Tclose(t);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+    }
     if (d < 0) {
         H5Fclose(f);
         return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array '%s'", s->path, stage, name);

@@ -9,6 +9,7 @@ that legitimately finished before the failing one; no stray stage files or
 temporaries); the inputs are unchanged (invariant 3).
 """
 import os
+import re
 import resource
 import shutil
 import signal
@@ -135,6 +136,7 @@ def import_cases():
     cases = [
         ("missing input file", dict(file=os.path.join(d, "nope.h5")), 3, ["nope.h5"]),
         ("truncated HDF5", dict(file=os.path.join(d, "trunc.h5")), 3, ["trunc.h5"]),
+        ("input path is a directory", dict(file=d), 3, [os.path.basename(d)]),
         ("not an HDF5 file", dict(file=os.path.join(d, "junk.h5")), 3, ["junk.h5", "HDF5"]),
         ("dataset does not exist", dict(dataset="/nosuch"), 3, ["good.h5", "/nosuch"]),
         ("wrong rank for the axes", dict(dataset="/a"), 3, ["good.h5", "/a", "dimensions"]),
@@ -240,6 +242,13 @@ def config_cases():
     T.check(not os.path.exists(os.path.join(d, "out")), "missing manifest: nothing created")
     p = sslib.run(["validate", cfg])
     T.check(p.returncode == 2 and "nope.tsv" in p.stderr, "validate: missing manifest exits 2", sslib.describe(p))
+    # a YAML syntax error: exit 2 with file:line
+    bad = os.path.join(d, "syntax.yaml")
+    with open(bad, "w") as f:
+        f.write("version: 1\nrun:\n  name: x\n  output: [unclosed\nsamples: []\n")
+    p = sslib.run(["run", bad, "-q"])
+    T.check(p.returncode == 2 and re.search(r"syntax\.yaml:\d+", p.stderr) and p.returncode >= 0,
+            "YAML syntax error: exit 2 naming syntax.yaml:LINE", sslib.describe(p))
     # a manifest that exists but lists a sample with an empty id
     with open(os.path.join(d, "m.tsv"), "w") as f:
         f.write("id\tinput\n\tx.h5\n")

@@ -10,6 +10,7 @@ the --log-json event stream (one JSON object per line, run_start ... run_end).
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -133,8 +134,27 @@ def progress_and_log():
                             run_extra={"progress_interval": 0.5})
     log = os.path.join(tmp, "log.jsonl")
     t0 = time.monotonic()
-    p = sslib.run(["run", cfg, "--threads", "2", "--log-json", log], timeout=300)
+    env = dict(os.environ)
+    env.pop("SIRENSTACK_CRASHPOINT", None)
+    proc = subprocess.Popen([sslib.BIN, "run", cfg, "--threads", "2", "--log-json", log], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # status while the run holds the container: the running stage, with the pid
+    running_seen = None
+    status_dir = os.path.join(tmp, "out", "s1.h5.d", "status")
+    while proc.poll() is None and time.monotonic() - t0 < 60:
+        if os.path.isdir(status_dir) and any(f.endswith(".running") for f in os.listdir(status_dir)):
+            st = sslib.run(["status", cfg])
+            running_seen = [ln for ln in st.stdout.splitlines() if " running " in ln]
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=300)
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     secs = time.monotonic() - t0
+    if running_seen is None:
+        T.skip("status during the run shows the running stage with its pid", "the run ended before status could look")
+    else:
+        T.check(len(running_seen) == 1 and f"pid {proc.pid}" in running_seen[0],
+                "status during the run shows the running stage with its pid", "\n".join(running_seen))
     if not T.check(p.returncode == 0, f"large run completes ({secs:.1f} s)", sslib.describe(p)):
         return
     ev = sslib.read_events(log)

@@ -27,6 +27,7 @@ import fcntl
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -194,27 +195,33 @@ def rerun_and_compare(sc, label, d, cfg, cont):
 
 
 def crashpoint_case(sc, point, stats):
+    """point: NAME:K, or NAME:K+NAME2:K2 -- a kill, then a second kill during
+    the first rerun (recovery itself interrupted)."""
     d, cfg = sc.case_dir()
     cont = sslib.container_path(os.path.join(d, "out"), "s1", sc.store)
-    pre = sslib.stage_hashes(cont, sc.store)
     label = f"{sc.store}/{sc.name}: {point}"
-    p = sslib.run(["run", cfg, "--threads", "2", "-q"], env={"SIRENSTACK_CRASHPOINT": point})
-    if p.returncode == 0 and (point.startswith("checkpoint.") or point.startswith("zarr.write_chunk")
-                              or point.startswith("stage.progress")):
-        T.skip(f"{label}: killed", "crash point not reached that often by these stages")
-        shutil.rmtree(d, ignore_errors=True)
-        return
-    where = running_stage(cont, sc.store)
-    if not T.check(p.returncode == -9, f"{label}: killed by SIGKILL" + (f" (in {where})" if where else ""),
-                   sslib.describe(p)):
-        return
-    stats["killed"].add((sc.name, point))
-    if where:
-        stats["stages"].add(where)
-    if verify_after_kill(sc, label, d, cont, pre, sslib.describe(p)):
-        rerun_and_compare(sc, label, d, cfg, cont)
-        if point == "runner.after_commit:1":
-            status_while_locked(sc, label, cfg, cont)
+    points = point.split("+")
+    for n, pt in enumerate(points):
+        pre = sslib.stage_hashes(cont, sc.store)
+        lab = label if len(points) == 1 else f"{label} (kill {n + 1} at {pt})"
+        p = sslib.run(["run", cfg, "--threads", "2", "-q"], env={"SIRENSTACK_CRASHPOINT": pt})
+        if p.returncode == 0 and (pt.startswith("checkpoint.") or pt.startswith("zarr.write_chunk")
+                                  or pt.startswith("stage.progress")):
+            T.skip(f"{lab}: killed", "crash point not reached that often by these stages")
+            shutil.rmtree(d, ignore_errors=True)
+            return
+        where = running_stage(cont, sc.store)
+        if not T.check(p.returncode == -9, f"{lab}: killed by SIGKILL" + (f" (in {where})" if where else ""),
+                       sslib.describe(p)):
+            return
+        stats["killed"].add((sc.name, point))
+        if where:
+            stats["stages"].add(where)
+        if not verify_after_kill(sc, lab, d, cont, pre, sslib.describe(p)):
+            return
+    rerun_and_compare(sc, label, d, cfg, cont)
+    if point == "runner.after_commit:1":
+        status_while_locked(sc, label, cfg, cont)
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -237,27 +244,38 @@ def status_while_locked(sc, label, cfg, cont):
             "\n".join(running) + "\n" + sslib.describe(p))
 
 
-def random_kill_case(sc, i, stats):
+def random_kill_case(sc, i, stats, sig=signal.SIGKILL):
+    """SIGKILL (or SIGTERM: the run stops after the stage in progress, exit 75)
+    at a random wall-clock time."""
     d, cfg = sc.case_dir()
     cont = sslib.container_path(os.path.join(d, "out"), "s1", sc.store)
     pre = sslib.stage_hashes(cont, sc.store)
     delay = RNG.uniform(0.0, max(0.02, sc.ref_seconds * 1.1))
-    label = f"{sc.store}/{sc.name}: random kill {i} after {delay * 1000:.1f} ms"
+    signame = "SIGKILL" if sig == signal.SIGKILL else "SIGTERM"
+    label = f"{sc.store}/{sc.name}: random {signame} {i} after {delay * 1000:.1f} ms"
     env = dict(os.environ)
     env.pop("SIRENSTACK_CRASHPOINT", None)
     proc = subprocess.Popen([sslib.BIN, "run", cfg, "--threads", "2", "-q"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
     if proc.poll() is None:
-        proc.kill()
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     desc = f"exit {proc.returncode}\nstdout: {out[-800:]}\nstderr: {err[-800:]}"
-    if proc.returncode == -9:
-        stats["killed"].add((sc.name, f"random{i}"))
-        where = running_stage(cont, sc.store)
+    where = running_stage(cont, sc.store)
+    if proc.returncode == -sig:
+        stats["killed"].add((sc.name, f"random-{signame}-{i}"))
         if where:
             stats["stages"].add(where)
         T.diag(f"{label}: killed" + (f" in {where}" if where else ""))
+        if sig == signal.SIGTERM:
+            # only before the handler is installed, i.e. before any stage ran
+            T.check(sslib.stage_hashes(cont, sc.store) == pre,
+                    f"{label}: died of SIGTERM only before touching any stage", desc)
+    elif sig == signal.SIGTERM:
+        T.check(proc.returncode in (0, 75) and (proc.returncode == 0 or "interrupted" in err),
+                f"{label}: stops cleanly (exit 75 'interrupted', or 0 if it had finished)", desc)
+        T.check(where is None, f"{label}: no stage left marked running after a clean stop", where or "")
     else:
         T.check(proc.returncode == 0, f"{label}: finished before the kill with exit 0", desc)
     if verify_after_kill(sc, label, d, cont, pre, desc):
@@ -290,6 +308,13 @@ def points_for(store, scenario):
         prog = [1, 10, 24, 25, 40, 70, 96, 97, 100, 102, 103, 106, 108]
     pts += [f"stage.progress:{k}" for k in prog]
     pts += ["checkpoint.before_write", "checkpoint.after_write"]
+    # a second kill while the first rerun recovers and resumes
+    if store == "hdf5":
+        pts += ["hdf5.commit.stage_file_renamed:1+hdf5.commit.index_renamed:1",
+                "hdf5.index.written:2+hdf5.commit.before_rename:1", "runner.after_commit:1+stage.progress:3"]
+    else:
+        pts += ["zarr.commit.after_swap:1+zarr.commit.before_swap:1", "zarr.write_chunk:3+zarr.commit.after_swap:2",
+                "runner.after_commit:1+stage.progress:3"]
     return pts
 
 
@@ -307,6 +332,8 @@ def store_suite(store):
             T.guard(f"{store}/{scenario}: {point}", crashpoint_case, sc, point, stats)
         for i in range(n_random if scenario != "fresh" else max(2, n_random // 2)):
             T.guard(f"{store}/{scenario}: random kill {i}", random_kill_case, sc, i, stats)
+        for i in range(2):
+            T.guard(f"{store}/{scenario}: random SIGTERM {i}", random_kill_case, sc, i, stats, signal.SIGTERM)
     T.check(len(stats["killed"]) >= 24, f"{store}: at least 24 distinct kill points hit ({len(stats['killed'])})")
     T.check({"raw", "norm", "mean", "median"} <= stats["stages"],
             f"{store}: kills landed inside every stage ({sorted(stats['stages'])})")

@@ -77,9 +77,10 @@ def resume_suite(store):
     sslib.make_config(cfg, sslib.synth_stages(p_high=99.5), store=store)
     p, st = status_map(cfg)
     T.check(st.get(("s1", "raw"), ("",))[0] == "done" and st.get(("s1", "norm"), ("",))[0] == "stale"
-            and "parameter p_high changed" in st.get(("s1", "norm"), ("", ""))[1]
+            and "parameter p_high changed (99.9 -> 99.5)" in st.get(("s1", "norm"), ("", ""))[1]
+            and "(none)" not in st.get(("s1", "norm"), ("", ""))[1]
             and st.get(("s1", "mean"), ("",))[0] == "stale" and st.get(("s1", "median"), ("",))[0] == "stale",
-            f"{store}: status after changing p_high: raw done, norm stale ('parameter p_high changed'), fusions stale",
+            f"{store}: status after changing p_high: raw done, norm stale ('parameter p_high changed (99.9 -> 99.5)'), fusions stale",
             sslib.describe(p))
 
     # dry-run: prints the plan with reasons, changes nothing on disk
@@ -88,7 +89,8 @@ def resume_suite(store):
     after = sslib.listing(tmp)
     lines = {ln.split()[0]: ln for ln in p.stdout.splitlines() if ln.startswith("  ")}
     T.check(p.returncode == 0 and "reuse" in lines.get("raw", "") and "run" in lines.get("norm", "").split()[1:2]
-            and "p_high" in lines.get("norm", "") and all(lines.get(s, "").split()[1:2] == ["run"] for s in DOWN),
+            and "parameter p_high changed (99.9 -> 99.5)" in lines.get("norm", "")
+            and "(none)" not in lines.get("norm", "") and all(lines.get(s, "").split()[1:2] == ["run"] for s in DOWN),
             f"{store}: --dry-run prints the plan (raw reuse; norm, mean, median run) with the reason",
             sslib.describe(p))
     T.check(before == after, f"{store}: --dry-run changes nothing on disk",
@@ -288,8 +290,39 @@ def import_suite(store):
     T.check(eq, f"{store}: a copy of the same input gives identical arrays", detail)
 
 
+def canonical_suite(store):
+    """Edits that do not change what a stage computes rerun nothing."""
+    tmp = T.tmpdir(f"canon-{store}")
+    cfg = os.path.join(tmp, "c.yaml")
+    sslib.make_config(cfg, sslib.synth_stages(), store=store)
+    ran_check(store, "canonical: first run", cfg, tmp, ALL)
+    h = sslib.stage_hashes(sslib.container_path(os.path.join(tmp, "out"), "s1", store), store)
+    # 2 -> 2.0, explicit defaults, other run-level settings, comments and key order
+    st = sslib.synth_stages(p_low=2.0, extra_norm={"eps": 1e-20, "method": "exact", "clip": False})
+    st["raw"]["params"].update({"sigma_xy": 3, "photons": 200.0})
+    sslib.make_config(cfg, st, store=store, name="renamed", run_extra={"progress_interval": 3, "threads": 1})
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write("# a comment\n" + text.replace("stages:", "# another\nstages:"))
+    ran_check(store, "canonical: 2 -> 2.0, explicit defaults, run name, threads, comments", cfg, tmp, set())
+    ran_check(store, "canonical: --threads 1", cfg, tmp, set(), extra=["--threads", "1"])
+    T.check(sslib.stage_hashes(sslib.container_path(os.path.join(tmp, "out"), "s1", store), store) == h,
+            f"{store}: canonical edits leave every stage byte-identical")
+    # a real change of a default-valued parameter does rerun
+    st["raw"]["params"]["sigma_xy"] = 2.5
+    sslib.make_config(cfg, st, store=store)
+    ran_check(store, "sigma_xy 3 -> 2.5", cfg, tmp, ALL)
+    # the sample's voxel size is part of a source stage's fingerprint
+    sslib.make_config(cfg, st, store=store, samples=[{"id": "s1", "voxel_size": [2.0, 0.1, 0.1]}])
+    ran_check(store, "sample voxel_size changed", cfg, tmp, ALL)
+    a = sslib.read_arrays(sslib.container_path(os.path.join(tmp, "out"), "s1", store), store)
+    T.check(a["raw/truth"].shape == (6, 48, 40), f"{store}: still readable after the voxel change")
+
+
 for store in ("hdf5", "zarr"):
     T.guard(f"{store}: resume suite", resume_suite, store)
+    T.guard(f"{store}: canonical parameters", canonical_suite, store)
     T.guard(f"{store}: determinism", determinism, store)
     T.guard(f"{store}: sample selection", samples_suite, store)
     T.guard(f"{store}: import_hdf5 inputs", import_suite, store)

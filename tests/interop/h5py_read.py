@@ -252,6 +252,8 @@ def check_index(tap, f, path):
               "index root attrs: sirenstack_layout_version 1, sirenstack_format hdf5", dict(f.attrs))
     names = sorted(f.keys())
     tap.check(names == sorted(STAGES), "index lists exactly the stages of the config", names)
+    order = commit_order_hdf5(f)
+    tap.check(is_topological(order), "index links in creation (commit) order, each stage after its inputs", order)
     for st in STAGES:
         link = f.get(st, getlink=True)
         if not tap.check(isinstance(link, h5py.ExternalLink), f"{st}: index entry is an external link",
@@ -268,6 +270,20 @@ def check_index(tap, f, path):
     left = [n for n in os.listdir(d) if ".tmp" in n]
     left += [n for n in os.listdir(os.path.join(d, f"{SAMPLE}.h5.d", "stages")) if ".tmp" in n]
     tap.check(not left, "no temporary files left after the run", left)
+
+
+def commit_order_hdf5(f):
+    """The index's links in creation order (the commit order)."""
+    import h5py
+    names = []
+    f.id.links.iterate(lambda n: names.append(n.decode()), idx_type=h5py.h5.INDEX_CRT_ORDER)
+    return names
+
+
+def is_topological(order):
+    pos = {st: i for i, st in enumerate(order)}
+    return sorted(order) == sorted(STAGES) and all(
+        pos[up] < pos[st] for st, (t, a, ports) in STAGES.items() for up in ports.values())
 
 
 def check_stage_attrs(tap, f):
@@ -464,7 +480,7 @@ def check_hdf5_container(tap, path, src_data, elsewhere):
         out["values"] = tap.guard("arrays", check_arrays, tap, f, src_data)
         out["attrs"] = {st: attrs_json(f[st].attrs) for st in STAGES if st in f}
         out["chunks"] = {(st, n): f[st][n].chunks for st in STAGES if st in f for n in f[st]}
-        tap.guard("inspect --json", check_inspect, tap, f, path, elsewhere)
+        tap.guard("inspect --json", check_inspect, tap, f, rel, elsewhere)
     # the same through an absolute path from the filesystem root
     os.chdir("/")
     with h5py.File(os.path.abspath(path), "r") as f:

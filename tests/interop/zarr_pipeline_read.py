@@ -30,6 +30,7 @@ def read_hdf5(path):
     import h5py
     vals, attrs = {}, {}
     with h5py.File(path, "r") as f:
+        attrs["__order__"] = H.commit_order_hdf5(f)
         for st in H.STAGES:
             attrs[st] = H.attrs_json(f[st].attrs)
             for name in f[st]:
@@ -43,7 +44,7 @@ def load_json(path):
         return json.load(f)
 
 
-def check_root(tap, root, path):
+def check_root(tap, root, path, h5order):
     import zarr
     tap.check(isinstance(root, zarr.hierarchy.Group), "zarr.open(<sample>.zarr) gives a group", type(root))
     tap.check(dict(root.attrs).get("sirenstack") == {"layout_version": 1, "format": "zarr"},
@@ -53,6 +54,9 @@ def check_root(tap, root, path):
     left = os.listdir(os.path.join(path, ".sirenstack", "tmp")) if os.path.isdir(
         os.path.join(path, ".sirenstack", "tmp")) else []
     tap.check(not left, "no temporary stage trees left after the run", left)
+    order = load_json(os.path.join(path, ".sirenstack", "order.json"))
+    tap.check(order == h5order and H.is_topological(order),
+              ".sirenstack/order.json: commit order, the same as the HDF5 index's", (order, h5order))
 
 
 def check_arrays(tap, root, path, h5vals, src_data):
@@ -96,8 +100,13 @@ def check_stage_attrs(tap, root, h5attrs):
         tap.check(not missing, f"{st}: .zattrs carries every stage attribute", f"missing {missing}")
         if missing:
             continue
-        tap.check(isinstance(raw["params"], str) and isinstance(json.loads(raw["params"]), dict),
-                  f"{st}: params is JSON text of an object", raw["params"])
+        # schemas/container-layout.md: params is a JSON object, and Zarr
+        # stage attributes are native JSON (JSON text is HDF5's encoding).
+        tap.check(isinstance(raw["params"], dict), f"{st}: params is a native JSON object in .zattrs",
+                  f"{type(raw['params']).__name__}: {raw['params']!r}")
+        tap.check(all(isinstance(raw[k], dict) for k in H.JSON_ATTRS if k != "params"),
+                  f"{st}: inputs, input_fingerprints, input_files, libraries are native JSON objects",
+                  {k: type(raw[k]).__name__ for k in H.JSON_ATTRS})
         tap.check(raw["stage_type"] == stype and isinstance(raw["stage_version"], int) and
                   isinstance(raw["threads"], int) and isinstance(raw["seconds"], float),
                   f"{st}: stage_type {stype}, integer stage_version/threads, number seconds",
@@ -116,6 +125,23 @@ def check_stage_attrs(tap, root, h5attrs):
                   f"zarr only {sorted(zk - hk)}, hdf5 only {sorted(hk - zk)}")
         diff = {k: (z[k], h[k]) for k in zk & hk if z[k] != h[k]}
         tap.check(not diff, f"{st}: same attribute values as the HDF5 stage group (fingerprints included)", diff)
+
+
+def check_inspect(tap, h5path, zpath):
+    """`sirenstack inspect --json` describes both containers alike."""
+    h = H.inspect_json(h5path, "/")
+    z = H.inspect_json(zpath, "/")
+    tap.check(sorted(h) == sorted(z), "inspect --json: same stages for both containers", (sorted(h), sorted(z)))
+    skip = H.VOLATILE_ATTRS | BACKEND_ONLY
+    for st in H.STAGES:
+        hs, zs = h.get(st, {}), z.get(st, {})
+        diff = {k: (zs.get(k), hs.get(k)) for k in (set(hs) | set(zs)) - skip - {"arrays"} if hs.get(k) != zs.get(k)}
+        tap.check(not diff, f"inspect {st}: same stage attributes for zarr and hdf5 (zarr, hdf5 shown)", diff)
+        ha, za = hs.get("arrays", {}), zs.get("arrays", {})
+        keys = ("shape", "chunks", "dtype", "compressor", "kind")
+        same = sorted(ha) == sorted(za) and all(
+            {k: ha[n].get(k) for k in keys} == {k: za[n].get(k) for k in keys} for n in ha)
+        tap.check(same, f"inspect {st}: same arrays (shape, chunks, dtype, compressor)", (ha, za))
 
 
 def check_multiscales(tap, root):
@@ -179,10 +205,11 @@ def main():
             os.chdir("/")  # nothing may depend on the cwd
             root = tap.guard("zarr.open", zarr.open, zpath, "r")
             if root is not None:
-                tap.guard("root", check_root, tap, root, zpath)
+                tap.guard("root", check_root, tap, root, zpath, h5attrs.get("__order__"))
                 tap.guard("arrays", check_arrays, tap, root, zpath, h5vals, src_data)
                 tap.guard("stage attributes", check_stage_attrs, tap, root, h5attrs)
                 tap.guard("multiscales", check_multiscales, tap, root)
+            tap.guard("inspect --json", check_inspect, tap, h5path, zpath)
     finally:
         os.chdir(cwd0)
     rc = tap.finish()
