@@ -135,7 +135,7 @@ int fs_fsync_dir_of(const char *path)
     return rc;
 }
 
-static int write_full(int fd, const void *data, size_t n)
+int fs_write_full(int fd, const void *data, size_t n)
 {
     const char *p = data;
     while (n) {
@@ -160,7 +160,7 @@ int fs_write_atomic(const char *path, const void *data, size_t n)
         free(tmp);
         return rc;
     }
-    if (write_full(fd, data, n) != 0 || fsync(fd) != 0) {
+    if (fs_write_full(fd, data, n) != 0 || fsync(fd) != 0) {
         int rc = ss_fail(SS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         close(fd);
         unlink(tmp);
@@ -237,7 +237,7 @@ int fs_copy_file(const char *from, const char *to)
     ssize_t r;
     int rc = SS_OK;
     while ((r = read(in, buf, sizeof buf)) > 0)
-        if (write_full(out, buf, (size_t)r) != 0) {
+        if (fs_write_full(out, buf, (size_t)r) != 0) {
             rc = ss_fail(SS_ERR_IO, "%s: write failed: %s", to, strerror(errno));
             break;
         }

@@ -37,6 +37,8 @@ int path_is_dir(const char *p);
 int fs_mkdir_p(const char *path);
 int fs_fsync_path(const char *path);  /* a file or a directory */
 int fs_fsync_dir_of(const char *path); /* the directory holding path */
+/* write(2) until all n bytes are written (EINTR retried); 0 or -1 with errno. */
+int fs_write_full(int fd, const void *data, size_t n);
 /* Writes data to path atomically: path.tmp.PID, fsync, rename, fsync dir. */
 int fs_write_atomic(const char *path, const void *data, size_t n);
 /* Reads a whole file (NUL-terminated; *n excludes the NUL). Caller frees. */

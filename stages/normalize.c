@@ -16,11 +16,11 @@ typedef struct {
     size_t plane;   /* Y*X */
 } stack_view;
 
-static int read_plane(stack_view *v, int64_t p, float *buf)
+/* The slab of flattened plane p: one z (and one r) index, whole y and x. */
+static void plane_slab(const stack_view *v, int64_t p, int64_t *st, int64_t *ct)
 {
-    int64_t st[4] = {0}, ct[4];
     int r = v->info.rank;
-    for (int i = 0; i < r; i++) ct[i] = v->info.shape[i];
+    for (int i = 0; i < r; i++) st[i] = 0, ct[i] = v->info.shape[i];
     if (r == 4) {
         st[0] = p / v->info.shape[1];
         st[1] = p % v->info.shape[1];
@@ -29,22 +29,19 @@ static int read_plane(stack_view *v, int64_t p, float *buf)
         st[0] = p;
         ct[0] = 1;
     }
+}
+
+static int read_plane(stack_view *v, int64_t p, float *buf)
+{
+    int64_t st[4], ct[4];
+    plane_slab(v, p, st, ct);
     return store_array_read(v->a, st, ct, DT_F32, buf);
 }
 
 static int write_plane(store_array *out, const stack_view *v, int64_t p, const float *buf)
 {
-    int64_t st[4] = {0}, ct[4];
-    int r = v->info.rank;
-    for (int i = 0; i < r; i++) ct[i] = v->info.shape[i];
-    if (r == 4) {
-        st[0] = p / v->info.shape[1];
-        st[1] = p % v->info.shape[1];
-        ct[0] = ct[1] = 1;
-    } else {
-        st[0] = p;
-        ct[0] = 1;
-    }
+    int64_t st[4], ct[4];
+    plane_slab(v, p, st, ct);
     return store_array_write(out, st, ct, DT_F32, buf);
 }
 

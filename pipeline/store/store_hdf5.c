@@ -237,14 +237,19 @@ static int index_read(store *s, h5store *h)
     return rc;
 }
 
-static int attr_write_i64(hid_t obj, const char *name, int64_t v)
+static int attr_write_scalar(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT64, &v);
+    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, mtype, v);
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return e < 0 ? -1 : 0;
+}
+
+static int attr_write_i64(hid_t obj, const char *name, int64_t v)
+{
+    return attr_write_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
 }
 
 static int attr_write_str(hid_t obj, const char *name, const char *v)
@@ -602,12 +607,7 @@ static int attr_write_json(hid_t obj, const char *key, json_t *v)
     if (json_is_boolean(v)) return attr_write_i64(obj, key, json_is_true(v));
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        hid_t sp = H5Screate(H5S_SCALAR);
-        hid_t a = H5Acreate2(obj, key, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-        herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &d);
-        if (a >= 0) H5Aclose(a);
-        H5Sclose(sp);
-        return e < 0 ? -1 : 0;
+        return attr_write_scalar(obj, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &d);
     }
     int all_int;
     if (json_is_array(v) && all_numbers(v, &all_int)) {

@@ -65,27 +65,12 @@ static const char *const zarr_dtypes[DT_COUNT] = {
 
 /* ---- small file helpers ------------------------------------------------- */
 
-static int write_full(int fd, const void *data, size_t n)
-{
-    const char *p = data;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes a file of a tree that is not visible yet; the commit fsyncs it. */
 static int write_file(const char *path, const void *data, size_t n)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) return ss_fail(SS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    int bad = write_full(fd, data, n) != 0;
+    int bad = fs_write_full(fd, data, n) != 0;
     int e = errno;
     if (close(fd) != 0 && !bad) {
         bad = 1;
@@ -980,7 +965,7 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
     int rc = SS_OK;
     if (fd < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create chunk: %s", path, strerror(errno));
     else {
-        int bad = write_full(fd, cbuf, (size_t)n) != 0;
+        int bad = fs_write_full(fd, cbuf, (size_t)n) != 0;
         int e = errno;
         if (close(fd) != 0 && !bad) {
             bad = 1;
