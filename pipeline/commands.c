@@ -158,7 +158,6 @@ int cmd_run(int argc, char **argv)
     reporter *rep = reporter_new(isatty(2), c->progress_interval, log, o.quiet);
     runner_install_signals();
     rc = runner_run(c, &o, rep);
-    if (rc == SS_OK && !o.dry_run && !o.quiet) report_info(rep, "outputs: %s", c->output);
     reporter_free(rep);
     if (log) fclose(log);
     config_free(c);
@@ -503,10 +502,26 @@ static const char *ptype_name(param_type t)
     return n[t];
 }
 
+static int no_args(int argc, char **argv, const char *help)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(help, stdout);
+        return 1;
+    }
+    if (argc > 1) return usage_error(help, "unexpected argument '%s'", argv[1]);
+    return 0;
+}
+
+static const char stages_help[] =
+    "usage: sirenstack stages\n"
+    "\n"
+    "Lists every stage type with its version, inputs, outputs and parameters\n"
+    "(type, range, default, meaning).\n";
+
 int cmd_stages(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    int r = no_args(argc, argv, stages_help);
+    if (r) return r > 0 ? SS_OK : r;
     for (const stage_type *const *t = stage_types_all(); *t; t++) {
         printf("%s (version %d)\n    %s\n", (*t)->name, (*t)->version, (*t)->summary);
         for (const port_spec *p = (*t)->inputs; p && p->name; p++)
@@ -526,10 +541,16 @@ int cmd_stages(int argc, char **argv)
     return SS_OK;
 }
 
+static const char schema_help[] =
+    "usage: sirenstack schema\n"
+    "\n"
+    "Prints the JSON Schema (draft-07) of the config format, generated from the\n"
+    "stage table; schemas/config.schema.json is this output.\n";
+
 int cmd_schema(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    int r = no_args(argc, argv, schema_help);
+    if (r) return r > 0 ? SS_OK : r;
     json_t *s = config_json_schema();
     char *t = json_dumps(s, JSON_INDENT(2) | JSON_SORT_KEYS);
     puts(t);

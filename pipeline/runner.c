@@ -6,6 +6,7 @@
 #include "stage_ctx.h"
 #include "ss_build.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
@@ -225,11 +226,16 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
         json_t *basis = fp_basis(d->type, sp->params, sp->input_fps, sp->file_hashes, s, c->seed);
         fp_of_basis(basis, sp->fp);
         json_decref(basis);
-        if (st && store_has_stage(st, d->name) == 1 && store_stage_attrs(st, d->name, &sp->attrs) == SS_OK) {
-            const char *cf = json_string_value(json_object_get(sp->attrs, "fingerprint"));
-            if (cf) {
-                sp->committed = 1;
-                snprintf(sp->committed_fp, FP_HEX, "%s", cf);
+        int unreadable = 0;
+        if (st && store_has_stage(st, d->name) == 1) {
+            if (store_stage_attrs(st, d->name, &sp->attrs) == SS_OK) {
+                const char *cf = json_string_value(json_object_get(sp->attrs, "fingerprint"));
+                if (cf) {
+                    sp->committed = 1;
+                    snprintf(sp->committed_fp, FP_HEX, "%s", cf);
+                }
+            } else {
+                unreadable = 1;
             }
         }
         if (sp->error) {
@@ -264,7 +270,8 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
             sbuf_put(&sp->reason, "fingerprint matches");
         } else {
             sp->act = ACT_RUN;
-            if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
+            if (unreadable) sbuf_printf(&sp->reason, "committed output is unreadable (%s)", ss_errmsg());
+            else if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
             else explain_stale(c, i, sp, p);
         }
     }
@@ -415,7 +422,7 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
                                                  "done", "seconds", secs, "fingerprint", sp->fp));
     } else {
         char msg[2048];
-        snprintf(msg, sizeof msg, "%s", ss_errmsg());
+        snprintf(msg, sizeof msg, "%s/%s: %s", s->id, d->name, ss_errmsg());
         if (rc != SS_ERR_INTERRUPTED)
             write_status(st, d->name, "failed",
                          json_pack("{s:s,s:i,s:s,s:s,s:s}", "error", msg, "code", rc, "kind", ss_errname(rc), "time",
@@ -431,6 +438,36 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
     free(ckdir);
     free(ckpath);
     return rc;
+}
+
+static void unlink_matching(const char *dir, int all_running)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        int tmp = strstr(e->d_name, ".tmp.") != NULL;
+        int running = all_running && l > 8 && !strcmp(e->d_name + l - 8, ".running");
+        if (!tmp && !running) continue;
+        char *p = path_join(dir, e->d_name);
+        if (p) unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+/* Under the lock, at the start of a sample: what killed runs of ours left in
+ * the work folder (temporaries of atomic writes, 'running' markers). */
+static void clean_workdir(store *st)
+{
+    const char *w = store_workdir(st);
+    char *status = path_join(w, "status"), *ckpt = path_join(w, "ckpt");
+    unlink_matching(w, 0);
+    if (status) unlink_matching(status, 1);
+    if (ckpt) unlink_matching(ckpt, 0);
+    free(status);
+    free(ckpt);
 }
 
 static int worse(int a, int b)
@@ -451,6 +488,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         if (rc == SS_OK) rc = store_open(path, c->store, 1, &st);
         if (rc == SS_OK) rc = store_lock(st);
         if (rc == SS_OK) rc = store_recover(st);
+        if (rc == SS_OK) clean_workdir(st);
     } else if (path_exists(path)) {
         rc = store_open(path, c->store, 0, &st);
     }
@@ -498,7 +536,6 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         if (sp->act == ACT_SKIP) continue;
         if (sp->error) {
             result = worse(result, ss_fail(SS_ERR_INPUT, "%s/%s: %s", s->id, d->name, sbuf_str(&sp->reason)));
-            report_warn(rep, "%s", ss_errmsg());
             break;
         }
         if (sp->act == ACT_REUSE) {
@@ -552,7 +589,9 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
         const sample_info *s = &c->samples[idx[q]];
         rc = run_sample(c, s, o, order, k, threads, rep);
         if (rc != SS_OK) {
-            if (rc != SS_ERR_INTERRUPTED) report_warn(rep, "sample %s failed: %s", s->id, ss_errmsg());
+            /* With one sample, main prints the error; with several, each
+             * failure is listed as it happens and main prints the first. */
+            if (rc != SS_ERR_INTERRUPTED && n > 1) report_warn(rep, "sample %s failed: %s", s->id, ss_errmsg());
             char keep[2048];
             snprintf(keep, sizeof keep, "%s", ss_errmsg());
             result = worse(result, rc);
@@ -562,6 +601,7 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
     }
     if (runner_cancel_requested && result == SS_OK)
         result = ss_fail(SS_ERR_INTERRUPTED, "interrupted; run again to resume");
+    if (result == SS_OK && !o->dry_run && !o->quiet) report_info(rep, "outputs: %s", c->output);
     report_event(rep, "run_end", json_pack("{s:s,s:i}", "status", result == SS_OK ? "ok" : ss_errname(result), "exit",
                                            ss_exit_status(result)));
     free(order);

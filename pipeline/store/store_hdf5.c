@@ -65,6 +65,10 @@ static int h5_init(void)
 {
     static int done;
     if (done) return SS_OK;
+    /* No cleanup at exit: every file is closed explicitly, and after a failed
+     * write (disk full) HDF5 1.10 crashes closing the broken file a second
+     * time at exit. Must precede every other HDF5 call. */
+    H5dont_atexit();
     /* Errors are reported through ss_fail with the file and dataset named;
      * HDF5's own stack dump on stderr would only confuse. */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);

@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +197,27 @@ static json_t *root_attrs(void)
     return json_pack("{s:{s:i,s:s}}", "sirenstack", "layout_version", STORE_LAYOUT_VERSION, "format", "zarr");
 }
 
+/* Removes <path>.creating.<pid> folders of creators that died (killed
+ * between building and renaming); live creators' are left alone. */
+static void remove_dead_staging(const char *path, const char *parent)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t lb = strlen(base);
+    DIR *d = opendir(parent);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, lb) != 0 || strncmp(e->d_name + lb, ".creating.", 10) != 0) continue;
+        long pid = strtol(e->d_name + lb + 10, NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        char *p = path_join(parent, e->d_name);
+        if (p) fs_rm_rf(p);
+        free(p);
+    }
+    closedir(d);
+}
+
 /* Builds the container beside its final path and renames it into place, so
  * that a container either does not exist or is complete. */
 static int create_container(const char *given)
@@ -211,6 +233,7 @@ static int create_container(const char *given)
     json_t *g = json_pack("{s:i}", "zarr_format", 2), *a = root_attrs();
     int rc = parent && work && zgroup && zattrs && g && a ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = fs_mkdir_p(parent);
+    if (rc == SS_OK) remove_dead_staging(path, parent);
     if (rc == SS_OK) rc = fs_rm_rf(staging);
     if (rc == SS_OK) rc = fs_mkdir_p(work);
     if (rc == SS_OK) rc = write_json(zgroup, g, 0);
