@@ -492,7 +492,21 @@ static void validate_inputs(cfg_errors *e, stage_decl *d, const ynode *inputs, c
                     sbuf_free(&b);
                     continue;
                 }
-                add_input(d, port, inputs->items[i], e, pkp);
+                const port_spec *ps = find_port(t->inputs, port);
+                const ynode *v = inputs->items[i];
+                if (v->kind == YN_SEQ && ps->multiple) {
+                    if (v->n == 0) cfg_error(e, v->line, v->col, pkp, "expected one or more references, got an empty list");
+                    for (size_t q = 0; q < v->n; q++) {
+                        char qkp[1100];
+                        snprintf(qkp, sizeof qkp, "%s[%zu]", pkp, q);
+                        add_input(d, port, v->items[q], e, qkp);
+                    }
+                } else if (v->kind == YN_SEQ) {
+                    cfg_error(e, v->line, v->col, pkp, "input '%s' of %s takes one reference 'stage.output', not a list",
+                              port, t->name);
+                } else {
+                    add_input(d, port, v, e, pkp);
+                }
             }
         } else {
             cfg_error(e, inputs->line, inputs->col, kp, "expected a map of port: stage.output, got %s",
@@ -825,6 +839,13 @@ static int substitute(const char *in, const sample_info *s, sbuf *out)
         if (n == 0 || n >= sizeof field) return ss_fail(SS_ERR_CONFIG, "'%s': empty or too long {field}", in);
         memcpy(field, p + 1, n);
         field[n] = 0;
+        /* {z}, {r}, {t}, {c} (with an optional :format) are fields of file
+         * patterns, filled by the stage that reads the files. */
+        if (strchr("zrtc", field[0]) && (field[1] == 0 || field[1] == ':')) {
+            sbuf_putn(out, p, n + 2);
+            p = end + 1;
+            continue;
+        }
         json_t *v = json_object_get(s->fields, field);
         if (!v || json_is_null(v))
             return ss_fail(SS_ERR_CONFIG, "'%s': sample '%s' has no field '%s'", in, s->id, field);
@@ -953,8 +974,14 @@ json_t *config_json_schema(void)
         json_t *ports = json_object(), *req = json_array();
         int n = 0;
         for (const port_spec *p = (*t)->inputs; p && p->name; p++, n++) {
-            json_object_set_new(ports, p->name, json_pack("{s:s,s:s}", "$ref", "#/definitions/ref", "description",
-                                                          p->doc ? p->doc : ""));
+            if (p->multiple)
+                json_object_set_new(ports, p->name,
+                                    json_pack("{s:[{s:s},{s:s,s:{s:s},s:i}],s:s}", "anyOf", "$ref", "#/definitions/ref",
+                                              "type", "array", "items", "$ref", "#/definitions/ref", "minItems", 1,
+                                              "description", p->doc ? p->doc : ""));
+            else
+                json_object_set_new(ports, p->name, json_pack("{s:s,s:s}", "$ref", "#/definitions/ref", "description",
+                                                              p->doc ? p->doc : ""));
             if (!p->optional) json_array_append_new(req, json_string(p->name));
         }
         json_t *inputs = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", ports, "additionalProperties", 0);

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -130,9 +131,14 @@ static void explain_stale(const config *c, int i, stage_plan *p, const stage_pla
     json_t *oin = json_object_get(a, "input_fingerprints");
     for (int q = 0; q < d->n_inputs; q++) {
         const stage_input *in = &d->inputs[q];
-        const char *nf = json_string_value(json_object_get(p->input_fps, in->port));
-        const char *of = json_string_value(json_object_get(oin, in->port));
-        if (nf && of && !strcmp(nf, of)) continue;
+        if (q > 0 && !strcmp(d->inputs[q - 1].port, in->port)) continue; /* a list port, compared whole */
+        char *nf = canonical_json(json_object_get(p->input_fps, in->port));
+        json_t *ov = json_object_get(oin, in->port);
+        char *of = ov ? canonical_json(ov) : NULL;
+        int same = of && !strcmp(nf, of);
+        free(nf);
+        free(of);
+        if (same) continue;
         if (n++ < 3) {
             const stage_plan *up = &all[in->stage_index];
             sbuf_printf(r, "%sinput %s changed (%s %s)", n > 1 ? "; " : "", in->port, in->stage,
@@ -174,6 +180,58 @@ static int stage_index_or_fail(const config *c, const char *name, const char *op
     return i;
 }
 
+static int port_is_multiple(const stage_type *t, const char *port)
+{
+    for (const port_spec *p = t->inputs; p && p->name; p++)
+        if (!strcmp(p->name, port)) return p->multiple;
+    return 0;
+}
+
+static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Content hash of every file a pattern or folder names: the hash of the
+ * sorted list of (file name, content hash). */
+static int hash_pattern(const char *pattern, json_t *cache, char out[FP_HEX])
+{
+    sbuf g = {0};
+    if (path_is_dir(pattern)) {
+        sbuf_put(&g, pattern);
+        sbuf_put(&g, "/*");
+    } else {
+        for (const char *p = pattern; *p; p++) {
+            const char *end = *p == '{' ? strchr(p, '}') : NULL;
+            if (end && strchr("zrtc", p[1]) && (p[2] == '}' || p[2] == ':')) {
+                sbuf_put(&g, "*");
+                p = end;
+            } else {
+                sbuf_putn(&g, p, 1);
+            }
+        }
+    }
+    glob_t gl;
+    int grc = glob(sbuf_str(&g), 0, NULL, &gl);
+    sbuf_free(&g);
+    if (grc != 0 || gl.gl_pathc == 0) {
+        if (grc == 0) globfree(&gl);
+        return ss_fail(SS_ERR_INPUT, "%s: matches no file", pattern);
+    }
+    qsort(gl.gl_pathv, gl.gl_pathc, sizeof *gl.gl_pathv, cmp_strp);
+    sbuf all = {0};
+    int rc = SS_OK;
+    for (size_t i = 0; i < gl.gl_pathc && rc == SS_OK; i++) {
+        if (path_is_dir(gl.gl_pathv[i])) continue;
+        char h[FP_HEX];
+        const char *slash = strrchr(gl.gl_pathv[i], '/');
+        rc = fp_hash_file(gl.gl_pathv[i], cache, h);
+        sbuf_printf(&all, "%s\t%s\n", slash ? slash + 1 : gl.gl_pathv[i], h);
+    }
+    globfree(&gl);
+    if (rc == SS_OK && !all.len) rc = ss_fail(SS_ERR_INPUT, "%s: matches no file", pattern);
+    if (rc == SS_OK) fp_hash_bytes(all.s, all.len, out);
+    sbuf_free(&all);
+    return rc;
+}
+
 /* Plans one sample. st may be NULL (no container yet). Returns SS_OK, or an
  * error for problems of the request itself (unknown --force stage, ...). */
 static int plan_sample(const config *c, const sample_info *s, store *st, const run_options *o, const int *order,
@@ -202,11 +260,12 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
         sp->input_fps = json_object();
         if ((rc = config_stage_params(c, i, s, &sp->params)) != SS_OK) break;
         for (const param_spec *ps = d->type->params; ps && ps->name; ps++) {
-            if (!(ps->flags & PARAM_INPUT_FILE)) continue;
+            if (!(ps->flags & (PARAM_INPUT_FILE | PARAM_INPUT_GLOB))) continue;
             const char *path = json_string_value(json_object_get(sp->params, ps->name));
             if (!path) continue;
             char h[FP_HEX];
-            if (fp_hash_file(path, hash_cache, h) != SS_OK) {
+            int hrc = ps->flags & PARAM_INPUT_GLOB ? hash_pattern(path, hash_cache, h) : fp_hash_file(path, hash_cache, h);
+            if (hrc != SS_OK) {
                 sp->error = 1;
                 sbuf_put(&sp->reason, ss_errmsg());
                 break;
@@ -217,7 +276,13 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
         for (int q = 0; q < d->n_inputs; q++) {
             const stage_plan *up = &p[d->inputs[q].stage_index];
             if (up->error) upstream_error = 1;
-            json_object_set_new(sp->input_fps, d->inputs[q].port, json_string(up->fp));
+            if (port_is_multiple(d->type, d->inputs[q].port)) {
+                json_t *arr = json_object_get(sp->input_fps, d->inputs[q].port);
+                if (!arr) json_object_set_new(sp->input_fps, d->inputs[q].port, arr = json_array());
+                json_array_append_new(arr, json_string(up->fp));
+            } else {
+                json_object_set_new(sp->input_fps, d->inputs[q].port, json_string(up->fp));
+            }
         }
         if (upstream_error && !sp->error) {
             sp->error = 1;
@@ -387,9 +452,16 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
         json_object_foreach(sp->file_hashes, key, v)
             json_object_set_new(files, key, json_pack("{s:O,s:O}", "path", json_object_get(sp->params, key), "hash", v));
         json_t *refs = json_object();
-        for (int q = 0; q < d->n_inputs; q++)
-            json_object_set_new(refs, d->inputs[q].port,
-                                json_sprintf("%s.%s", d->inputs[q].stage, d->inputs[q].output));
+        for (int q = 0; q < d->n_inputs; q++) {
+            json_t *r = json_sprintf("%s.%s", d->inputs[q].stage, d->inputs[q].output);
+            if (port_is_multiple(d->type, d->inputs[q].port)) {
+                json_t *arr = json_object_get(refs, d->inputs[q].port);
+                if (!arr) json_object_set_new(refs, d->inputs[q].port, arr = json_array());
+                json_array_append_new(arr, r);
+            } else {
+                json_object_set_new(refs, d->inputs[q].port, r);
+            }
+        }
         char devtext[128];
         snprintf(devtext, sizeof devtext, "%s (%d threads)", k->name, threads);
         json_t *attrs = json_pack(

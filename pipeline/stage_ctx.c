@@ -97,3 +97,30 @@ int ctx_attr(stage_ctx *c, const char *key, json_t *value)
     json_object_set_new(c->extra_attrs, key, value);
     return SS_OK;
 }
+
+int ctx_input_count(const stage_ctx *c, const char *port)
+{
+    const stage_decl *d = &c->cfg->stages[c->stage];
+    int n = 0;
+    for (int i = 0; i < d->n_inputs; i++) n += !strcmp(d->inputs[i].port, port);
+    return n;
+}
+
+int ctx_input_at(const stage_ctx *c, const char *port, int k, const char **stage, const char **array)
+{
+    const stage_decl *d = &c->cfg->stages[c->stage];
+    for (int i = 0; i < d->n_inputs; i++)
+        if (!strcmp(d->inputs[i].port, port) && k-- == 0) {
+            *stage = d->inputs[i].stage;
+            *array = d->inputs[i].output;
+            return SS_OK;
+        }
+    return ss_fail(SS_ERR_INTERNAL, "input port '%s' has no reference %d", port, k);
+}
+
+int ctx_open_input_at(stage_ctx *c, const char *port, int i, store_array **a)
+{
+    const char *stage, *array;
+    int rc = ctx_input_at(c, port, i, &stage, &array);
+    return rc != SS_OK ? rc : store_array_open(c->st, stage, array, a);
+}

@@ -39,6 +39,10 @@ enum {
     PARAM_HI_OPEN = 1u << 2,    /* hi is exclusive */
     PARAM_INPUT_FILE = 1u << 3, /* a raw input file: its content hash joins the fingerprint */
     PARAM_NULLABLE = 1u << 4,   /* null is allowed (means "not given") */
+    PARAM_INPUT_GLOB = 1u << 5, /* raw input files given as a pattern or a folder: every
+                                   file it matches joins the fingerprint. Glob characters
+                                   and {z}, {r}, {t}, {c} fields (optionally {z:04d}) match
+                                   any text; a folder means every file in it */
 };
 
 typedef struct {
@@ -58,6 +62,7 @@ enum {
     KIND_REPEATS = 1u << 1, /* RZYX repeated acquisitions */
     KIND_TABLE = 1u << 2,   /* compound table */
     KIND_WEIGHTS = 1u << 3, /* model weights */
+    KIND_MASK = 1u << 4,    /* one value per plane (uint8, 1 = selected), shape Z */
 };
 
 typedef struct {
@@ -65,6 +70,7 @@ typedef struct {
     unsigned kinds;      /* inputs: kinds accepted; outputs: kind produced */
     const char *like;    /* outputs only: the kind equals that of this input port */
     int optional;        /* inputs only */
+    int multiple;        /* inputs only: takes a list of one or more references */
     const char *doc;
 } port_spec;
 
@@ -130,6 +136,10 @@ store *ctx_store(stage_ctx *c);
 int ctx_input(const stage_ctx *c, const char *port, const char **stage, const char **array);
 /* Opens an input port's array (SS_ERR_INTERNAL if the port is unconnected). */
 int ctx_open_input(stage_ctx *c, const char *port, store_array **a);
+/* Ports with `multiple`: how many references, and the i-th (in config order). */
+int ctx_input_count(const stage_ctx *c, const char *port);
+int ctx_input_at(const stage_ctx *c, const char *port, int i, const char **stage, const char **array);
+int ctx_open_input_at(stage_ctx *c, const char *port, int i, store_array **a);
 /* Where outputs go: arrays/tables named after the output ports, plus any
  * auxiliary arrays the stage documents. */
 store_writer *ctx_writer(stage_ctx *c);
