@@ -1,0 +1,419 @@
+/* SIREN on the CPU: loss and gradient of a batch, and evaluation, fused per
+ * block of voxels.
+ *
+ * For a block of B voxels the forward pass keeps, per sine layer, the
+ * activation h = sin(w z) and its derivative w cos(w z) (B x width each), so
+ * the backward pass needs no recomputation; the block's buffers stay in cache
+ * and the whole batch is never materialised. The width x width products go
+ * through single-threaded sgemm (OpenBLAS); the first layer (fan-in 2 or 3)
+ * and the output layer (fan-out 1) are done by hand, where BLAS would spend
+ * its time in call overhead.
+ *
+ * Threads take contiguous ranges of blocks, accumulate gradients privately,
+ * and the private gradients are summed in thread order: the result depends on
+ * the thread count only, not on scheduling. */
+#include "../siren.h"
+#include "../kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIREN_BLOCK 256
+
+void siren_layer_dims(const siren_arch *a, int l, int *fan_in, int *fan_out)
+{
+    int L = siren_n_layers(a);
+    *fan_in = l == 0 ? a->in_dim : a->width;
+    *fan_out = l == L - 1 ? a->out_dim : a->width;
+}
+
+size_t siren_layer_offset(const siren_arch *a, int l)
+{
+    size_t off = 0;
+    for (int k = 0; k < l; k++) {
+        int fi, fo;
+        siren_layer_dims(a, k, &fi, &fo);
+        off += (size_t)fo * (size_t)fi + (size_t)fo;
+    }
+    return off;
+}
+
+size_t siren_n_params(const siren_arch *a) { return siren_layer_offset(a, siren_n_layers(a)); }
+
+const char *siren_arch_check(const siren_arch *a)
+{
+    if (a->in_dim != 2 && a->in_dim != 3) return "in_dim must be 2 or 3";
+    if (a->width < 1 || a->width > 4096) return "width must be in [1, 4096]";
+    if (a->hidden < 0 || a->hidden > 64) return "hidden layers must be in [0, 64]";
+    if (a->out_dim != 1) return "out_dim must be 1";
+    if (!(a->omega_first > 0) || !(a->omega_hidden > 0)) return "omega must be positive";
+    return NULL;
+}
+
+/* ---- sin and cos -------------------------------------------------------- */
+
+/* pi/2 in three parts whose products with an integer k < 2^12 are exact in
+ * float, so x - k*pi/2 loses nothing to the reduction (Cody & Waite). */
+#define PIO2_1 1.5703125f
+#define PIO2_2 4.837512969970703125e-4f
+#define PIO2_3 7.549789954891882e-8f
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sincos_cpu_f32(const float *x, float *s,
+                                                                                   float *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float k = rintf(v * 0.63661977236758134f);
+        float r = ((v - k * PIO2_1) - k * PIO2_2) - k * PIO2_3;
+        float r2 = r * r;
+        /* Minimax polynomials on [-pi/4, pi/4] (Cephes sinf/cosf). */
+        float sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+        float cp = 1.0f - 0.5f * r2 +
+                   r2 * r2 * (4.166664568298827e-2f + r2 * (-1.388731625493765e-3f + r2 * 2.443315711809948e-5f));
+        int q = (int)k & 3;
+        float sv = (q & 1) ? cp : sp;
+        float cv = (q & 1) ? sp : cp;
+        s[i] = (q & 2) ? -sv : sv;
+        c[i] = ((q + 1) & 2) ? -cv : cv;
+    }
+}
+
+/* ---- work buffers -------------------------------------------------------- */
+
+typedef struct {
+    float *x;      /* B x in_dim coordinates */
+    float *h;      /* (hidden+1) layers of B x width: sin(w z) */
+    float *dh;     /* (hidden+1) layers of B x width: w cos(w z) */
+    float *y;      /* B outputs */
+    float *gy;     /* B d loss / d y */
+    float *g0, *g1; /* B x width gradient buffers */
+    float *grad;   /* private gradient accumulator */
+    double loss;
+} thread_buf;
+
+struct siren_work {
+    siren_arch arch;
+    int threads;
+    thread_buf *t;
+};
+
+siren_work *siren_work_new(const siren_arch *a, int threads)
+{
+    if (threads < 1) threads = 1;
+    siren_work *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->arch = *a;
+    w->threads = threads;
+    w->t = calloc((size_t)threads, sizeof *w->t);
+    if (!w->t) {
+        free(w);
+        return NULL;
+    }
+    size_t B = SIREN_BLOCK, W = (size_t)a->width, S = (size_t)a->hidden + 1;
+    for (int i = 0; i < threads; i++) {
+        thread_buf *t = &w->t[i];
+        t->x = malloc(B * (size_t)a->in_dim * sizeof(float));
+        t->h = malloc(S * B * W * sizeof(float));
+        t->dh = malloc(S * B * W * sizeof(float));
+        t->y = malloc(B * sizeof(float));
+        t->gy = malloc(B * sizeof(float));
+        t->g0 = malloc(B * W * sizeof(float));
+        t->g1 = malloc(B * W * sizeof(float));
+        t->grad = malloc(siren_n_params(a) * sizeof(float));
+        if (!t->x || !t->h || !t->dh || !t->y || !t->gy || !t->g0 || !t->g1 || !t->grad) {
+            siren_work_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+void siren_work_free(siren_work *w)
+{
+    if (!w) return;
+    for (int i = 0; w->t && i < w->threads; i++) {
+        thread_buf *t = &w->t[i];
+        free(t->x);
+        free(t->h);
+        free(t->dh);
+        free(t->y);
+        free(t->gy);
+        free(t->g0);
+        free(t->g1);
+        free(t->grad);
+    }
+    free(w->t);
+    free(w);
+}
+
+int siren_work_threads(const siren_work *w) { return w->threads; }
+
+/* ---- forward ---------------------------------------------------------------- */
+
+static void coords(const siren_arch *a, const siren_grid *g, const int64_t *index, int64_t start, int64_t n,
+                   float *x)
+{
+    int64_t plane = g->ny * g->nx;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = index ? index[i] : start + i;
+        int64_t iz = v / plane, rem = v - iz * plane, iy = rem / g->nx, ix = rem - iy * g->nx;
+        float *p = x + i * a->in_dim;
+        if (a->in_dim == 3) *p++ = g->z[iz];
+        p[0] = g->y0 + g->dy * (float)iy;
+        p[1] = g->x0 + g->dx * (float)ix;
+    }
+}
+
+/* z = W h + b, then h = sin(w z) and dh = w cos(w z), for one layer of B rows. */
+static void sine_layer(const float *in, int fan_in, const float *W, const float *b, int fan_out, float omega,
+                       int64_t B, float *h, float *dh, int by_hand)
+{
+    if (by_hand) {
+        for (int64_t i = 0; i < B; i++)
+            for (int o = 0; o < fan_out; o++) {
+                float z = b[o];
+                for (int k = 0; k < fan_in; k++) z += W[o * fan_in + k] * in[i * fan_in + k];
+                h[i * fan_out + o] = z;
+            }
+    } else {
+        for (int64_t i = 0; i < B; i++) memcpy(h + i * fan_out, b, (size_t)fan_out * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, fan_out, fan_in, 1.0f, in, fan_in, W, fan_in,
+                    1.0f, h, fan_out);
+    }
+    size_t n = (size_t)B * (size_t)fan_out;
+    for (size_t i = 0; i < n; i++) h[i] *= omega;
+    sincos_cpu_f32(h, h, dh, n);
+    for (size_t i = 0; i < n; i++) dh[i] *= omega;
+}
+
+static void forward_block(const siren_arch *a, const float *params, thread_buf *t, int64_t B)
+{
+    int L = siren_n_layers(a);
+    size_t BW = (size_t)B * (size_t)a->width;
+    const float *in = t->x;
+    int fan_in = a->in_dim;
+    for (int l = 0; l < L - 1; l++) {
+        const float *Wl = params + siren_layer_offset(a, l);
+        const float *bl = Wl + (size_t)a->width * (size_t)fan_in;
+        float *h = t->h + (size_t)l * SIREN_BLOCK * (size_t)a->width;
+        float *dh = t->dh + (size_t)l * SIREN_BLOCK * (size_t)a->width;
+        sine_layer(in, fan_in, Wl, bl, a->width, l == 0 ? a->omega_first : a->omega_hidden, B, h, dh, l == 0);
+        (void)BW;
+        in = h;
+        fan_in = a->width;
+    }
+    const float *Wo = params + siren_layer_offset(a, L - 1);
+    float bo = Wo[a->width];
+    for (int64_t i = 0; i < B; i++) {
+        float y = bo;
+        const float *h = in + i * a->width;
+        for (int k = 0; k < a->width; k++) y += Wo[k] * h[k];
+        t->y[i] = y;
+    }
+}
+
+/* ---- loss ------------------------------------------------------------------- */
+
+static double loss_and_slope(const siren_batch *b, float y, const float *tgt, float *slope)
+{
+    double loss = 0;
+    float g = 0, s = b->scale;
+    for (int r = 0; r < b->R; r++) {
+        float d = y - tgt[r];
+        switch (b->loss) {
+        case SIREN_LOSS_MSE:
+            loss += (double)d * d;
+            g += 2 * d;
+            break;
+        case SIREN_LOSS_L1:
+            loss += fabsf(d);
+            g += d > 0 ? 1.0f : d < 0 ? -1.0f : 0.0f;
+            break;
+        case SIREN_LOSS_HUBER:
+            if (fabsf(d) <= s) {
+                loss += 0.5 * (double)d * d;
+                g += d;
+            } else {
+                loss += (double)s * (fabsf(d) - 0.5 * s);
+                g += d > 0 ? s : -s;
+            }
+            break;
+        case SIREN_LOSS_CAUCHY: {
+            float u = d / s;
+            loss += 0.5 * (double)s * s * log1p((double)u * u);
+            g += d / (1 + u * u);
+            break;
+        }
+        }
+    }
+    *slope = g;
+    return loss;
+}
+
+/* ---- backward --------------------------------------------------------------- */
+
+static void backward_block(const siren_arch *a, const float *params, thread_buf *t, int64_t B)
+{
+    int L = siren_n_layers(a);
+    int W = a->width;
+    float *grad = t->grad;
+    /* Output layer: dL/dWo = sum_i gy_i h_i, dL/dbo = sum_i gy_i. */
+    const float *hlast = t->h + (size_t)(L - 2) * SIREN_BLOCK * (size_t)W;
+    size_t oo = siren_layer_offset(a, L - 1);
+    const float *Wo = params + oo;
+    float *gWo = grad + oo;
+    float gbo = 0;
+    float *g = t->g0; /* dL/dh of the current layer, B x W */
+    for (int64_t i = 0; i < B; i++) {
+        float gy = t->gy[i];
+        gbo += gy;
+        const float *h = hlast + i * W;
+        float *gi = g + i * W;
+        for (int k = 0; k < W; k++) {
+            gWo[k] += gy * h[k];
+            gi[k] = gy * Wo[k];
+        }
+    }
+    gWo[W] += gbo;
+    float *other = t->g1;
+    for (int l = L - 2; l >= 0; l--) {
+        const float *dh = t->dh + (size_t)l * SIREN_BLOCK * (size_t)W;
+        size_t n = (size_t)B * (size_t)W;
+        for (size_t i = 0; i < n; i++) g[i] *= dh[i]; /* now dL/dz */
+        int fan_in = l == 0 ? a->in_dim : W;
+        const float *in = l == 0 ? t->x : t->h + (size_t)(l - 1) * SIREN_BLOCK * (size_t)W;
+        size_t off = siren_layer_offset(a, l);
+        float *gW = grad + off, *gb = gW + (size_t)W * (size_t)fan_in;
+        for (int64_t i = 0; i < B; i++)
+            for (int o = 0; o < W; o++) gb[o] += g[i * W + o];
+        if (l == 0) {
+            for (int64_t i = 0; i < B; i++)
+                for (int o = 0; o < W; o++) {
+                    float go = g[i * W + o];
+                    for (int k = 0; k < fan_in; k++) gW[o * fan_in + k] += go * in[i * fan_in + k];
+                }
+            break;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, fan_in, (int)B, 1.0f, g, W, in, fan_in, 1.0f, gW,
+                    fan_in);
+        const float *Wl = params + off;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, fan_in, W, 1.0f, g, W, Wl, fan_in, 0.0f,
+                    other, fan_in);
+        float *tmp = g;
+        g = other;
+        other = tmp;
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+/* Contiguous block ranges per thread: [lo, hi) of nb blocks for slot t of T. */
+static void thread_range(int64_t nb, int t, int T, int64_t *lo, int64_t *hi)
+{
+    *lo = nb * t / T;
+    *hi = nb * (t + 1) / T;
+}
+
+double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren_batch *b, float *grad,
+                           siren_work *w)
+{
+    size_t np = siren_n_params(a);
+    int T = w->threads;
+    int64_t nb = (b->n + SIREN_BLOCK - 1) / SIREN_BLOCK;
+    double denom = (double)b->n * (double)b->R;
+#pragma omp parallel num_threads(T)
+    {
+        int nth = omp_get_num_threads();
+        for (int tid = omp_get_thread_num(); tid < T; tid += nth) {
+            thread_buf *t = &w->t[tid];
+            memset(t->grad, 0, np * sizeof(float));
+            t->loss = 0;
+            int64_t lo, hi;
+            thread_range(nb, tid, T, &lo, &hi);
+            for (int64_t blk = lo; blk < hi; blk++) {
+                int64_t first = blk * SIREN_BLOCK;
+                int64_t B = b->n - first < SIREN_BLOCK ? b->n - first : SIREN_BLOCK;
+                coords(a, b->grid, b->index + first, 0, B, t->x);
+                forward_block(a, params, t, B);
+                for (int64_t i = 0; i < B; i++) {
+                    float slope;
+                    t->loss += loss_and_slope(b, t->y[i], b->target + (first + i) * b->R, &slope);
+                    t->gy[i] = (float)(slope / denom);
+                }
+                backward_block(a, params, t, B);
+            }
+        }
+    }
+    double loss = 0;
+    memcpy(grad, w->t[0].grad, np * sizeof(float));
+    loss = w->t[0].loss;
+    for (int tid = 1; tid < T; tid++) {
+        const float *g = w->t[tid].grad;
+        for (size_t i = 0; i < np; i++) grad[i] += g[i];
+        loss += w->t[tid].loss;
+    }
+    return loss / denom;
+}
+
+void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *g, const int64_t *index,
+                    int64_t start, int64_t n, float *out, siren_work *w)
+{
+    int T = w->threads;
+    int64_t nb = (n + SIREN_BLOCK - 1) / SIREN_BLOCK;
+#pragma omp parallel num_threads(T)
+    {
+        int nth = omp_get_num_threads();
+        for (int tid = omp_get_thread_num(); tid < T; tid += nth) {
+            thread_buf *t = &w->t[tid];
+            int64_t lo, hi;
+            thread_range(nb, tid, T, &lo, &hi);
+            for (int64_t blk = lo; blk < hi; blk++) {
+                int64_t first = blk * SIREN_BLOCK;
+                int64_t B = n - first < SIREN_BLOCK ? n - first : SIREN_BLOCK;
+                coords(a, g, index ? index + first : NULL, start + first, B, t->x);
+                forward_block(a, params, t, B);
+                memcpy(out + first, t->y, (size_t)B * sizeof(float));
+            }
+        }
+    }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void adam_cpu_step(float *p, const float *g, float *m,
+                                                                                  float *v, size_t n, int64_t t,
+                                                                                  float lr, float beta1, float beta2,
+                                                                                  float eps)
+{
+    /* torch.optim.Adam: p -= lr * m_hat / (sqrt(v_hat) + eps), written as
+     * torch computes it (step size lr / bc1, denominator sqrt(v)/sqrt(bc2) + eps). */
+    double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
+    float step = (float)(lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2));
+    for (size_t i = 0; i < n; i++) {
+        float mi = beta1 * m[i] + (1 - beta1) * g[i];
+        float vi = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step * mi / (sqrtf(vi) * rbc2 + eps);
+    }
+}
+
+void siren_init(const siren_arch *a, float *params, uint64_t seed)
+{
+    ss_rng rng;
+    rng_seed(&rng, seed);
+    int L = siren_n_layers(a);
+    for (int l = 0; l < L; l++) {
+        int fi, fo;
+        siren_layer_dims(a, l, &fi, &fo);
+        float *W = params + siren_layer_offset(a, l), *b = W + (size_t)fo * (size_t)fi;
+        /* Sitzmann et al.: first layer U(-1/n, 1/n); later layers
+         * U(-sqrt(6/n)/omega, sqrt(6/n)/omega). Biases as PyTorch's Linear:
+         * U(-1/sqrt(n), 1/sqrt(n)). */
+        double bound = l == 0 ? 1.0 / fi : sqrt(6.0 / fi) / a->omega_hidden;
+        for (size_t i = 0; i < (size_t)fo * (size_t)fi; i++) W[i] = (float)((2 * rng_uniform(&rng) - 1) * bound);
+        double bb = 1.0 / sqrt((double)fi);
+        for (int i = 0; i < fo; i++) b[i] = (float)((2 * rng_uniform(&rng) - 1) * bb);
+    }
+}
