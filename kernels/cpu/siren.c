@@ -1,9 +1,13 @@
 /* SIREN on the CPU: loss and gradient of a batch, and evaluation, fused per
  * block of voxels.
  *
- * For a block of B voxels the forward pass keeps, per sine layer, the
- * activation h = sin(w z) and its derivative w cos(w z) (B x width each), so
- * the backward pass needs no recomputation; the block's buffers stay in cache
+ * Each call first folds omega into the sine layers' weights (Ws = omega W,
+ * bs = omega b, so a layer computes h = sin(Ws x + bs) with no extra pass) and
+ * stores the first layer's weights transposed (fan-in 2 or 3: a vector loop
+ * over the units). For a block of B voxels the forward pass keeps, per sine
+ * layer, h and cos of the same argument (B x width each), so the backward
+ * pass needs no recomputation; the gradients found for the scaled weights are
+ * scaled back by omega once per call; the block's buffers stay in cache
  * and the whole batch is never materialised. The width x width products go
  * through single-threaded sgemm (OpenBLAS); the first layer (fan-in 2 or 3)
  * and the output layer (fan-out 1) are done by hand, where BLAS would spend
@@ -85,18 +89,19 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void sincos_cpu_f32
 
 typedef struct {
     float *x;      /* B x in_dim coordinates */
-    float *h;      /* (hidden+1) layers of B x width: sin(w z) */
-    float *dh;     /* (hidden+1) layers of B x width: w cos(w z) */
+    float *h;      /* (hidden+1) layers of B x width: sin(Ws x + bs) */
+    float *c;      /* (hidden+1) layers of B x width: cos of the same */
     float *y;      /* B outputs */
     float *gy;     /* B d loss / d y */
     float *g0, *g1; /* B x width gradient buffers */
-    float *grad;   /* private gradient accumulator */
+    float *grad;   /* private gradient accumulator (layer 0's W transposed) */
     double loss;
 } thread_buf;
 
 struct siren_work {
     siren_arch arch;
     int threads;
+    float *ps; /* the parameters as the kernels use them (see the top) */
     thread_buf *t;
 };
 
@@ -108,8 +113,9 @@ siren_work *siren_work_new(const siren_arch *a, int threads)
     w->arch = *a;
     w->threads = threads;
     w->t = calloc((size_t)threads, sizeof *w->t);
-    if (!w->t) {
-        free(w);
+    w->ps = malloc(siren_n_params(a) * sizeof(float));
+    if (!w->t || !w->ps) {
+        siren_work_free(w);
         return NULL;
     }
     size_t B = SIREN_BLOCK, W = (size_t)a->width, S = (size_t)a->hidden + 1;
@@ -117,13 +123,13 @@ siren_work *siren_work_new(const siren_arch *a, int threads)
         thread_buf *t = &w->t[i];
         t->x = malloc(B * (size_t)a->in_dim * sizeof(float));
         t->h = malloc(S * B * W * sizeof(float));
-        t->dh = malloc(S * B * W * sizeof(float));
+        t->c = malloc(S * B * W * sizeof(float));
         t->y = malloc(B * sizeof(float));
         t->gy = malloc(B * sizeof(float));
         t->g0 = malloc(B * W * sizeof(float));
         t->g1 = malloc(B * W * sizeof(float));
         t->grad = malloc(siren_n_params(a) * sizeof(float));
-        if (!t->x || !t->h || !t->dh || !t->y || !t->gy || !t->g0 || !t->g1 || !t->grad) {
+        if (!t->x || !t->h || !t->c || !t->y || !t->gy || !t->g0 || !t->g1 || !t->grad) {
             siren_work_free(w);
             return NULL;
         }
@@ -138,7 +144,7 @@ void siren_work_free(siren_work *w)
         thread_buf *t = &w->t[i];
         free(t->x);
         free(t->h);
-        free(t->dh);
+        free(t->c);
         free(t->y);
         free(t->gy);
         free(t->g0);
@@ -146,7 +152,44 @@ void siren_work_free(siren_work *w)
         free(t->grad);
     }
     free(w->t);
+    free(w->ps);
     free(w);
+}
+
+/* ps = the parameters with omega folded in and layer 0's W transposed. */
+static void prepare_params(const siren_arch *a, const float *p, float *ps)
+{
+    int L = siren_n_layers(a), W = a->width;
+    for (int l = 0; l < L; l++) {
+        int fi, fo;
+        siren_layer_dims(a, l, &fi, &fo);
+        size_t off = siren_layer_offset(a, l), nw = (size_t)fo * (size_t)fi;
+        float om = l == L - 1 ? 1.0f : l == 0 ? a->omega_first : a->omega_hidden;
+        if (l == 0)
+            for (int o = 0; o < W; o++)
+                for (int k = 0; k < fi; k++) ps[off + (size_t)k * W + o] = om * p[off + (size_t)o * fi + k];
+        else
+            for (size_t i = 0; i < nw; i++) ps[off + i] = om * p[off + i];
+        for (int o = 0; o < fo; o++) ps[off + nw + o] = om * p[off + nw + o];
+    }
+}
+
+/* The inverse map for gradients: d/dW = omega d/dWs, layer 0 transposed back. */
+static void finish_grad(const siren_arch *a, float *g, float *tmp)
+{
+    int L = siren_n_layers(a), W = a->width;
+    for (int l = 0; l < L - 1; l++) {
+        int fi, fo;
+        siren_layer_dims(a, l, &fi, &fo);
+        size_t off = siren_layer_offset(a, l), nw = (size_t)fo * (size_t)fi;
+        float om = l == 0 ? a->omega_first : a->omega_hidden;
+        if (l == 0) {
+            memcpy(tmp, g + off, nw * sizeof(float));
+            for (int o = 0; o < W; o++)
+                for (int k = 0; k < fi; k++) g[off + (size_t)o * fi + k] = tmp[(size_t)k * W + o];
+        }
+        for (size_t i = 0; i < nw + (size_t)fo; i++) g[off + i] *= om;
+    }
 }
 
 int siren_work_threads(const siren_work *w) { return w->threads; }
@@ -167,52 +210,33 @@ static void coords(const siren_arch *a, const siren_grid *g, const int64_t *inde
     }
 }
 
-/* z = W h + b, then h = sin(w z) and dh = w cos(w z), for one layer of B rows. */
-static void sine_layer(const float *in, int fan_in, const float *W, const float *b, int fan_out, float omega,
-                       int64_t B, float *h, float *dh, int by_hand)
+static void forward_block(const siren_arch *a, const float *ps, thread_buf *t, int64_t B)
 {
-    if (by_hand) {
-        for (int64_t i = 0; i < B; i++)
-            for (int o = 0; o < fan_out; o++) {
-                float z = b[o];
-                for (int k = 0; k < fan_in; k++) z += W[o * fan_in + k] * in[i * fan_in + k];
-                h[i * fan_out + o] = z;
-            }
-    } else {
-        for (int64_t i = 0; i < B; i++) memcpy(h + i * fan_out, b, (size_t)fan_out * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, fan_out, fan_in, 1.0f, in, fan_in, W, fan_in,
-                    1.0f, h, fan_out);
-    }
-    size_t n = (size_t)B * (size_t)fan_out;
-    for (size_t i = 0; i < n; i++) h[i] *= omega;
-    sincos_cpu_f32(h, h, dh, n);
-    for (size_t i = 0; i < n; i++) dh[i] *= omega;
-}
-
-static void forward_block(const siren_arch *a, const float *params, thread_buf *t, int64_t B)
-{
-    int L = siren_n_layers(a);
-    size_t BW = (size_t)B * (size_t)a->width;
-    const float *in = t->x;
-    int fan_in = a->in_dim;
-    for (int l = 0; l < L - 1; l++) {
-        const float *Wl = params + siren_layer_offset(a, l);
-        const float *bl = Wl + (size_t)a->width * (size_t)fan_in;
-        float *h = t->h + (size_t)l * SIREN_BLOCK * (size_t)a->width;
-        float *dh = t->dh + (size_t)l * SIREN_BLOCK * (size_t)a->width;
-        sine_layer(in, fan_in, Wl, bl, a->width, l == 0 ? a->omega_first : a->omega_hidden, B, h, dh, l == 0);
-        (void)BW;
-        in = h;
-        fan_in = a->width;
-    }
-    const float *Wo = params + siren_layer_offset(a, L - 1);
-    float bo = Wo[a->width];
+    int L = siren_n_layers(a), W = a->width, in = a->in_dim;
+    size_t stride = (size_t)SIREN_BLOCK * (size_t)W;
+    /* Layer 0: fan-in 2 or 3, a vector loop over the units. */
+    const float *W0 = ps, *b0 = ps + (size_t)in * W;
+    float *h = t->h;
+    const float *W1 = W0 + W, *W2 = W0 + 2 * W;
     for (int64_t i = 0; i < B; i++) {
-        float y = bo;
-        const float *h = in + i * a->width;
-        for (int k = 0; k < a->width; k++) y += Wo[k] * h[k];
-        t->y[i] = y;
+        const float *x = t->x + i * in;
+        float *hi = h + i * W;
+        if (in == 3)
+            for (int o = 0; o < W; o++) hi[o] = b0[o] + W0[o] * x[0] + W1[o] * x[1] + W2[o] * x[2];
+        else
+            for (int o = 0; o < W; o++) hi[o] = b0[o] + W0[o] * x[0] + W1[o] * x[1];
     }
+    sincos_cpu_f32(h, h, t->c, (size_t)B * W);
+    for (int l = 1; l < L - 1; l++) {
+        const float *Wl = ps + siren_layer_offset(a, l), *bl = Wl + (size_t)W * W;
+        float *hp = t->h + (size_t)(l - 1) * stride, *hl = t->h + (size_t)l * stride;
+        for (int64_t i = 0; i < B; i++) memcpy(hl + i * W, bl, (size_t)W * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, W, W, 1.0f, hp, W, Wl, W, 1.0f, hl, W);
+        sincos_cpu_f32(hl, hl, t->c + (size_t)l * stride, (size_t)B * W);
+    }
+    const float *Wo = ps + siren_layer_offset(a, L - 1), *hl = t->h + (size_t)(L - 2) * stride;
+    for (int64_t i = 0; i < B; i++) t->y[i] = Wo[W];
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)B, W, 1.0f, hl, W, Wo, 1, 1.0f, t->y, 1);
 }
 
 /* ---- loss ------------------------------------------------------------------- */
@@ -255,15 +279,15 @@ static double loss_and_slope(const siren_batch *b, float y, const float *tgt, fl
 
 /* ---- backward --------------------------------------------------------------- */
 
-static void backward_block(const siren_arch *a, const float *params, thread_buf *t, int64_t B)
+static void backward_block(const siren_arch *a, const float *ps, thread_buf *t, int64_t B)
 {
-    int L = siren_n_layers(a);
-    int W = a->width;
+    int L = siren_n_layers(a), W = a->width;
+    size_t stride = (size_t)SIREN_BLOCK * (size_t)W;
     float *grad = t->grad;
     /* Output layer: dL/dWo = sum_i gy_i h_i, dL/dbo = sum_i gy_i. */
-    const float *hlast = t->h + (size_t)(L - 2) * SIREN_BLOCK * (size_t)W;
+    const float *hlast = t->h + (size_t)(L - 2) * stride;
     size_t oo = siren_layer_offset(a, L - 1);
-    const float *Wo = params + oo;
+    const float *Wo = ps + oo;
     float *gWo = grad + oo;
     float gbo = 0;
     float *g = t->g0; /* dL/dh of the current layer, B x W */
@@ -280,28 +304,35 @@ static void backward_block(const siren_arch *a, const float *params, thread_buf 
     gWo[W] += gbo;
     float *other = t->g1;
     for (int l = L - 2; l >= 0; l--) {
-        const float *dh = t->dh + (size_t)l * SIREN_BLOCK * (size_t)W;
-        size_t n = (size_t)B * (size_t)W;
-        for (size_t i = 0; i < n; i++) g[i] *= dh[i]; /* now dL/dz */
+        const float *c = t->c + (size_t)l * stride;
         int fan_in = l == 0 ? a->in_dim : W;
-        const float *in = l == 0 ? t->x : t->h + (size_t)(l - 1) * SIREN_BLOCK * (size_t)W;
         size_t off = siren_layer_offset(a, l);
         float *gW = grad + off, *gb = gW + (size_t)W * (size_t)fan_in;
-        for (int64_t i = 0; i < B; i++)
-            for (int o = 0; o < W; o++) gb[o] += g[i * W + o];
+        /* dL/d(Ws x + bs) = dL/dh cos(.), summed into the bias as we go. */
+        for (int64_t i = 0; i < B; i++) {
+            float *gi = g + i * W;
+            const float *ci = c + i * W;
+            for (int o = 0; o < W; o++) {
+                float v = gi[o] * ci[o];
+                gi[o] = v;
+                gb[o] += v;
+            }
+        }
         if (l == 0) {
-            for (int64_t i = 0; i < B; i++)
-                for (int o = 0; o < W; o++) {
-                    float go = g[i * W + o];
-                    for (int k = 0; k < fan_in; k++) gW[o * fan_in + k] += go * in[i * fan_in + k];
+            /* Layer 0's gradient is kept transposed (fan_in x W): vector loops. */
+            for (int64_t i = 0; i < B; i++) {
+                const float *x = t->x + i * fan_in, *gi = g + i * W;
+                for (int k = 0; k < fan_in; k++) {
+                    float xk = x[k];
+                    float *row = gW + (size_t)k * W;
+                    for (int o = 0; o < W; o++) row[o] += gi[o] * xk;
                 }
+            }
             break;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, fan_in, (int)B, 1.0f, g, W, in, fan_in, 1.0f, gW,
-                    fan_in);
-        const float *Wl = params + off;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, fan_in, W, 1.0f, g, W, Wl, fan_in, 0.0f,
-                    other, fan_in);
+        const float *in = t->h + (size_t)(l - 1) * stride;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, W, (int)B, 1.0f, g, W, in, W, 1.0f, gW, W);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, W, W, 1.0f, g, W, ps + off, W, 0.0f, other, W);
         float *tmp = g;
         g = other;
         other = tmp;
@@ -324,6 +355,8 @@ double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren
     int T = w->threads;
     int64_t nb = (b->n + SIREN_BLOCK - 1) / SIREN_BLOCK;
     double denom = (double)b->n * (double)b->R;
+    prepare_params(a, params, w->ps);
+    const float *ps = w->ps;
 #pragma omp parallel num_threads(T)
     {
         int nth = omp_get_num_threads();
@@ -337,13 +370,13 @@ double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren
                 int64_t first = blk * SIREN_BLOCK;
                 int64_t B = b->n - first < SIREN_BLOCK ? b->n - first : SIREN_BLOCK;
                 coords(a, b->grid, b->index + first, 0, B, t->x);
-                forward_block(a, params, t, B);
+                forward_block(a, ps, t, B);
                 for (int64_t i = 0; i < B; i++) {
                     float slope;
                     t->loss += loss_and_slope(b, t->y[i], b->target + (first + i) * b->R, &slope);
                     t->gy[i] = (float)(slope / denom);
                 }
-                backward_block(a, params, t, B);
+                backward_block(a, ps, t, B);
             }
         }
     }
@@ -355,6 +388,7 @@ double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren
         for (size_t i = 0; i < np; i++) grad[i] += g[i];
         loss += w->t[tid].loss;
     }
+    finish_grad(a, grad, w->t[0].grad);
     return loss / denom;
 }
 
@@ -363,6 +397,8 @@ void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *
 {
     int T = w->threads;
     int64_t nb = (n + SIREN_BLOCK - 1) / SIREN_BLOCK;
+    prepare_params(a, params, w->ps);
+    const float *ps = w->ps;
 #pragma omp parallel num_threads(T)
     {
         int nth = omp_get_num_threads();
@@ -374,7 +410,7 @@ void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *
                 int64_t first = blk * SIREN_BLOCK;
                 int64_t B = n - first < SIREN_BLOCK ? n - first : SIREN_BLOCK;
                 coords(a, g, index ? index + first : NULL, start + first, B, t->x);
-                forward_block(a, params, t, B);
+                forward_block(a, ps, t, B);
                 memcpy(out + first, t->y, (size_t)B * sizeof(float));
             }
         }
