@@ -6,10 +6,16 @@
 #include "fingerprint.h"
 #include "provenance.h"
 #include "runner.h"
+#include "formats/omezarr.h"
+#include "formats/tiff_meta.h"
+#include "formats/tiff_write.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *cmd_version(void) { return provenance_software_version(); }
@@ -353,10 +359,20 @@ int cmd_inspect(int argc, char **argv)
 /* ---- export -------------------------------------------------------------- */
 
 static const char export_help[] =
-    "usage: sirenstack export CONTAINER STAGE/NAME -o FILE\n"
+    "usage: sirenstack export CONTAINER STAGE/NAME -o FILE [--bigtiff]\n"
     "\n"
     "Writes one array or table of a container to FILE. The format follows the\n"
-    "extension: .csv (tables), .npy (arrays, readable by numpy.load).\n";
+    "extension:\n"
+    "  .csv                tables\n"
+    "  .npy                arrays, readable by numpy.load\n"
+    "  .tif .tiff          ImageJ hyperstack: repeats as frames, voxel size as the\n"
+    "                      calibration (unit micron, spacing, XResolution/YResolution)\n"
+    "  .ome.tif .ome.tiff  OME-TIFF: DimensionOrder XYZTC, repeats as T, PhysicalSize in um\n"
+    "  .ome.zarr           OME-Zarr 0.4 (Zarr v2, blosc lz4), repeats as the t axis\n"
+    "Image exports take arrays Y x X, Z x Y x X or R x Z x Y x X and keep the\n"
+    "element type. TIFFs become BigTIFF when they would pass 4 GiB (or above\n"
+    "$SIRENSTACK_BIGTIFF_BYTES bytes of pixels), or always with --bigtiff.\n"
+    "FILE is written under a temporary name and renamed when complete.\n";
 
 static int export_csv(const table_data *t, FILE *f)
 {
@@ -429,16 +445,142 @@ static int export_npy(store_array *a, const array_info *info, FILE *f)
     return rc;
 }
 
+typedef enum { EXPORT_UNKNOWN, EXPORT_CSV, EXPORT_NPY, EXPORT_IMAGEJ, EXPORT_OMETIFF, EXPORT_OMEZARR } export_format;
+
+static int ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && !strncasecmp(s + n - k, suffix, k);
+}
+
+/* n: length of out without trailing slashes. */
+static export_format export_format_of(const char *out, size_t n)
+{
+    if (ends_with(out, n, ".csv")) return EXPORT_CSV;
+    if (ends_with(out, n, ".npy")) return EXPORT_NPY;
+    if (ends_with(out, n, ".ome.tif") || ends_with(out, n, ".ome.tiff")) return EXPORT_OMETIFF;
+    if (ends_with(out, n, ".tif") || ends_with(out, n, ".tiff")) return EXPORT_IMAGEJ;
+    if (ends_with(out, n, ".ome.zarr")) return EXPORT_OMEZARR;
+    return EXPORT_UNKNOWN;
+}
+
+/* An array as frames x slices x Y x X, from its rank and axes. */
+static int image_dims(const char *what, const array_info *info, int64_t *t, int64_t *z, int *has_t, int *has_z)
+{
+    int r = info->rank;
+    char lead[STORE_MAX_RANK + 1] = "";
+    if (r >= 2 && r <= 4) {
+        if (info->has_meta && strlen(info->meta.axes) == (size_t)r) {
+            if (strcmp(info->meta.axes + r - 2, "yx")) r = 0;
+            else snprintf(lead, sizeof lead, "%.*s", r - 2, info->meta.axes);
+        } else {
+            snprintf(lead, sizeof lead, "%s", r == 4 ? "rz" : r == 3 ? "z" : "");
+        }
+    }
+    *has_t = lead[0] == 'r' || lead[0] == 't';
+    *has_z = strchr(lead, 'z') != NULL;
+    int ok = (r >= 2 && r <= 4) && (!strcmp(lead, "") || !strcmp(lead, "z") || !strcmp(lead, "r") ||
+                                    !strcmp(lead, "t") || !strcmp(lead, "rz") || !strcmp(lead, "tz"));
+    if (!ok)
+        return ss_fail(SS_ERR_USAGE, "%s has %d dimensions (axes '%s'); image formats take Y x X, Z x Y x X or R x Z x Y x X",
+                       what, info->rank, info->has_meta ? info->meta.axes : "?");
+    *t = *has_t ? info->shape[0] : 1;
+    *z = *has_z ? info->shape[*has_t] : 1;
+    return SS_OK;
+}
+
+/* Streams an array plane by plane into a TIFF or OME-Zarr at tmp. */
+static int export_image(store_array *a, const array_info *info, export_format fmt, const char *what, const char *tmp,
+                        int bigtiff)
+{
+    int64_t T = 1, Z = 1;
+    int has_t = 0, has_z = 0;
+    int rc = image_dims(what, info, &T, &Z, &has_t, &has_z);
+    if (rc != SS_OK) return rc;
+    int r = info->rank;
+    int64_t Y = info->shape[r - 2], X = info->shape[r - 1];
+    double voxel[3] = {0, 0, 0};
+    double um = info->has_meta ? unit_to_um(info->meta.unit[0] ? info->meta.unit : "micrometer") : 0;
+    for (int i = 0; i < 3 && um > 0; i++) voxel[i] = info->meta.voxel[i] > 0 ? info->meta.voxel[i] * um : 0;
+    if (T * Z == 0 || Y == 0 || X == 0) return ss_fail(SS_ERR_INPUT, "%s is empty", what);
+    tiff_out *tw = NULL;
+    omezarr_out *zw = NULL;
+    if (fmt == EXPORT_OMEZARR) {
+        omezarr_spec zs = {.has_t = has_t, .has_z = has_z, .t = T, .z = Z, .y = Y, .x = X, .dtype = info->dtype,
+                           .name = what};
+        memcpy(zs.voxel, voxel, sizeof voxel);
+        rc = omezarr_open(tmp, &zs, &zw);
+    } else {
+        const char *env = getenv("SIRENSTACK_BIGTIFF_BYTES");
+        char *creator = ss_asprintf("sirenstack %s", provenance_software_version());
+        tiff_out_spec ts = {.kind = fmt == EXPORT_OMETIFF ? TIFF_OUT_OME : TIFF_OUT_IMAGEJ, .frames = T, .slices = Z,
+                            .height = Y, .width = X, .dtype = info->dtype, .bigtiff = bigtiff,
+                            .bigtiff_above = env && *env ? strtoull(env, NULL, 10) : 0, .name = what,
+                            .creator = creator};
+        memcpy(ts.voxel, voxel, sizeof voxel);
+        rc = tiff_out_open(tmp, &ts, &tw);
+        free(creator);
+    }
+    if (rc != SS_OK) return rc;
+    void *buf = malloc((size_t)(Y * X) * dtype_size(info->dtype));
+    if (!buf) rc = ss_fail(SS_ERR_NOMEM, "out of memory for a %lldx%lld plane", (long long)Y, (long long)X);
+    for (int64_t t = 0; t < T && rc == SS_OK; t++)
+        for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
+            int64_t st[4] = {0}, ct[4] = {0};
+            int k = 0;
+            if (has_t) st[k] = t, ct[k++] = 1;
+            if (has_z) st[k] = z, ct[k++] = 1;
+            st[k] = 0, ct[k++] = Y;
+            st[k] = 0, ct[k] = X;
+            rc = store_array_read(a, st, ct, info->dtype, buf);
+            if (rc == SS_OK) rc = zw ? omezarr_write_plane(zw, buf) : tiff_out_write_plane(tw, buf);
+        }
+    free(buf);
+    if (rc != SS_OK) {
+        if (zw) omezarr_abort(zw);
+        else tiff_out_abort(tw);
+        return rc;
+    }
+    return zw ? omezarr_close(zw) : tiff_out_close(tw);
+}
+
+/* Moves the finished OME-Zarr tree into place. An existing one is replaced,
+ * but only if it is a Zarr group: a typo must not delete someone's folder. */
+static int replace_dir(const char *tmp, const char *out)
+{
+    struct stat st;
+    if (lstat(out, &st) != 0)
+        return rename(tmp, out) == 0 ? SS_OK : ss_fail(SS_ERR_IO, "%s: cannot write: %s", out, strerror(errno));
+    char *zg = ss_asprintf("%s/.zgroup", out);
+    int is_zarr = zg && S_ISDIR(st.st_mode) && path_exists(zg);
+    free(zg);
+    if (!is_zarr) return ss_fail(SS_ERR_IO, "%s: exists and is not a Zarr group; not replacing it", out);
+    char *old = ss_asprintf("%s.old.%ld", out, (long)getpid());
+    int rc = SS_OK;
+    if (!old) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    else if (rename(out, old) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot replace: %s", out, strerror(errno));
+    else if (rename(tmp, out) != 0) {
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write: %s", out, strerror(errno));
+        rename(old, out);
+    } else {
+        fs_rm_rf(old);
+    }
+    free(old);
+    return rc;
+}
+
 int cmd_export(int argc, char **argv)
 {
     const char *out = NULL, *pos[2] = {0};
-    int npos = 0;
+    int npos = 0, bigtiff = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(export_help, stdout);
             return SS_OK;
         }
-        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+        if (!strcmp(argv[i], "--bigtiff")) {
+            bigtiff = 1;
+        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
             if (++i >= argc) return usage_error(export_help, "%s", "-o needs a FILE");
             out = argv[i];
         } else if (argv[i][0] == '-') {
@@ -461,37 +603,47 @@ int cmd_export(int argc, char **argv)
         return rc;
     }
     size_t lo = strlen(out);
+    while (lo > 1 && out[lo - 1] == '/') lo--;
+    char *dst = strndup(out, lo);
+    export_format fmt = export_format_of(out, lo);
     int is_table = store_is_table(st, stage, name);
-    char *tmp = ss_asprintf("%s.tmp.%ld", out, (long)getpid());
+    char *tmp = ss_asprintf("%s.tmp.%ld", dst, (long)getpid());
     FILE *f = NULL;
     if (is_table < 0) rc = is_table;
-    else if (!(f = fopen(tmp, "wb"))) rc = ss_fail(SS_ERR_IO, "%s: cannot write", out);
+    else if (is_table == 1 && fmt != EXPORT_CSV)
+        rc = ss_fail(SS_ERR_USAGE, "%s/%s is a table: export it to a .csv file", stage, name);
+    else if (is_table == 0 && (fmt == EXPORT_CSV || fmt == EXPORT_UNKNOWN))
+        rc = ss_fail(SS_ERR_USAGE, "%s/%s is an array: export it to a .npy, .tif, .ome.tif or .ome.zarr file", stage, name);
+    else if ((fmt == EXPORT_CSV || fmt == EXPORT_NPY) && !(f = fopen(tmp, "wb")))
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write", out);
     if (rc == SS_OK && is_table == 1) {
-        if (lo < 4 || strcmp(out + lo - 4, ".csv"))
-            rc = ss_fail(SS_ERR_USAGE, "%s/%s is a table: export it to a .csv file", stage, name);
         table_data t;
         if (rc == SS_OK && (rc = store_table_read(st, stage, name, &t)) == SS_OK) {
             if (export_csv(&t, f) != 0) rc = ss_fail(SS_ERR_IO, "%s: write failed", out);
             table_free(&t);
         }
     } else if (rc == SS_OK) {
-        if (lo < 4 || strcmp(out + lo - 4, ".npy"))
-            rc = ss_fail(SS_ERR_USAGE, "%s/%s is an array: export it to a .npy file", stage, name);
         store_array *a;
         array_info info;
-        if (rc == SS_OK && (rc = store_array_open(st, stage, name, &a)) == SS_OK) {
-            if ((rc = store_array_info(a, &info)) == SS_OK) rc = export_npy(a, &info, f);
+        if ((rc = store_array_open(st, stage, name, &a)) == SS_OK) {
+            if ((rc = store_array_info(a, &info)) == SS_OK)
+                rc = f ? export_npy(a, &info, f) : export_image(a, &info, fmt, pos[1], tmp, bigtiff);
             store_array_close(a);
         }
     }
     if (f && fclose(f) != 0 && rc == SS_OK) rc = ss_fail(SS_ERR_IO, "%s: write failed", out);
-    if (rc == SS_OK && rename(tmp, out) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write", out);
-    if (rc != SS_OK) unlink(tmp);
-    else printf("%s\n", out);
+    if (rc == SS_OK && fmt == EXPORT_OMEZARR) rc = replace_dir(tmp, dst);
+    else if (rc == SS_OK && rename(tmp, dst) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write", out);
+    if (rc == SS_OK) rc = fs_fsync_dir_of(dst);
+    if (rc != SS_OK && fmt == EXPORT_OMEZARR) fs_rm_rf(tmp);
+    else if (rc != SS_OK) unlink(tmp);
+    if (rc == SS_OK) printf("%s\n", dst);
     free(tmp);
+    free(dst);
     free(stage);
     store_close(st);
-    return rc == SS_ERR_USAGE ? ss_fail(SS_ERR_CONFIG, "%s", ss_errmsg()) : rc;
+    /* the message is set; re-formatting it into itself would be undefined */
+    return rc == SS_ERR_USAGE ? SS_ERR_CONFIG : rc;
 }
 
 /* ---- stages / schema ------------------------------------------------------ */

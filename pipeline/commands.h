@@ -9,6 +9,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_stages(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
+int cmd_synth(int argc, char **argv); /* pipeline/cmd_synth.c */
 const char *cmd_version(void);
 
 #endif

@@ -532,6 +532,7 @@ static const char *kind_word(unsigned k)
     if (k & KIND_REPEATS) return "repeats (RZYX)";
     if (k & KIND_TABLE) return "a table";
     if (k & KIND_WEIGHTS) return "model weights";
+    if (k & KIND_MASK) return "a per-plane mask (Z)";
     return "data";
 }
 

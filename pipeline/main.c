@@ -16,6 +16,7 @@ static const char usage[] =
     "  export CONTAINER  write an array or table of a container to a file (CSV, NPY) or pack a container\n"
     "  stages            list the stage types with their parameters, inputs and outputs\n"
     "  schema            print the JSON Schema of the config format\n"
+    "  synth -o OUT.h5   write a phantom with ground truth (dendrites, nuclei, ...) without a config\n"
     "\n"
     "'sirenstack COMMAND --help' describes each command's options.\n"
     "exit status: 0 ok, 2 config, 3 input data, 4 I/O, 64 usage, 70 internal, 75 interrupted (rerun resumes)\n";
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", cmd_run},         {"validate", cmd_validate}, {"status", cmd_status}, {"inspect", cmd_inspect},
         {"export", cmd_export},   {"stages", cmd_stages},     {"schema", cmd_schema},
+        {"synth", cmd_synth},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

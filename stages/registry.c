@@ -4,17 +4,35 @@
 #include <string.h>
 
 extern const stage_type stage_synth_smooth;
+extern const stage_type stage_synth;
 extern const stage_type stage_import_hdf5;
+extern const stage_type stage_import_tiff;
 extern const stage_type stage_normalize;
 extern const stage_type stage_fuse_mean;
 extern const stage_type stage_fuse_median;
+extern const stage_type stage_metrics;
+extern const stage_type stage_register_rigid;
+extern const stage_type stage_interp_linear;
+extern const stage_type stage_interp_cubic;
+extern const stage_type stage_siren_fuse;
+extern const stage_type stage_siren_interplane;
+extern const stage_type stage_siren_render;
 
 static const stage_type *const table[] = {
     &stage_synth_smooth,
+    &stage_synth,
     &stage_import_hdf5,
+    &stage_import_tiff,
     &stage_normalize,
     &stage_fuse_mean,
     &stage_fuse_median,
+    &stage_metrics,
+    &stage_register_rigid,
+    &stage_interp_linear,
+    &stage_interp_cubic,
+    &stage_siren_fuse,
+    &stage_siren_interplane,
+    &stage_siren_render,
     NULL,
 };
 

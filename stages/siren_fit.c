@@ -192,8 +192,9 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
         double loss = k->siren_loss_grad(a, params, &b, grad, w);
         if (!isfinite(loss)) {
             rc = ss_fail(SS_ERR_FAILED,
-                         "%s: the loss became %g at step %lld (learning rate too high?); the last checkpoint is kept",
-                         ctx_stage_name(c), loss, (long long)step + 1);
+                         "the loss became %s at step %lld (learning rate too high, or data not normalised?); "
+                         "the last good checkpoint is kept",
+                         isnan(loss) ? "NaN" : "infinite", (long long)step + 1);
             break;
         }
         k->adam_step(params, grad, am, av, np, step + 1, lr, b1, b2, eps);
@@ -206,8 +207,8 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
             int sr = checkpoint_save(ck, done, e, 6);
             if (sr != SS_OK) rc = sr;
             else if (ctx_cancelled(c))
-                rc = ss_fail(SS_ERR_INTERRUPTED, "%s: interrupted at step %lld; the next run resumes there",
-                             ctx_stage_name(c), (long long)done);
+                rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at step %lld; the next run resumes there",
+                             (long long)done);
         }
     }
     if (rc == SS_OK) {
@@ -256,8 +257,25 @@ int siren_fit_eval_to(stage_ctx *c, const siren_model *m, const float *params, c
     return rc;
 }
 
-int siren_fit_save(stage_ctx *c, const siren_model *m, const float *params)
+/* The values the fit saw came from the input port's stage; when that stage
+ * normalised them, its percentiles are copied beside the weights so that
+ * rendered intensities can be mapped back to the raw scale. */
+static void note_normalisation(stage_ctx *c, const char *port)
 {
+    const char *stage, *array;
+    json_t *a;
+    if (ctx_input(c, port, &stage, &array) != 1 || store_stage_attrs(ctx_store(c), stage, &a) != SS_OK) return;
+    json_t *lo = json_object_get(a, "p_low_value"), *hi = json_object_get(a, "p_high_value");
+    if (lo && hi)
+        ctx_attr(c, "normalisation",
+                 json_pack("{s:s,s:O,s:O,s:O}", "stage", stage, "p_low_value", lo, "p_high_value", hi, "eps",
+                           json_object_get(json_object_get(a, "params"), "eps") ?: json_null()));
+    json_decref(a);
+}
+
+int siren_fit_save(stage_ctx *c, const siren_model *m, const float *params, const char *input_port)
+{
+    note_normalisation(c, input_port);
     const siren_arch *a = &m->arch;
     int64_t np = (int64_t)siren_n_params(a);
     store_array *wa;

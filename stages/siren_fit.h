@@ -87,8 +87,9 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
 int siren_fit_eval_to(stage_ctx *c, const siren_model *m, const float *params, const siren_grid *g,
                       store_array *out, const char *what);
 
-/* Writes the `weights` array and the model description attributes. */
-int siren_fit_save(stage_ctx *c, const siren_model *m, const float *params);
+/* Writes the `weights` array and the model description attributes (with the
+ * normalisation of the data read from input_port, when it was normalised). */
+int siren_fit_save(stage_ctx *c, const siren_model *m, const float *params, const char *input_port);
 /* Reads them back from a committed stage (for siren_render). */
 int siren_fit_load(store *st, const char *stage, const char *array, siren_model *m, float **params);
 

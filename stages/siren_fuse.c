@@ -84,7 +84,7 @@ static int run(stage_ctx *c)
     siren_grid g;
     siren_model_grid(&m, shape[0], m.z, 1.0, &g);
     if ((rc = siren_fit_eval_to(c, &m, params, &g, out, "planes")) != SS_OK) goto done;
-    rc = siren_fit_save(c, &m, params);
+    rc = siren_fit_save(c, &m, params, "repeats");
 done:
     store_array_close(out);
     store_array_close(in);

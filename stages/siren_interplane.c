@@ -151,7 +151,7 @@ static int run(stage_ctx *c)
     siren_grid ug;
     siren_model_grid(&m, nz, zup, 1.0, &ug);
     if ((rc = siren_fit_eval_to(c, &m, params, &ug, a_up, "upsampled planes")) != SS_OK) goto done;
-    rc = siren_fit_save(c, &m, params);
+    rc = siren_fit_save(c, &m, params, "stack");
 done:
     store_array_close(a_pred);
     store_array_close(a_rest);

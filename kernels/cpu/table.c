@@ -1,6 +1,8 @@
 /* The CPU dispatch table: the reference every other backend is checked
  * against. */
 #include "cpu.h"
+#include "quality.h"
+#include "register.h"
 
 static const kernels cpu_table = {
     .name = "cpu",
@@ -10,6 +12,18 @@ static const kernels cpu_table = {
     .count_nonfinite_f32 = cpu_count_nonfinite_f32,
     .minmax_f32 = cpu_minmax_f32,
     .gauss_blur3d_f32 = cpu_gauss_blur3d_f32,
+    .sq_diff_sum_f32 = cpu_sq_diff_sum_f32,
+    .ssim2d_f32 = cpu_ssim2d_f32,
+    .ssim3d_plane_f32 = cpu_ssim3d_plane_f32,
+    .xcorr_new = cpu_xcorr_new,
+    .xcorr_free = cpu_xcorr_free,
+    .xcorr_reference_f32 = cpu_xcorr_reference_f32,
+    .xcorr_find_f32 = cpu_xcorr_find_f32,
+    .shift_f32 = cpu_shift_f32,
+    .weighted_sum_f32 = cpu_weighted_sum_f32,
+    .siren_loss_grad = siren_cpu_loss_grad,
+    .siren_eval = siren_cpu_eval,
+    .adam_step = adam_cpu_step,
 };
 
 const kernels *kernels_cpu(void)

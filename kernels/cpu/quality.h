@@ -1,0 +1,14 @@
+/* The CPU image-quality kernels (kernels/cpu/ssim.c, mse.c), as the dispatch
+ * table in kernels/cpu/table.c takes them. Internal to kernels/. */
+#ifndef SS_KERNELS_CPU_QUALITY_H
+#define SS_KERNELS_CPU_QUALITY_H
+
+#include "../kernels.h"
+
+double cpu_sq_diff_sum_f32(const float *a, const float *b, size_t n);
+void cpu_ssim2d_f32(const ssim_spec *s, const float *a, const float *b, int64_t ny, int64_t nx, double *work,
+                    double sums[2]);
+void cpu_ssim3d_plane_f32(const ssim_spec *s, const float *const *a, const float *const *b, int64_t ny, int64_t nx,
+                          double *work, double sums[2]);
+
+#endif
