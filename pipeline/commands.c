@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -381,7 +382,11 @@ static int export_csv(const table_data *t, FILE *f)
     for (int64_t r = 0; r < t->n_rows; r++) {
         for (int c = 0; c < t->n_cols; c++) {
             if (c) fputc(',', f);
-            if (t->types[c] == COL_F64) fprintf(f, "%.17g", ((double *)t->data[c])[r]);
+            if (t->types[c] == COL_F64) {
+                double v = ((double *)t->data[c])[r];
+                if (isnan(v)) fputs("nan", f);
+                else fprintf(f, "%.17g", v);
+            }
             else if (t->types[c] == COL_I64) fprintf(f, "%lld", (long long)((int64_t *)t->data[c])[r]);
             else {
                 const char *s = (const char *)t->data[c] + r * TABLE_STR_LEN;
@@ -425,19 +430,26 @@ static int export_npy(store_array *a, const array_info *info, FILE *f)
     fwrite(hdr, 1, (size_t)n, f);
     for (int i = 0; i < pad; i++) fputc(' ', f);
     fputc('\n', f);
-    /* Stream along the first axis. */
-    int64_t start[STORE_MAX_RANK] = {0}, count[STORE_MAX_RANK];
+    /* Stream plane by plane (the last two axes), so memory is one plane
+     * whatever the leading axes hold. */
+    int r = info->rank, lead = r > 2 ? r - 2 : 0;
+    int64_t start[STORE_MAX_RANK] = {0}, count[STORE_MAX_RANK], planes = 1;
     size_t slab = dtype_size(info->dtype);
-    for (int i = 0; i < info->rank; i++) {
-        count[i] = info->shape[i];
-        if (i) slab *= (size_t)info->shape[i];
+    for (int i = 0; i < r; i++) {
+        count[i] = i < lead ? 1 : info->shape[i];
+        if (i < lead) planes *= info->shape[i];
+        else slab *= (size_t)info->shape[i];
     }
-    count[0] = info->rank ? 1 : 0;
+    if (r == 0 || slab == 0) planes = 0;
     void *buf = malloc(slab ? slab : 1);
     if (!buf) return ss_fail(SS_ERR_NOMEM, "out of memory");
     int rc = SS_OK;
-    for (int64_t z = 0; z < (info->rank ? info->shape[0] : 0) && rc == SS_OK; z++) {
-        start[0] = z;
+    for (int64_t p = 0; p < planes && rc == SS_OK; p++) {
+        int64_t rem = p;
+        for (int i = lead - 1; i >= 0; i--) {
+            start[i] = rem % info->shape[i];
+            rem /= info->shape[i];
+        }
         rc = store_array_read(a, start, count, info->dtype, buf);
         if (rc == SS_OK && fwrite(buf, 1, slab, f) != slab) rc = ss_fail(SS_ERR_IO, "write failed (disk full?)");
     }

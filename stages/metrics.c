@@ -477,7 +477,11 @@ static int run(stage_ctx *c)
     if (!m.ssim3d_ok)
         ctx_warn(c, "reference %s has %lld planes, fewer than the SSIM window (%d): ssim3d is NaN", ref_name,
                  (long long)m.Z, m.win);
-    if (m.spines && m.n_counted < m.n_spines)
+    if (m.spines && m.n_counted == 0)
+        ctx_warn(c, "no spine head of %lld is counted (on an evaluated plane, brighter than its surround in the "
+                 "reference): spine_recovery is NaN",
+                 (long long)m.n_spines);
+    else if (m.spines && m.n_counted < m.n_spines)
         ctx_warn(c, "%lld of %lld spine heads are not counted (plane outside the stack or not evaluated, or no "
                  "head-over-annulus contrast in the reference)",
                  (long long)(m.n_spines - m.n_counted), (long long)m.n_spines);
@@ -573,7 +577,7 @@ done:
 
 static const param_spec params[] = {
     {.name = "data_range", .type = P_NUM, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE | PARAM_LO_OPEN,
-     .lo = 0, .hi = 1e300,
+     .lo = 0, .hi = 1e150, /* L^2 stays finite */
      .doc = "L of PSNR and SSIM; null: max - min of the reference over the whole volume (skimage's float default differs)"},
     {.name = "ssim_window", .type = P_ENUM, .def = "\"gaussian\"", .choices = "gaussian|uniform",
      .doc = "gaussian: sigma 1.5, 11 taps, population covariance (Wang et al.); uniform: 7 wide, sample covariance"},

@@ -243,6 +243,14 @@ def body(work):
     T.check(row is not None and row["mean"] == 1.0 and row["std"] == 0.0, "the reference recovers all its heads",
             describe(p) + str(row))
 
+    empty = os.path.join(work, "nospines.txt")
+    open(empty, "w").close()
+    p = harness(container, "nosp", "ref.fused", ["m.fused"], "--spines", empty)
+    _, sm, _ = tables(container, "nosp")
+    row = summary_row(sm, "m.fused", "spine_recovery") if sm is not None else None
+    T.check(row is not None and math.isnan(row["mean"]) and int(row["n"]) == 0 and "spine_recovery is NaN" in p.stderr,
+            "an empty spines table: spine_recovery NaN with n 0, and a warning", describe(p) + str(row))
+
     # ---- a plane mask ----
     mask = [0, 1, 1, 0, 1, 0, 1, 1, 1, 0, 0, 1, 0]
     mtext = "".join(map(str, mask))
