@@ -13,7 +13,7 @@ static const char usage[] =
     "  validate CONFIG   check a config and its manifest; run nothing\n"
     "  status CONFIG     show, per sample and stage: done, stale, pending, running, failed\n"
     "  inspect CONTAINER print a container's tree: arrays, shapes, chunks, compression, provenance\n"
-    "  export CONTAINER  write an array or table of a container to a file (CSV, NPY) or pack a container\n"
+    "  export CONTAINER  write an array or table to TIFF, OME-TIFF, OME-Zarr, NPY or CSV\n"
     "  stages            list the stage types with their parameters, inputs and outputs\n"
     "  schema            print the JSON Schema of the config format\n"
     "  synth -o OUT.h5   write a phantom with ground truth (dendrites, nuclei, ...) without a config\n"

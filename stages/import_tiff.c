@@ -44,6 +44,8 @@ typedef struct {
     char **path;        /* every file read, in first-use order */
     int64_t *pages;     /* page count of each (-1: not opened yet) */
     int n, cap;
+    int *slot;          /* open-addressing hash of path -> index (-1: empty), size nslot */
+    int nslot;
     tiff_reader *rd;    /* the one open reader, for file rd_file */
     int rd_file;
     /* voxel size z, y, x from the first file's metadata (0: absent) */
@@ -59,10 +61,41 @@ typedef struct {
     tmeta_kind kind;
 } file_view;
 
+static uint64_t path_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Rebuilds the hash at twice the size (keeps the load at most 1/2). */
+static int rehash(importer *im)
+{
+    int ns = im->nslot ? 2 * im->nslot : 64;
+    int *sl = malloc((size_t)ns * sizeof *sl);
+    if (!sl) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ns; i++) sl[i] = -1;
+    for (int i = 0; i < im->n; i++) {
+        uint64_t h = path_hash(im->path[i]) & (uint64_t)(ns - 1);
+        while (sl[h] >= 0) h = (h + 1) & (uint64_t)(ns - 1);
+        sl[h] = i;
+    }
+    free(im->slot);
+    im->slot = sl;
+    im->nslot = ns;
+    return SS_OK;
+}
+
+/* Index of path in the list of files, added if new (globs list thousands). */
 static int file_index(importer *im, const char *path, int *idx)
 {
-    for (int i = 0; i < im->n; i++)
-        if (!strcmp(im->path[i], path)) return *idx = i, SS_OK;
+    if (2 * (im->n + 1) > im->nslot) {
+        int rc = rehash(im);
+        if (rc != SS_OK) return rc;
+    }
+    uint64_t h = path_hash(path) & (uint64_t)(im->nslot - 1);
+    for (; im->slot[h] >= 0; h = (h + 1) & (uint64_t)(im->nslot - 1))
+        if (!strcmp(im->path[im->slot[h]], path)) return *idx = im->slot[h], SS_OK;
     if (im->n == im->cap) {
         int cap = im->cap ? 2 * im->cap : 16;
         char **p = realloc(im->path, (size_t)cap * sizeof *p);
@@ -74,6 +107,7 @@ static int file_index(importer *im, const char *path, int *idx)
     }
     if (!(im->path[im->n] = strdup(path))) return ss_fail(SS_ERR_NOMEM, "out of memory");
     im->pages[im->n] = -1;
+    im->slot[h] = im->n;
     *idx = im->n++;
     return SS_OK;
 }
@@ -166,8 +200,9 @@ static int ome_map(importer *im, int self, const char *path, const tiff_meta *m,
     return rc;
 }
 
-/* The planes of one file as its metadata describes them (plain: every page is a z plane). */
-static int view_file(importer *im, const char *path, int plain, file_view *v)
+/* The planes of one file as its metadata describes them (plain: every page
+ * is a z plane), for channel `channel` (-1: none asked for). */
+static int view_file(importer *im, const char *path, int plain, int64_t channel, file_view *v)
 {
     memset(v, 0, sizeof *v);
     stage_ctx *c = im->c;
@@ -185,7 +220,7 @@ static int view_file(importer *im, const char *path, int plain, file_view *v)
     plane_ref *map = NULL;
     if (!plain && m.kind != TMETA_NONE) {
         Z = m.size_z, T = m.size_t, C = m.size_c;
-        N = Z * T * C;
+        if (__builtin_mul_overflow(Z, T, &N) || __builtin_mul_overflow(N, C, &N)) N = -1;
         v->kind = m.kind;
         /* an ImageJ description without images= says nothing about the pages */
         if (m.kind == TMETA_IMAGEJ && m.ij_images == 0 && N == 1) Z = N = pages;
@@ -218,14 +253,13 @@ static int view_file(importer *im, const char *path, int plain, file_view *v)
     for (int64_t i = 0; i < N; i++) map[i] = (plane_ref){self, i};
     if (v->kind == TMETA_OME && m.n_td > 0 && (rc = ome_map(im, self, path, &m, map, N, 0)) != SS_OK) goto done;
     int64_t ch = 0;
-    if (C > 1 && ctx_is_null(c, "channel")) {
+    if (C > 1 && channel < 0) {
         rc = ss_fail(SS_ERR_CONFIG, "%s: %s metadata describes %lld channels; set the stage's 'channel' (0 to %lld) to pick one",
                      path, v->kind == TMETA_OME ? "OME" : "ImageJ", (long long)C, (long long)C - 1);
         goto done;
     }
-    /* plain pages (glob, pattern) have one channel; {c} in the names picks it */
-    if (!plain && !ctx_is_null(c, "channel")) {
-        ch = ctx_int(c, "channel");
+    if (channel >= 0) {
+        ch = channel;
         if (ch >= C) {
             rc = ss_fail(SS_ERR_CONFIG, "%s: channel %lld asked for, but the file has %lld channel%s", path, (long long)ch,
                          (long long)C, plural(C));
@@ -386,7 +420,7 @@ static int plan_file(importer *im, const char *file, const char **layout_io, int
     const char *layout = *layout_io;
     stage_ctx *c = im->c;
     file_view v;
-    int rc = view_file(im, file, 0, &v);
+    int rc = view_file(im, file, 0, ctx_is_null(c, "channel") ? -1 : ctx_int(c, "channel"), &v);
     if (rc != SS_OK) return rc;
     const char *who;
     int64_t decl = declared_repeats(c, &who);
@@ -492,7 +526,9 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
         for (int64_t r = 0; r < nr && rc == SS_OK; r++) {
             const char *path = fs.files[order[per_repeat ? r : r * nz]].path;
             if (per_repeat) {
-                if ((rc = view_file(im, path, 0, &v)) != SS_OK) break;
+                /* with {c} the names chose the channel; else the file's metadata does */
+                int64_t ch = fs.has_c || ctx_is_null(c, "channel") ? -1 : ctx_int(c, "channel");
+                if ((rc = view_file(im, path, 0, ch, &v)) != SS_OK) break;
                 if (v.T > 1) {
                     rc = ss_fail(SS_ERR_INPUT, "%s: holds %lld time points; with repeats_layout files each file is one "
                                  "repeat's z stack", path, (long long)v.T);
@@ -524,7 +560,7 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
                 if ((rc = file_index(im, p, &f)) != SS_OK) break;
                 if (z == 0 && r == 0) {
                     /* the first file's metadata gives the voxel size */
-                    if ((rc = view_file(im, p, 1, &v)) != SS_OK) break;
+                    if ((rc = view_file(im, p, 1, -1, &v)) != SS_OK) break;
                     free(v.p);
                     v.p = NULL;
                 }
@@ -542,7 +578,7 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
     /* A glob: the pages of every file, in natural order, form one sequence. */
     int64_t N = 0, cap = 0;
     for (size_t i = 0; i < fs.n && rc == SS_OK; i++) {
-        if ((rc = view_file(im, fs.files[i].path, 1, &v)) != SS_OK) break;
+        if ((rc = view_file(im, fs.files[i].path, 1, -1, &v)) != SS_OK) break;
         if (N + v.Z > cap) {
             cap = 2 * (N + v.Z);
             plane_ref *nf = realloc(flat, (size_t)cap * sizeof *nf);
@@ -599,7 +635,7 @@ static int record_files(importer *im, const plane_ref *map, int64_t n)
         json_array_append_new(list, json_pack("[s,I]", im->path[i], sz));
     }
     free(used);
-    return ctx_attr(im->c, "input_files", json_pack("{s:i,s:I,s:o}", "count", count, "bytes", total, "files", list));
+    return ctx_attr(im->c, "files_read", json_pack("{s:i,s:I,s:o}", "count", count, "bytes", total, "files", list));
 }
 
 static int run(stage_ctx *c)
@@ -699,6 +735,7 @@ done:
     for (int i = 0; i < im.n; i++) free(im.path[i]);
     free(im.path);
     free(im.pages);
+    free(im.slot);
     return rc;
 }
 
@@ -712,7 +749,7 @@ static const char *check(const json_t *p)
 static const param_spec params[] = {
     {.name = "file", .type = P_PATH, .def = "\"{input}\"", .flags = PARAM_INPUT_FILE | PARAM_NULLABLE,
      .doc = "one TIFF: multi-page, ImageJ hyperstack or OME-TIFF (default: the sample's input); null with 'pattern'"},
-    {.name = "pattern", .type = P_PATH, .def = "null", .flags = PARAM_NULLABLE,
+    {.name = "pattern", .type = P_PATH, .def = "null", .flags = PARAM_NULLABLE | PARAM_INPUT_GLOB,
      .doc = "several TIFFs: a glob (planes/*.tif, natural order) or numbered files with fields {z} {r} {c}, e.g. {z:04d}"},
     {.name = "repeats_layout", .type = P_ENUM, .def = "\"auto\"",
      .choices = "auto|none|time|interleaved|blocked|files|pattern",

@@ -159,6 +159,16 @@ def layouts():
         tw(path(f"one_rep{r + 1}.tif"), reps[r])
     check_array(imp({"file": None, "pattern": L.esc(path("one_rep{r}.tif")), "repeats_layout": "files"}), reps,
                 "files: 1-based {r} detected")
+    for r in range(3):
+        for cc in range(2):
+            tw(path(f"rc_rep{r}_ch{cc}.tif"), reps[r] + cc)
+    check_array(imp({"file": None, "pattern": path("rc_rep{r}_ch{c}.tif"), "channel": 1}), reps + 1,
+                "files with {c}: one stack per repeat, channel 1 chosen by the names")
+    zc = L.test_data((3, 5, 2, 16, 18), "uint16", seed=21)
+    for r in range(3):
+        tw(path(f"zc_rep{r}.tif"), zc[r], imagej=True, metadata={"axes": "ZCYX"})
+    check_array(imp({"file": None, "pattern": path("zc_rep{r}.tif"), "channel": 1}), zc[:, :, 1],
+                "files of ImageJ ZCYX stacks: channel 1 from each repeat's file")
 
     thor = os.path.join(DATA, "thor")
     os.makedirs(thor)
@@ -170,13 +180,25 @@ def layouts():
     res = imp({"file": None, "pattern": L.esc(os.path.join(thor, "ChanA_0001_0001_{z:04d}_{r:04d}.tif"))})
     check_array(res, tz, "pattern: ThorImage ChanA_0001_0001_{z:04d}_{r:04d}.tif, 1-based, ChanB ignored")
     if res.ok:
-        files = res.stage_json("input_files")
+        files = res.stage_json("files_read")
         names = [os.path.basename(f[0]) for f in files["files"]]
         sizes_ok = all(f[1] == os.path.getsize(f[0]) for f in files["files"])
         T.check(files["count"] == 12 and len(names) == 12 and all(n.startswith("ChanA") for n in names) and sizes_ok,
-                "input_files lists the 12 files read with their sizes", json.dumps(files)[:500])
+                "files_read lists the 12 files read with their sizes", json.dumps(files)[:500])
     check_array(imp({"file": None, "pattern": os.path.join(thor, "ChanA_0001_0001_{z:04d}_{t:04d}.tif")}), tz,
                 "pattern written without escapes, {t} for the repeats")
+    # Every file a pattern matches is in the fingerprint: the same config
+    # reruns nothing, then reruns the import once one plane's file changes.
+    pat = {"file": None, "pattern": os.path.join(thor, "ChanA_0001_0001_{z:04d}_{t:04d}.tif")}
+    first = L.import_tiff(TMP, pat, name="refp")
+    again = L.import_tiff(TMP, pat, name="refp")
+    T.check(first.ok and again.ok and "raw: up to date" in again.proc.stderr, "pattern import: rerun reuses it",
+            again.proc.stderr[-400:])
+    tw(os.path.join(thor, "ChanA_0001_0001_0002_0003.tif"), tz[2, 1] + 1)
+    changed = L.import_tiff(TMP, pat, name="refp")
+    T.check(changed.ok and "raw: running import_tiff" in changed.proc.stderr, "changing one matched file reruns the import",
+            changed.proc.stderr[-400:])
+    tw(os.path.join(thor, "ChanA_0001_0001_0002_0003.tif"), tz[2, 1])
     chans = os.path.join(DATA, "chans")
     os.makedirs(chans)
     for cc in range(2):
@@ -223,7 +245,7 @@ def multi_file_ome():
     check_array(res, st[None], "multi-file OME set: TiffData UUID FileName maps z to the right files")
     if res.ok:
         T.check(L.near(res.voxel, [3, 0.5, 0.5]), "multi-file OME: voxel from PhysicalSize", str(res.voxel))
-        T.check(res.stage_json("input_files")["count"] == 3, "multi-file OME: input_files lists all 3 files")
+        T.check(res.stage_json("files_read")["count"] == 3, "multi-file OME: files_read lists all 3 files")
 
 
 def contiguous():
