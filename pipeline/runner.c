@@ -265,6 +265,12 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
             if (!path) continue;
             char h[FP_HEX];
             int hrc = ps->flags & PARAM_INPUT_GLOB ? hash_pattern(path, hash_cache, h) : fp_hash_file(path, hash_cache, h);
+            if (hrc != SS_OK && (ps->flags & PARAM_INPUT_GLOB)) {
+                /* The stage knows its pattern syntax and says best what is
+                 * wrong with one that matches nothing: let it run and say so. */
+                snprintf(h, sizeof h, "unmatched");
+                hrc = SS_OK;
+            }
             if (hrc != SS_OK) {
                 sp->error = 1;
                 sbuf_put(&sp->reason, ss_errmsg());

@@ -36,10 +36,13 @@
      .doc = "training loss; robust losses reject motion outliers among repeats"},                                  \
     {.name = "loss_scale", .type = P_NUM, .def = "0.1", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 1e9,  \
      .doc = "Huber delta / Cauchy scale, in the data's units"},                                                    \
-    {.name = "z_mapping", .type = P_ENUM, .def = "\"physical\"", .choices = "physical|range",                      \
-     .doc = "z coordinate: physical (same scale as x, from the voxel size) or range (z_range)"},                   \
     {.name = "z_range", .type = P_NUM_LIST, .def = "[-1, 1]", .flags = PARAM_RANGE, .lo = -1e6, .hi = 1e6,         \
      .list_min = 2, .list_max = 2, .doc = "z coordinates of the first and last plane with z_mapping: range"}
+
+/* The z mapping parameter; each stage chooses its default (see README). */
+#define SIREN_Z_MAPPING(def_text)                                                                                  \
+    {.name = "z_mapping", .type = P_ENUM, .def = def_text, .choices = "physical|range",                           \
+     .doc = "z coordinate: physical (same scale as x, from the voxel size) or range (z_range)"}
 
 /* Checks shared by the fitting stages' `check` hooks (NULL when fine). */
 const char *siren_fit_check(const json_t *params);

@@ -101,6 +101,7 @@ static const param_spec params[] = {
     {.name = "mode", .type = P_ENUM, .def = "\"stacked\"", .choices = "stacked|random_repeat",
      .doc = "stacked: all repeats at each voxel; random_repeat: one repeat per voxel, drawn by seed"},
     SIREN_FIT_PARAMS,
+    SIREN_Z_MAPPING("\"physical\""),
     {0},
 };
 static const port_spec inputs[] = {

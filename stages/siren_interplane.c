@@ -186,6 +186,10 @@ static const param_spec params[] = {
     {.name = "z_upsample", .type = P_INT, .def = "1", .flags = PARAM_RANGE, .lo = 1, .hi = 64,
      .doc = "the 'upsampled' output has (Z-1)*k+1 planes"},
     SIREN_FIT_PARAMS,
+    /* Planes spread over [-1, 1] predict better between kept planes than
+     * physically scaled ones, which put anisotropic planes far apart for the
+     * sine layers (README, "SIREN stages"). */
+    SIREN_Z_MAPPING("\"range\""),
     {0},
 };
 static const port_spec inputs[] = {

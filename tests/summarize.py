@@ -33,7 +33,7 @@ with open(sys.argv[1]) as f:
         passed += p
         failed += f_
         skipped += s
-        lines.append(f"  {t['name']:<28} {result:<8} {p} passed, {f_} failed" + (f", {s} skipped" if s else ""))
+        lines.append(f"  {t['name']:<44} {result:<8} {p} passed, {f_} failed" + (f", {s} skipped" if s else ""))
 print("tests:")
 print("\n".join(lines))
 if skipped:
