@@ -923,7 +923,11 @@ static json_t *param_schema(const param_spec *p)
         json_object_set_new(e, "type", json_string("string"));
         json_object_set_new(e, "minLength", json_integer(1));
         break;
-    default: json_object_set_new(e, "type", json_string("string")); break;
+    default:
+        /* A plain YAML scalar is taken as text for a string parameter
+         * (reference: 0), as the validator does. */
+        json_object_set_new(e, "type", json_pack("[sss]", "string", "number", "boolean"));
+        break;
     }
     if ((p->flags & PARAM_RANGE) && (et == P_INT || et == P_NUM)) {
         json_object_set_new(e, p->flags & PARAM_LO_OPEN ? "exclusiveMinimum" : "minimum", json_real(p->lo));
