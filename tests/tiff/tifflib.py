@@ -13,11 +13,8 @@ it is never the reference.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 
 import numpy as np
 import yaml
@@ -33,55 +30,8 @@ BIN = os.environ.get("SIRENSTACK") or os.path.join(BUILD_ROOT, "sirenstack")
 SHARED = os.environ.get("SHARED_DATA") or os.path.join(SOURCE_ROOT, "..", "shared", "data")
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.tmpdirs = []
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        desc = desc.replace("#", "no.")
-        if cond:
-            print(f"ok {self.n} - {desc}")
-        else:
-            self.failed += 1
-            print(f"not ok {self.n} - {desc}")
-            for line in str(detail).splitlines():
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return bool(cond)
-
-    def skip(self, desc, why):
-        self.n += 1
-        print(f"ok {self.n} - {desc.replace('#', 'no.')} # SKIP {why}")
-        sys.stdout.flush()
-
-    def diag(self, text):
-        for line in str(text).splitlines():
-            print(f"# {line}")
-        sys.stdout.flush()
-
-    def guard(self, desc, fn, *a, **kw):
-        """Runs fn; an exception becomes a failed point named desc."""
-        try:
-            return fn(*a, **kw)
-        except Exception as e:  # noqa: BLE001 - any failure is reported as TAP
-            self.check(False, desc, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-            return None
-
-    def tmpdir(self, tag="tiff"):
-        d = tempfile.mkdtemp(prefix=f"ss-tiff-{tag}-")
-        self.tmpdirs.append(d)
-        return d
-
-    def done(self):
-        if not os.environ.get("KEEP_TMP"):
-            for d in self.tmpdirs:
-                shutil.rmtree(d, ignore_errors=True)
-        print(f"1..{self.n}")
-        sys.stdout.flush()
-        sys.exit(1 if self.failed else 0)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from taplib import Tap  # noqa: E402,F401 - the shared TAP writer
 
 
 def run(args, env=None, timeout=300):
