@@ -48,27 +48,8 @@ GRID_Y = (8.3, 24.6, 40.2, 56.7)
 GRID_X = (8.4, 24.1, 40.6, 56.2)
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        if cond:
-            print(f"ok {self.n} - {desc}")
-        else:
-            self.failed += 1
-            print(f"not ok {self.n} - {desc}")
-            for line in str(detail).splitlines()[:40]:
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return bool(cond)
-
-    def done(self):
-        print(f"1..{self.n}")
-        sys.exit(1 if self.failed else 0)
-
+sys.path.insert(0, os.path.dirname(HERE))
+from taplib import Tap  # noqa: E402 - the shared TAP writer
 
 T = Tap()
 
