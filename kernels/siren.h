@@ -72,6 +72,10 @@ typedef struct siren_work siren_work;
 siren_work *siren_work_new(const siren_arch *a, int threads);
 void siren_work_free(siren_work *w);
 int siren_work_threads(const siren_work *w);
+/* Which layer kernels the work uses: "avx512" (fused, widths a multiple of
+ * 32 on CPUs with AVX-512) or "blas" (sgemm; any width, any CPU). The
+ * environment variable SIRENSTACK_SIREN_KERNEL=blas forces the latter. */
+const char *siren_work_kernel(const siren_work *w);
 
 /* Loss and its gradient (grad overwritten, siren_n_params floats) over a
  * batch; returns the loss. Activations live only for a block of voxels at a

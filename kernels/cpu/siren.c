@@ -18,6 +18,7 @@
  * the thread count only, not on scheduling. */
 #include "../siren.h"
 #include "../kernels.h"
+#include "siren_avx512.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -101,7 +102,9 @@ typedef struct {
 struct siren_work {
     siren_arch arch;
     int threads;
-    float *ps; /* the parameters as the kernels use them (see the top) */
+    int avx512; /* the fused AVX-512 layer kernels, else sgemm */
+    float *ps;  /* the parameters as the kernels use them (see the top) */
+    float *wt;  /* hidden layers' Ws transposed (AVX-512 forward pass) */
     thread_buf *t;
 };
 
@@ -114,7 +117,10 @@ siren_work *siren_work_new(const siren_arch *a, int threads)
     w->threads = threads;
     w->t = calloc((size_t)threads, sizeof *w->t);
     w->ps = malloc(siren_n_params(a) * sizeof(float));
-    if (!w->t || !w->ps) {
+    const char *force = getenv("SIRENSTACK_SIREN_KERNEL");
+    w->avx512 = !(force && !strcmp(force, "blas")) && siren_avx512_usable(a->width);
+    w->wt = malloc(((size_t)a->hidden * a->width * a->width + 1) * sizeof(float));
+    if (!w->t || !w->ps || !w->wt) {
         siren_work_free(w);
         return NULL;
     }
@@ -153,11 +159,13 @@ void siren_work_free(siren_work *w)
     }
     free(w->t);
     free(w->ps);
+    free(w->wt);
     free(w);
 }
 
-/* ps = the parameters with omega folded in and layer 0's W transposed. */
-static void prepare_params(const siren_arch *a, const float *p, float *ps)
+/* ps = the parameters with omega folded in and layer 0's W transposed; wt
+ * (when not NULL) the hidden layers' scaled W transposed, one after another. */
+static void prepare_params(const siren_arch *a, const float *p, float *ps, float *wt)
 {
     int L = siren_n_layers(a), W = a->width;
     for (int l = 0; l < L; l++) {
@@ -171,6 +179,11 @@ static void prepare_params(const siren_arch *a, const float *p, float *ps)
         else
             for (size_t i = 0; i < nw; i++) ps[off + i] = om * p[off + i];
         for (int o = 0; o < fo; o++) ps[off + nw + o] = om * p[off + nw + o];
+        if (wt && l > 0 && l < L - 1) {
+            float *t = wt + (size_t)(l - 1) * W * W;
+            for (int o = 0; o < W; o++)
+                for (int k = 0; k < W; k++) t[(size_t)k * W + o] = ps[off + (size_t)o * W + k];
+        }
     }
 }
 
@@ -194,6 +207,8 @@ static void finish_grad(const siren_arch *a, float *g, float *tmp)
 
 int siren_work_threads(const siren_work *w) { return w->threads; }
 
+const char *siren_work_kernel(const siren_work *w) { return w->avx512 ? "avx512" : "blas"; }
+
 /* ---- forward ---------------------------------------------------------------- */
 
 static void coords(const siren_arch *a, const siren_grid *g, const int64_t *index, int64_t start, int64_t n,
@@ -210,8 +225,10 @@ static void coords(const siren_arch *a, const siren_grid *g, const int64_t *inde
     }
 }
 
-static void forward_block(const siren_arch *a, const float *ps, thread_buf *t, int64_t B)
+static void forward_block(const siren_work *w, thread_buf *t, int64_t B)
 {
+    const siren_arch *a = &w->arch;
+    const float *ps = w->ps;
     int L = siren_n_layers(a), W = a->width, in = a->in_dim;
     size_t stride = (size_t)SIREN_BLOCK * (size_t)W;
     /* Layer 0: fan-in 2 or 3, a vector loop over the units. */
@@ -226,13 +243,21 @@ static void forward_block(const siren_arch *a, const float *ps, thread_buf *t, i
         else
             for (int o = 0; o < W; o++) hi[o] = b0[o] + W0[o] * x[0] + W1[o] * x[1];
     }
-    sincos_cpu_f32(h, h, t->c, (size_t)B * W);
+    if (w->avx512)
+        siren_avx512_sincos(h, h, t->c, (size_t)B * W);
+    else
+        sincos_cpu_f32(h, h, t->c, (size_t)B * W);
     for (int l = 1; l < L - 1; l++) {
         const float *Wl = ps + siren_layer_offset(a, l), *bl = Wl + (size_t)W * W;
         float *hp = t->h + (size_t)(l - 1) * stride, *hl = t->h + (size_t)l * stride;
+        float *cl = t->c + (size_t)l * stride;
+        if (w->avx512) {
+            siren_avx512_forward(hp, B, W, w->wt + (size_t)(l - 1) * W * W, bl, hl, cl);
+            continue;
+        }
         for (int64_t i = 0; i < B; i++) memcpy(hl + i * W, bl, (size_t)W * sizeof(float));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, W, W, 1.0f, hp, W, Wl, W, 1.0f, hl, W);
-        sincos_cpu_f32(hl, hl, t->c + (size_t)l * stride, (size_t)B * W);
+        sincos_cpu_f32(hl, hl, cl, (size_t)B * W);
     }
     const float *Wo = ps + siren_layer_offset(a, L - 1), *hl = t->h + (size_t)(L - 2) * stride;
     for (int64_t i = 0; i < B; i++) t->y[i] = Wo[W];
@@ -279,63 +304,75 @@ static double loss_and_slope(const siren_batch *b, float y, const float *tgt, fl
 
 /* ---- backward --------------------------------------------------------------- */
 
-static void backward_block(const siren_arch *a, const float *ps, thread_buf *t, int64_t B)
+/* Per sine layer l, from the last down: gz = dL/dz of the layer's
+ * pre-activation z = Ws h + bs, which is dL/dh cos z; then gW_l += gz^T h_in,
+ * gb_l += column sums of gz, and the layer below's gz = (gz Ws) cos z_below. */
+static void backward_block(const siren_work *w, thread_buf *t, int64_t B)
 {
+    const siren_arch *a = &w->arch;
+    const float *ps = w->ps;
     int L = siren_n_layers(a), W = a->width;
     size_t stride = (size_t)SIREN_BLOCK * (size_t)W;
     float *grad = t->grad;
-    /* Output layer: dL/dWo = sum_i gy_i h_i, dL/dbo = sum_i gy_i. */
-    const float *hlast = t->h + (size_t)(L - 2) * stride;
-    size_t oo = siren_layer_offset(a, L - 1);
+    /* Output layer: dL/dWo = sum_i gy_i h_i, dL/dbo = sum_i gy_i; the last
+     * sine layer's gz = gy Wo cos z, its bias gradient the column sums. */
+    const float *hlast = t->h + (size_t)(L - 2) * stride, *clast = t->c + (size_t)(L - 2) * stride;
+    size_t oo = siren_layer_offset(a, L - 1), ol = siren_layer_offset(a, L - 2);
     const float *Wo = ps + oo;
     float *gWo = grad + oo;
+    float *gbl = grad + ol + (size_t)W * (size_t)(L == 2 ? a->in_dim : W);
     float gbo = 0;
-    float *g = t->g0; /* dL/dh of the current layer, B x W */
+    float *g = t->g0; /* gz of the current layer, B x W */
     for (int64_t i = 0; i < B; i++) {
         float gy = t->gy[i];
         gbo += gy;
-        const float *h = hlast + i * W;
+        const float *h = hlast + i * W, *c = clast + i * W;
         float *gi = g + i * W;
         for (int k = 0; k < W; k++) {
             gWo[k] += gy * h[k];
-            gi[k] = gy * Wo[k];
+            float v = gy * Wo[k] * c[k];
+            gi[k] = v;
+            gbl[k] += v;
         }
     }
     gWo[W] += gbo;
     float *other = t->g1;
-    for (int l = L - 2; l >= 0; l--) {
-        const float *c = t->c + (size_t)l * stride;
-        int fan_in = l == 0 ? a->in_dim : W;
-        size_t off = siren_layer_offset(a, l);
-        float *gW = grad + off, *gb = gW + (size_t)W * (size_t)fan_in;
-        /* dL/d(Ws x + bs) = dL/dh cos(.), summed into the bias as we go. */
-        for (int64_t i = 0; i < B; i++) {
-            float *gi = g + i * W;
-            const float *ci = c + i * W;
-            for (int o = 0; o < W; o++) {
-                float v = gi[o] * ci[o];
-                gi[o] = v;
-                gb[o] += v;
-            }
-        }
-        if (l == 0) {
-            /* Layer 0's gradient is kept transposed (fan_in x W): vector loops. */
+    for (int l = L - 2; l >= 1; l--) {
+        size_t off = siren_layer_offset(a, l), offb = siren_layer_offset(a, l - 1);
+        float *gW = grad + off;
+        float *gbb = grad + offb + (size_t)W * (size_t)(l == 1 ? a->in_dim : W); /* the layer below's bias */
+        const float *in = t->h + (size_t)(l - 1) * stride, *cb = t->c + (size_t)(l - 1) * stride;
+        if (w->avx512) {
+            siren_avx512_weight_grad(g, in, B, W, gW);
+            siren_avx512_back_input(g, B, W, ps + off, cb, other, gbb);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, W, (int)B, 1.0f, g, W, in, W, 1.0f, gW, W);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, W, W, 1.0f, g, W, ps + off, W, 0.0f, other,
+                        W);
             for (int64_t i = 0; i < B; i++) {
-                const float *x = t->x + i * fan_in, *gi = g + i * W;
-                for (int k = 0; k < fan_in; k++) {
-                    float xk = x[k];
-                    float *row = gW + (size_t)k * W;
-                    for (int o = 0; o < W; o++) row[o] += gi[o] * xk;
+                float *oi = other + i * W;
+                const float *ci = cb + i * W;
+                for (int o = 0; o < W; o++) {
+                    float v = oi[o] * ci[o];
+                    oi[o] = v;
+                    gbb[o] += v;
                 }
             }
-            break;
         }
-        const float *in = t->h + (size_t)(l - 1) * stride;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, W, (int)B, 1.0f, g, W, in, W, 1.0f, gW, W);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, W, W, 1.0f, g, W, ps + off, W, 0.0f, other, W);
         float *tmp = g;
         g = other;
         other = tmp;
+    }
+    /* Layer 0's gradient is kept transposed (fan_in x W): vector loops. */
+    int fan_in = a->in_dim;
+    float *gW0 = grad;
+    for (int64_t i = 0; i < B; i++) {
+        const float *x = t->x + i * fan_in, *gi = g + i * W;
+        for (int k = 0; k < fan_in; k++) {
+            float xk = x[k];
+            float *row = gW0 + (size_t)k * W;
+            for (int o = 0; o < W; o++) row[o] += gi[o] * xk;
+        }
     }
 }
 
@@ -355,8 +392,7 @@ double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren
     int T = w->threads;
     int64_t nb = (b->n + SIREN_BLOCK - 1) / SIREN_BLOCK;
     double denom = (double)b->n * (double)b->R;
-    prepare_params(a, params, w->ps);
-    const float *ps = w->ps;
+    prepare_params(a, params, w->ps, w->avx512 ? w->wt : NULL);
 #pragma omp parallel num_threads(T)
     {
         int nth = omp_get_num_threads();
@@ -370,13 +406,13 @@ double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren
                 int64_t first = blk * SIREN_BLOCK;
                 int64_t B = b->n - first < SIREN_BLOCK ? b->n - first : SIREN_BLOCK;
                 coords(a, b->grid, b->index + first, 0, B, t->x);
-                forward_block(a, ps, t, B);
+                forward_block(w, t, B);
                 for (int64_t i = 0; i < B; i++) {
                     float slope;
                     t->loss += loss_and_slope(b, t->y[i], b->target + (first + i) * b->R, &slope);
                     t->gy[i] = (float)(slope / denom);
                 }
-                backward_block(a, ps, t, B);
+                backward_block(w, t, B);
             }
         }
     }
@@ -397,8 +433,7 @@ void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *
 {
     int T = w->threads;
     int64_t nb = (n + SIREN_BLOCK - 1) / SIREN_BLOCK;
-    prepare_params(a, params, w->ps);
-    const float *ps = w->ps;
+    prepare_params(a, params, w->ps, w->avx512 ? w->wt : NULL);
 #pragma omp parallel num_threads(T)
     {
         int nth = omp_get_num_threads();
@@ -410,7 +445,7 @@ void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *
                 int64_t first = blk * SIREN_BLOCK;
                 int64_t B = n - first < SIREN_BLOCK ? n - first : SIREN_BLOCK;
                 coords(a, g, index ? index + first : NULL, start + first, B, t->x);
-                forward_block(a, ps, t, B);
+                forward_block(w, t, B);
                 memcpy(out + first, t->y, (size_t)B * sizeof(float));
             }
         }

@@ -2,7 +2,10 @@
  * analytic gradient is checked against central finite differences for every
  * parameter of every layer; the float kernel's loss and gradient against that
  * reference, for every loss; determinism across runs and thread counts;
- * evaluation; Adam against its closed form. */
+ * evaluation; both layer-kernel paths (fused AVX-512 and sgemm) against the
+ * reference at widths they take, across blocks with ragged tails; Adam
+ * against its closed form. */
+#include "cpu/siren_avx512.h"
 #include "kernels.h"
 #include "siren.h"
 #include "../tap.h"
@@ -102,6 +105,69 @@ static double ref_loss_grad(const siren_arch *a, const double *p, const double *
     return loss / ((double)n * R);
 }
 
+/* Widths 32 and 64 (multiples of the AVX-512 tile), two hidden layers, 717
+ * voxels in a permuted order: blocks of 256, 256 and 205, so every tile shape
+ * and tail runs. Each available path against the double reference. */
+static void kernel_paths(ss_rng *rng)
+{
+    const int widths[2] = {32, 64};
+    for (int wi = 0; wi < 2; wi++) {
+        siren_arch a = {.in_dim = 3, .width = widths[wi], .hidden = 2, .out_dim = 1, .omega_first = 32,
+                        .omega_hidden = 34};
+        size_t np = siren_n_params(&a);
+        float *pf = malloc(np * sizeof *pf), *gf = malloc(np * sizeof *gf);
+        double *pd = malloc(np * sizeof *pd), *gd = malloc(np * sizeof *gd);
+        siren_init(&a, pf, 11 + (uint64_t)wi);
+        for (size_t i = 0; i < np; i++) pd[i] = pf[i];
+        float zc[4] = {-0.75f, -0.25f, 0.25f, 0.75f};
+        siren_grid grid = {.nz = 4, .ny = 20, .nx = 9, .z = zc, .y0 = -1, .dy = 2.0f / 19, .x0 = -1, .dx = 2.0f / 8};
+        int n = 717, R = 2, nv = 4 * 20 * 9;
+        int64_t *idx = malloc(sizeof *idx * (size_t)n);
+        double *xd = malloc(sizeof *xd * (size_t)n * 3);
+        float *tg = malloc(sizeof *tg * (size_t)n * R), *y = malloc(sizeof *y * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            idx[i] = (i * 97 + 5) % nv;
+            int64_t v = idx[i], iz = v / 180, iy = v % 180 / 9, ix = v % 9;
+            xd[i * 3] = zc[iz], xd[i * 3 + 1] = (float)(-1 + (2.0f / 19) * (float)iy);
+            xd[i * 3 + 2] = (float)(-1 + (2.0f / 8) * (float)ix);
+            for (int r = 0; r < R; r++) tg[i * R + r] = (float)(0.4 * cos(2 * xd[i * 3 + 2]) + 0.1 * rng_normal(rng));
+        }
+        siren_batch b = {.grid = &grid, .index = idx, .n = n, .target = tg, .R = R, .loss = SIREN_LOSS_HUBER, .scale = 0.2f};
+        double lr = ref_loss_grad(&a, pd, xd, tg, n, R, SIREN_LOSS_HUBER, 0.2, gd);
+        double gnorm = 0;
+        for (size_t i = 0; i < np; i++) gnorm += gd[i] * gd[i];
+        for (int path = 0; path < 2; path++) {
+            if (path == 1) setenv("SIRENSTACK_SIREN_KERNEL", "blas", 1);
+            siren_work *w = siren_work_new(&a, 2);
+            unsetenv("SIRENSTACK_SIREN_KERNEL");
+            const char *k = siren_work_kernel(w);
+            if (path == 0 && strcmp(k, "avx512")) {
+                printf("ok %d - # SKIP width %d: this CPU has no AVX-512, the fused path is not run\n", ++tap_n,
+                       a.width);
+                siren_work_free(w);
+                continue;
+            }
+            CHECK(!strcmp(k, path ? "blas" : "avx512"), "width %d: the %s path is selected", a.width, k);
+            double lf = siren_cpu_loss_grad(&a, pf, &b, gf, w);
+            double dn = 0;
+            for (size_t i = 0; i < np; i++) dn += (gf[i] - gd[i]) * (gf[i] - gd[i]);
+            CHECK(fabs(lf - lr) <= 1e-4 * fabs(lr), "width %d, %s: loss %.8g = reference %.8g", a.width, k, lf, lr);
+            CHECK(sqrt(dn) <= 2e-3 * sqrt(gnorm), "width %d, %s: gradient = reference (relative error %.2g)", a.width,
+                  k, sqrt(dn / gnorm));
+            siren_cpu_eval(&a, pf, &grid, idx, 0, n, y, w);
+            double ee = 0;
+            for (int i = 0; i < n; i++) {
+                float one = 0;
+                double ref = ref_loss_grad(&a, pd, xd + i * 3, &one, 1, 1, SIREN_LOSS_MSE, 1, NULL);
+                ee = fmax(ee, fabs(fabs((double)y[i]) - sqrt(ref)));
+            }
+            CHECK(ee < 1e-4, "width %d, %s: evaluation = reference forward (max error %.2g)", a.width, k, ee);
+            siren_work_free(w);
+        }
+        free(pf), free(gf), free(pd), free(gd), free(idx), free(xd), free(tg), free(y);
+    }
+}
+
 int main(void)
 {
     /* sincos: absolute error over the range the network produces and far beyond. */
@@ -119,6 +185,18 @@ int main(void)
     }
     CHECK(es < 1e-6, "sin absolute error %.3g < 1e-6 for |x| <= 1e4", es);
     CHECK(ec < 1e-6, "cos absolute error %.3g < 1e-6 for |x| <= 1e4", ec);
+    if (siren_avx512_usable(32)) {
+        /* The fused kernels' own sincos, at a length with a ragged tail. */
+        siren_avx512_sincos(x, s, c, N - 3);
+        es = ec = 0;
+        for (size_t i = 0; i < N - 3; i++) {
+            es = fmax(es, fabs(s[i] - sin((double)x[i])));
+            ec = fmax(ec, fabs(c[i] - cos((double)x[i])));
+        }
+        CHECK(es < 1e-6 && ec < 1e-6, "AVX-512 sin and cos absolute errors %.3g, %.3g < 1e-6 for |x| <= 1e4", es, ec);
+    } else {
+        printf("ok %d - # SKIP this CPU has no AVX-512: its sincos is not run\n", ++tap_n);
+    }
     free(x), free(s), free(c);
 
     /* A small network with the paper's omegas, every layer kind present. */
@@ -216,6 +294,8 @@ int main(void)
     CHECK(ee < 1e-4, "evaluation = reference forward (max error %.2g)", ee);
     CHECK(perm_ok, "evaluation by index = evaluation by range");
     siren_work_free(w);
+
+    kernel_paths(&rng);
 
     /* Adam against its closed form for two steps. */
     float p[3] = {1, -2, 0.5f}, gg[3] = {0.1f, -0.3f, 0.0f}, m[3] = {0}, v[3] = {0};
