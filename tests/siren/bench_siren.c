@@ -76,8 +76,9 @@ int main(int argc, char **argv)
     double el = now() - t0;
     double rate = (double)n * steps / el;
     double peak = sgemm_peak(threads);
-    printf("voxel_steps_per_s=%.0f threads=%d voxels=%lld steps=%d seconds=%.3f sgemm_peak_gflops=%.1f fraction=%.3f\n",
-           rate, threads, (long long)n, steps, el, peak / 1e9, rate * 2e5 / peak);
+    printf("voxel_steps_per_s=%.0f kernel=%s threads=%d voxels=%lld steps=%d seconds=%.3f sgemm_peak_gflops=%.1f "
+           "fraction=%.3f\n",
+           rate, siren_work_kernel(w), threads, (long long)n, steps, el, peak / 1e9, rate * 2e5 / peak);
     siren_work_free(w);
     free(p), free(g), free(m), free(v), free(zc), free(idx), free(t);
     return 0;
