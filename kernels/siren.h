@@ -73,8 +73,9 @@ siren_work *siren_work_new(const siren_arch *a, int threads);
 void siren_work_free(siren_work *w);
 int siren_work_threads(const siren_work *w);
 /* Which layer kernels the work uses: "avx512" (fused, widths a multiple of
- * 32 on CPUs with AVX-512) or "blas" (sgemm; any width, any CPU). The
- * environment variable SIRENSTACK_SIREN_KERNEL=blas forces the latter. */
+ * 32 on CPUs with AVX-512) or "blas" (sgemm; any width, any CPU): the first
+ * that runs here. The environment variable SIRENSTACK_SIREN_KERNEL=blas or
+ * avx512 asks for one (falling back to sgemm where it cannot run). */
 const char *siren_work_kernel(const siren_work *w);
 
 /* Loss and its gradient (grad overwritten, siren_n_params floats) over a

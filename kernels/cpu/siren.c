@@ -18,7 +18,7 @@
  * the thread count only, not on scheduling. */
 #include "../siren.h"
 #include "../kernels.h"
-#include "siren_avx512.h"
+#include "siren_simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -102,11 +102,22 @@ typedef struct {
 struct siren_work {
     siren_arch arch;
     int threads;
-    int avx512; /* the fused AVX-512 layer kernels, else sgemm */
+    const siren_simd *simd; /* fused SIMD layer kernels, or NULL: sgemm */
+    int ld;     /* row stride of the block buffers (and wt, wp), see below */
     float *ps;  /* the parameters as the kernels use them (see the top) */
-    float *wt;  /* hidden layers' Ws transposed (AVX-512 forward pass) */
+    float *wt;  /* SIMD: hidden layers' Ws transposed, rows ld apart */
+    float *wp;  /* SIMD: hidden layers' Ws, rows ld apart */
     thread_buf *t;
 };
+
+/* Rows of a block's buffers are ld floats apart: the width, padded by 16 when
+ * that makes the row an odd number of 64-byte lines (width 128: 576 bytes,
+ * not 512), so that walking down a column touches every set of the L1 cache
+ * instead of a few (siren_simd.h). */
+static int row_stride(int width)
+{
+    return width % 16 == 0 && (width / 16) % 2 == 0 ? width + 16 : width;
+}
 
 siren_work *siren_work_new(const siren_arch *a, int threads)
 {
@@ -117,23 +128,24 @@ siren_work *siren_work_new(const siren_arch *a, int threads)
     w->threads = threads;
     w->t = calloc((size_t)threads, sizeof *w->t);
     w->ps = malloc(siren_n_params(a) * sizeof(float));
-    const char *force = getenv("SIRENSTACK_SIREN_KERNEL");
-    w->avx512 = !(force && !strcmp(force, "blas")) && siren_avx512_usable(a->width);
-    w->wt = malloc(((size_t)a->hidden * a->width * a->width + 1) * sizeof(float));
-    if (!w->t || !w->ps || !w->wt) {
+    w->simd = siren_simd_pick(a->width, getenv("SIRENSTACK_SIREN_KERNEL"));
+    w->ld = row_stride(a->width);
+    size_t B = SIREN_BLOCK, LD = (size_t)w->ld, S = (size_t)a->hidden + 1;
+    w->wt = calloc((size_t)a->hidden * a->width * LD + 1, sizeof(float));
+    w->wp = calloc((size_t)a->hidden * a->width * LD + 1, sizeof(float));
+    if (!w->t || !w->ps || !w->wt || !w->wp) {
         siren_work_free(w);
         return NULL;
     }
-    size_t B = SIREN_BLOCK, W = (size_t)a->width, S = (size_t)a->hidden + 1;
     for (int i = 0; i < threads; i++) {
         thread_buf *t = &w->t[i];
         t->x = malloc(B * (size_t)a->in_dim * sizeof(float));
-        t->h = malloc(S * B * W * sizeof(float));
-        t->c = malloc(S * B * W * sizeof(float));
+        t->h = calloc(S * B * LD, sizeof(float));
+        t->c = calloc(S * B * LD, sizeof(float));
         t->y = malloc(B * sizeof(float));
         t->gy = malloc(B * sizeof(float));
-        t->g0 = malloc(B * W * sizeof(float));
-        t->g1 = malloc(B * W * sizeof(float));
+        t->g0 = calloc(B * LD, sizeof(float));
+        t->g1 = calloc(B * LD, sizeof(float));
         t->grad = malloc(siren_n_params(a) * sizeof(float));
         if (!t->x || !t->h || !t->c || !t->y || !t->gy || !t->g0 || !t->g1 || !t->grad) {
             siren_work_free(w);
@@ -160,12 +172,14 @@ void siren_work_free(siren_work *w)
     free(w->t);
     free(w->ps);
     free(w->wt);
+    free(w->wp);
     free(w);
 }
 
-/* ps = the parameters with omega folded in and layer 0's W transposed; wt
- * (when not NULL) the hidden layers' scaled W transposed, one after another. */
-static void prepare_params(const siren_arch *a, const float *p, float *ps, float *wt)
+/* ps = the parameters with omega folded in and layer 0's W transposed; for
+ * the SIMD kernels (wt not NULL) the hidden layers' scaled W again, rows ld
+ * apart, transposed (wt) and as is (wp), one layer after another. */
+static void prepare_params(const siren_arch *a, const float *p, float *ps, float *wt, float *wp, int ld)
 {
     int L = siren_n_layers(a), W = a->width;
     for (int l = 0; l < L; l++) {
@@ -180,9 +194,12 @@ static void prepare_params(const siren_arch *a, const float *p, float *ps, float
             for (size_t i = 0; i < nw; i++) ps[off + i] = om * p[off + i];
         for (int o = 0; o < fo; o++) ps[off + nw + o] = om * p[off + nw + o];
         if (wt && l > 0 && l < L - 1) {
-            float *t = wt + (size_t)(l - 1) * W * W;
+            float *t = wt + (size_t)(l - 1) * W * ld, *q = wp + (size_t)(l - 1) * W * ld;
             for (int o = 0; o < W; o++)
-                for (int k = 0; k < W; k++) t[(size_t)k * W + o] = ps[off + (size_t)o * W + k];
+                for (int k = 0; k < W; k++) {
+                    t[(size_t)k * ld + o] = ps[off + (size_t)o * W + k];
+                    q[(size_t)o * ld + k] = ps[off + (size_t)o * W + k];
+                }
         }
     }
 }
@@ -207,7 +224,18 @@ static void finish_grad(const siren_arch *a, float *g, float *tmp)
 
 int siren_work_threads(const siren_work *w) { return w->threads; }
 
-const char *siren_work_kernel(const siren_work *w) { return w->avx512 ? "avx512" : "blas"; }
+const char *siren_work_kernel(const siren_work *w) { return w->simd ? w->simd->name : "blas"; }
+
+const siren_simd *siren_simd_pick(int width, const char *name)
+{
+    const siren_simd *sets[] = {&siren_simd_avx512};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+        const siren_simd *k = sets[i];
+        if (name && *name && strcmp(name, k->name)) continue;
+        if (width % k->tile_cols == 0 && k->cpu_ok()) return k;
+    }
+    return NULL;
+}
 
 /* ---- forward ---------------------------------------------------------------- */
 
@@ -229,39 +257,38 @@ static void forward_block(const siren_work *w, thread_buf *t, int64_t B)
 {
     const siren_arch *a = &w->arch;
     const float *ps = w->ps;
-    int L = siren_n_layers(a), W = a->width, in = a->in_dim;
-    size_t stride = (size_t)SIREN_BLOCK * (size_t)W;
+    int L = siren_n_layers(a), W = a->width, in = a->in_dim, ld = w->ld;
+    size_t stride = (size_t)SIREN_BLOCK * (size_t)ld;
     /* Layer 0: fan-in 2 or 3, a vector loop over the units. */
     const float *W0 = ps, *b0 = ps + (size_t)in * W;
-    float *h = t->h;
     const float *W1 = W0 + W, *W2 = W0 + 2 * W;
     for (int64_t i = 0; i < B; i++) {
         const float *x = t->x + i * in;
-        float *hi = h + i * W;
+        float *hi = t->h + i * ld, *ci = t->c + i * ld;
         if (in == 3)
             for (int o = 0; o < W; o++) hi[o] = b0[o] + W0[o] * x[0] + W1[o] * x[1] + W2[o] * x[2];
         else
             for (int o = 0; o < W; o++) hi[o] = b0[o] + W0[o] * x[0] + W1[o] * x[1];
+        if (w->simd)
+            w->simd->sincos(hi, hi, ci, (size_t)W);
+        else
+            sincos_cpu_f32(hi, hi, ci, (size_t)W);
     }
-    if (w->avx512)
-        siren_avx512_sincos(h, h, t->c, (size_t)B * W);
-    else
-        sincos_cpu_f32(h, h, t->c, (size_t)B * W);
     for (int l = 1; l < L - 1; l++) {
         const float *Wl = ps + siren_layer_offset(a, l), *bl = Wl + (size_t)W * W;
         float *hp = t->h + (size_t)(l - 1) * stride, *hl = t->h + (size_t)l * stride;
         float *cl = t->c + (size_t)l * stride;
-        if (w->avx512) {
-            siren_avx512_forward(hp, B, W, w->wt + (size_t)(l - 1) * W * W, bl, hl, cl);
+        if (w->simd) {
+            w->simd->forward(hp, B, W, ld, w->wt + (size_t)(l - 1) * W * ld, bl, hl, cl);
             continue;
         }
-        for (int64_t i = 0; i < B; i++) memcpy(hl + i * W, bl, (size_t)W * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, W, W, 1.0f, hp, W, Wl, W, 1.0f, hl, W);
-        sincos_cpu_f32(hl, hl, cl, (size_t)B * W);
+        for (int64_t i = 0; i < B; i++) memcpy(hl + i * ld, bl, (size_t)W * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, W, W, 1.0f, hp, ld, Wl, W, 1.0f, hl, ld);
+        for (int64_t i = 0; i < B; i++) sincos_cpu_f32(hl + i * ld, hl + i * ld, cl + i * ld, (size_t)W);
     }
     const float *Wo = ps + siren_layer_offset(a, L - 1), *hl = t->h + (size_t)(L - 2) * stride;
     for (int64_t i = 0; i < B; i++) t->y[i] = Wo[W];
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)B, W, 1.0f, hl, W, Wo, 1, 1.0f, t->y, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)B, W, 1.0f, hl, ld, Wo, 1, 1.0f, t->y, 1);
 }
 
 /* ---- loss ------------------------------------------------------------------- */
@@ -311,8 +338,8 @@ static void backward_block(const siren_work *w, thread_buf *t, int64_t B)
 {
     const siren_arch *a = &w->arch;
     const float *ps = w->ps;
-    int L = siren_n_layers(a), W = a->width;
-    size_t stride = (size_t)SIREN_BLOCK * (size_t)W;
+    int L = siren_n_layers(a), W = a->width, ld = w->ld;
+    size_t stride = (size_t)SIREN_BLOCK * (size_t)ld;
     float *grad = t->grad;
     /* Output layer: dL/dWo = sum_i gy_i h_i, dL/dbo = sum_i gy_i; the last
      * sine layer's gz = gy Wo cos z, its bias gradient the column sums. */
@@ -326,8 +353,8 @@ static void backward_block(const siren_work *w, thread_buf *t, int64_t B)
     for (int64_t i = 0; i < B; i++) {
         float gy = t->gy[i];
         gbo += gy;
-        const float *h = hlast + i * W, *c = clast + i * W;
-        float *gi = g + i * W;
+        const float *h = hlast + i * ld, *c = clast + i * ld;
+        float *gi = g + i * ld;
         for (int k = 0; k < W; k++) {
             gWo[k] += gy * h[k];
             float v = gy * Wo[k] * c[k];
@@ -342,16 +369,16 @@ static void backward_block(const siren_work *w, thread_buf *t, int64_t B)
         float *gW = grad + off;
         float *gbb = grad + offb + (size_t)W * (size_t)(l == 1 ? a->in_dim : W); /* the layer below's bias */
         const float *in = t->h + (size_t)(l - 1) * stride, *cb = t->c + (size_t)(l - 1) * stride;
-        if (w->avx512) {
-            siren_avx512_weight_grad(g, in, B, W, gW);
-            siren_avx512_back_input(g, B, W, ps + off, cb, other, gbb);
+        if (w->simd) {
+            w->simd->weight_grad(g, in, B, W, ld, gW);
+            w->simd->back_input(g, B, W, ld, w->wp + (size_t)(l - 1) * W * ld, cb, other, gbb);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, W, (int)B, 1.0f, g, W, in, W, 1.0f, gW, W);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, W, W, 1.0f, g, W, ps + off, W, 0.0f, other,
-                        W);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, W, W, (int)B, 1.0f, g, ld, in, ld, 1.0f, gW, W);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, W, W, 1.0f, g, ld, ps + off, W, 0.0f,
+                        other, ld);
             for (int64_t i = 0; i < B; i++) {
-                float *oi = other + i * W;
-                const float *ci = cb + i * W;
+                float *oi = other + i * ld;
+                const float *ci = cb + i * ld;
                 for (int o = 0; o < W; o++) {
                     float v = oi[o] * ci[o];
                     oi[o] = v;
@@ -367,7 +394,7 @@ static void backward_block(const siren_work *w, thread_buf *t, int64_t B)
     int fan_in = a->in_dim;
     float *gW0 = grad;
     for (int64_t i = 0; i < B; i++) {
-        const float *x = t->x + i * fan_in, *gi = g + i * W;
+        const float *x = t->x + i * fan_in, *gi = g + i * ld;
         for (int k = 0; k < fan_in; k++) {
             float xk = x[k];
             float *row = gW0 + (size_t)k * W;
@@ -392,7 +419,7 @@ double siren_cpu_loss_grad(const siren_arch *a, const float *params, const siren
     int T = w->threads;
     int64_t nb = (b->n + SIREN_BLOCK - 1) / SIREN_BLOCK;
     double denom = (double)b->n * (double)b->R;
-    prepare_params(a, params, w->ps, w->avx512 ? w->wt : NULL);
+    prepare_params(a, params, w->ps, w->simd ? w->wt : NULL, w->wp, w->ld);
 #pragma omp parallel num_threads(T)
     {
         int nth = omp_get_num_threads();
@@ -433,7 +460,7 @@ void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *
 {
     int T = w->threads;
     int64_t nb = (n + SIREN_BLOCK - 1) / SIREN_BLOCK;
-    prepare_params(a, params, w->ps, w->avx512 ? w->wt : NULL);
+    prepare_params(a, params, w->ps, w->simd ? w->wt : NULL, w->wp, w->ld);
 #pragma omp parallel num_threads(T)
     {
         int nth = omp_get_num_threads();

@@ -2,10 +2,10 @@
  * analytic gradient is checked against central finite differences for every
  * parameter of every layer; the float kernel's loss and gradient against that
  * reference, for every loss; determinism across runs and thread counts;
- * evaluation; both layer-kernel paths (fused AVX-512 and sgemm) against the
+ * evaluation; every layer-kernel path (fused AVX-512, sgemm) against the
  * reference at widths they take, across blocks with ragged tails; Adam
  * against its closed form. */
-#include "cpu/siren_avx512.h"
+#include "cpu/siren_simd.h"
 #include "kernels.h"
 #include "siren.h"
 #include "../tap.h"
@@ -105,7 +105,7 @@ static double ref_loss_grad(const siren_arch *a, const double *p, const double *
     return loss / ((double)n * R);
 }
 
-/* Widths 32 and 64 (multiples of the AVX-512 tile), two hidden layers, 717
+/* Widths 32 and 64 (multiples of every SIMD tile), two hidden layers, 717
  * voxels in a permuted order: blocks of 256, 256 and 205, so every tile shape
  * and tail runs. Each available path against the double reference. */
 static void kernel_paths(ss_rng *rng)
@@ -136,18 +136,22 @@ static void kernel_paths(ss_rng *rng)
         double lr = ref_loss_grad(&a, pd, xd, tg, n, R, SIREN_LOSS_HUBER, 0.2, gd);
         double gnorm = 0;
         for (size_t i = 0; i < np; i++) gnorm += gd[i] * gd[i];
+        const char *paths[2] = {"avx512", "blas"};
         for (int path = 0; path < 2; path++) {
-            if (path == 1) setenv("SIRENSTACK_SIREN_KERNEL", "blas", 1);
+            setenv("SIRENSTACK_SIREN_KERNEL", paths[path], 1);
             siren_work *w = siren_work_new(&a, 2);
             unsetenv("SIRENSTACK_SIREN_KERNEL");
             const char *k = siren_work_kernel(w);
-            if (path == 0 && strcmp(k, "avx512")) {
-                printf("ok %d - # SKIP width %d: this CPU has no AVX-512, the fused path is not run\n", ++tap_n,
-                       a.width);
+            const siren_simd *set = path == 0 ? &siren_simd_avx512 : NULL;
+            if (set && !set->cpu_ok()) {
+                CHECK(!strcmp(k, "blas"), "width %d: %s cannot run here, the sgemm path (%s) stands in", a.width,
+                      paths[path], k);
+                printf("ok %d - # SKIP width %d: this CPU does not run %s\n", ++tap_n, a.width, paths[path]);
                 siren_work_free(w);
                 continue;
             }
-            CHECK(!strcmp(k, path ? "blas" : "avx512"), "width %d: the %s path is selected", a.width, k);
+            CHECK(!strcmp(k, paths[path]), "width %d: the %s path is selected when asked for (got %s)", a.width,
+                  paths[path], k);
             double lf = siren_cpu_loss_grad(&a, pf, &b, gf, w);
             double dn = 0;
             for (size_t i = 0; i < np; i++) dn += (gf[i] - gd[i]) * (gf[i] - gd[i]);
@@ -185,17 +189,21 @@ int main(void)
     }
     CHECK(es < 1e-6, "sin absolute error %.3g < 1e-6 for |x| <= 1e4", es);
     CHECK(ec < 1e-6, "cos absolute error %.3g < 1e-6 for |x| <= 1e4", ec);
-    if (siren_avx512_usable(32)) {
+    const siren_simd *sets[1] = {&siren_simd_avx512};
+    for (int k = 0; k < 1; k++) {
+        if (!sets[k]->cpu_ok()) {
+            printf("ok %d - # SKIP this CPU does not run %s: its sincos is not run\n", ++tap_n, sets[k]->name);
+            continue;
+        }
         /* The fused kernels' own sincos, at a length with a ragged tail. */
-        siren_avx512_sincos(x, s, c, N - 3);
+        sets[k]->sincos(x, s, c, N - 3);
         es = ec = 0;
         for (size_t i = 0; i < N - 3; i++) {
             es = fmax(es, fabs(s[i] - sin((double)x[i])));
             ec = fmax(ec, fabs(c[i] - cos((double)x[i])));
         }
-        CHECK(es < 1e-6 && ec < 1e-6, "AVX-512 sin and cos absolute errors %.3g, %.3g < 1e-6 for |x| <= 1e4", es, ec);
-    } else {
-        printf("ok %d - # SKIP this CPU has no AVX-512: its sincos is not run\n", ++tap_n);
+        CHECK(es < 1e-6 && ec < 1e-6, "%s sin and cos absolute errors %.3g, %.3g < 1e-6 for |x| <= 1e4",
+              sets[k]->name, es, ec);
     }
     free(x), free(s), free(c);
 
