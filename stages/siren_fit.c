@@ -224,6 +224,7 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
             ctx_attr(c, "final_loss", json_real(curve_loss[steps - 1]));
             ctx_attr(c, "train_seconds", json_real(curve_s[steps - 1]));
             ctx_attr(c, "train_voxels", json_integer(d->n));
+            ctx_attr(c, "kernel", json_string(siren_work_kernel(w)));
         }
     }
     siren_work_free(w);
