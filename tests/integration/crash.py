@@ -19,8 +19,13 @@ container where stages are already committed:
     non-empty tmp dirs, .creating. dirs, stage files outside the index) and
     gives arrays equal to the reference exactly.
 
-Scenarios: "p_high" (raw committed and kept; norm, mean, median replaced),
-"seed" (all four replaced), "fresh" (nothing committed yet).
+Every config ends in a small siren_fuse stage ("fit") that writes a
+checkpoint every 4 steps, so kills before and after a checkpoint write, and
+inside the training loop, are among the points; its resumed result must
+equal the uninterrupted one exactly too.
+
+Scenarios: "p_high" (raw committed and kept; norm, mean, median, fit
+replaced), "seed" (all five replaced), "fresh" (nothing committed yet).
 SS_CRASH_SEED fixes the random kill times (default: random, printed).
 """
 import fcntl
@@ -42,16 +47,25 @@ SEED = int(os.environ.get("SS_CRASH_SEED") or random.SystemRandom().randrange(1 
 RNG = random.Random(SEED)
 T.diag(f"random kill times: SS_CRASH_SEED={SEED}")
 SHAPE = (6, 48, 40)
-ALL = ["raw", "norm", "mean", "median"]
+ALL = ["raw", "norm", "mean", "median", "fit"]
+FIT_STEPS = 40
+RUN_EXTRA = {"checkpoint": {"every_steps": 4}}
+
+
+def stages(p_high):
+    st = sslib.synth_stages(shape=SHAPE, p_high=p_high)
+    st["fit"] = {"uses": "siren_fuse", "inputs": {"repeats": "norm.data"},
+                 "params": {"width": 32, "hidden_layers": 1, "steps": FIT_STEPS, "loss": "cauchy"}}
+    return st
 
 
 def cfg_for(scenario):
     """(base stages, base seed, target stages, target seed)"""
-    a = sslib.synth_stages(shape=SHAPE, p_high=99.9)
+    a = stages(99.9)
     if scenario == "p_high":
-        return a, 1, sslib.synth_stages(shape=SHAPE, p_high=99.5), 1
+        return a, 1, stages(99.5), 1
     if scenario == "seed":
-        return a, 1, sslib.synth_stages(shape=SHAPE, p_high=99.9), 5
+        return a, 1, stages(99.9), 5
     return None, None, a, 1  # fresh
 
 
@@ -64,7 +78,8 @@ class Scenario:
         # reference: uninterrupted run of the target
         refdir = os.path.join(self.root, "ref")
         os.makedirs(refdir)
-        rcfg = sslib.make_config(os.path.join(refdir, "c.yaml"), tgt_stages, store=store, seed=tgt_seed)
+        rcfg = sslib.make_config(os.path.join(refdir, "c.yaml"), tgt_stages, store=store, seed=tgt_seed,
+                                 run_extra=RUN_EXTRA)
         t0 = time.monotonic()
         p = sslib.run(["run", rcfg, "--threads", "2", "-q"])
         self.ref_seconds = time.monotonic() - t0
@@ -80,7 +95,8 @@ class Scenario:
         if base_stages is not None:
             self.base = os.path.join(self.root, "base")
             os.makedirs(self.base)
-            bcfg = sslib.make_config(os.path.join(self.base, "c.yaml"), base_stages, store=store, seed=base_seed)
+            bcfg = sslib.make_config(os.path.join(self.base, "c.yaml"), base_stages, store=store, seed=base_seed,
+                                     run_extra=RUN_EXTRA)
             p = sslib.run(["run", bcfg, "--threads", "2", "-q"])
             if p.returncode != 0:
                 raise RuntimeError("base run failed\n" + sslib.describe(p))
@@ -95,7 +111,8 @@ class Scenario:
             shutil.copytree(self.base, d, symlinks=True)
         else:
             os.makedirs(d)
-        cfg = sslib.make_config(os.path.join(d, "c.yaml"), self.tgt_stages, store=self.store, seed=self.tgt_seed)
+        cfg = sslib.make_config(os.path.join(d, "c.yaml"), self.tgt_stages, store=self.store, seed=self.tgt_seed,
+                                run_extra=RUN_EXTRA)
         return d, cfg
 
 
@@ -301,13 +318,16 @@ def points_for(store, scenario):
         pts += [f"hdf5.index.written:{k}" for k in sorted(set(idx))]
     else:
         pts += [f"zarr.write_chunk:{k}" for k in (1, 3, 10, 30, 60)]
-    # progress: raw makes R*Z = 24 updates, normalize 3 passes x 24, each fusion Z = 6
+    # progress: raw makes R*Z = 24 updates, normalize 3 passes x 24, each fusion Z = 6,
+    # the fit one per step (40) and a few for its prediction
     if scenario == "p_high":
-        prog = [1, 12, 24, 25, 48, 60, 72, 73, 76, 78, 79, 82, 84]
+        prog = [1, 12, 24, 25, 48, 60, 72, 73, 76, 78, 79, 82, 84, 90, 105, 123]
     else:
-        prog = [1, 10, 24, 25, 40, 70, 96, 97, 100, 102, 103, 106, 108]
+        prog = [1, 10, 24, 25, 40, 70, 96, 97, 100, 102, 103, 106, 108, 114, 130, 147]
     pts += [f"stage.progress:{k}" for k in prog]
-    pts += ["checkpoint.before_write", "checkpoint.after_write"]
+    # the fit checkpoints after steps 4, 8, ..., 36 (and not after its last)
+    pts += [f"checkpoint.before_write:{k}" for k in (1, 2, 5)]
+    pts += [f"checkpoint.after_write:{k}" for k in (1, 3, 9)]
     # a second kill while the first rerun recovers and resumes
     if store == "hdf5":
         pts += ["hdf5.commit.stage_file_renamed:1+hdf5.commit.index_renamed:1",
@@ -324,7 +344,7 @@ def store_suite(store):
     n_random = int(os.environ.get("SS_CRASH_RANDOM", "6"))
     for scenario in ("p_high", "seed", "fresh"):
         sc = Scenario(store, scenario, root)
-        T.check(True, f"{store}/{scenario}: reference and base runs ({sc.ref_seconds * 1000:.0f} ms)")
+        T.diag(f"{store}/{scenario}: reference and base runs done (reference {sc.ref_seconds * 1000:.0f} ms)")
         pts = points_for(store, scenario)
         if scenario == "fresh":
             pts = [p for p in pts if not p.startswith("stage.progress")][:12] + ["stage.progress:1", "stage.progress:30"]
@@ -335,8 +355,9 @@ def store_suite(store):
         for i in range(2):
             T.guard(f"{store}/{scenario}: random SIGTERM {i}", random_kill_case, sc, i, stats, signal.SIGTERM)
     T.check(len(stats["killed"]) >= 24, f"{store}: at least 24 distinct kill points hit ({len(stats['killed'])})")
-    T.check({"raw", "norm", "mean", "median"} <= stats["stages"],
-            f"{store}: kills landed inside every stage ({sorted(stats['stages'])})")
+    T.check(set(ALL) <= stats["stages"], f"{store}: kills landed inside every stage ({sorted(stats['stages'])})")
+    ck = sorted(f"{sc}/{pt}" for sc, pt in stats["killed"] if pt.startswith("checkpoint."))
+    T.check(len(ck) >= 4, f"{store}: kills before and after checkpoint writes ({', '.join(ck)})")
 
 
 def planted_temporaries(store):

@@ -228,8 +228,14 @@ def inspect_json(container):
         return p, None
 
 
+# Table columns that hold wall-clock times (a training curve's "seconds"):
+# they differ between any two runs and are left out of exact comparisons.
+WALL_TIME_COLUMNS = {"seconds"}
+
+
 def arrays_equal(a, b):
-    """(equal?, detail): exact comparison of two {'stage/array': ndarray} maps."""
+    """(equal?, detail): exact comparison of two {'stage/array': ndarray} maps;
+    tables (structured arrays) column by column, wall-clock columns excepted."""
     if set(a) != set(b):
         return False, f"different arrays: {sorted(set(a) ^ set(b))}"
     bad = []
@@ -237,8 +243,13 @@ def arrays_equal(a, b):
         x, y = a[k], b[k]
         if x.shape != y.shape or x.dtype != y.dtype:
             bad.append(f"{k}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}")
-        elif not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
-            bad.append(f"{k}: values differ (max abs diff {np.max(np.abs(x.astype(np.float64) - y)):g})")
+            continue
+        cols = [(f"{k}.{n}", x[n], y[n]) for n in x.dtype.names if n not in WALL_TIME_COLUMNS] \
+            if x.dtype.names else [(k, x, y)]
+        for name, u, v in cols:
+            if not np.array_equal(u, v, equal_nan=u.dtype.kind == "f"):
+                diff = f"max abs diff {np.max(np.abs(u.astype(np.float64) - v)):g}" if u.dtype.kind in "fiu" else ""
+                bad.append(f"{name}: values differ ({diff})")
     return not bad, "\n".join(bad)
 
 
