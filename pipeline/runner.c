@@ -189,6 +189,22 @@ static int port_is_multiple(const stage_type *t, const char *port)
 
 static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Appends "name<TAB>content hash" for one file; a missing file gives
+ * "name<TAB>missing" when that is allowed, else the error. */
+static int list_file(sbuf *all, const char *path, json_t *cache, int may_be_missing)
+{
+    const char *slash = strrchr(path, '/');
+    char h[FP_HEX];
+    if (may_be_missing && !path_exists(path)) {
+        snprintf(h, sizeof h, "missing");
+    } else {
+        int rc = fp_hash_file(path, cache, h);
+        if (rc != SS_OK) return rc;
+    }
+    sbuf_printf(all, "%s\t%s\n", slash ? slash + 1 : path, h);
+    return SS_OK;
+}
+
 /* Content hash of every file a pattern or folder names: the hash of the
  * sorted list of (file name, content hash). */
 static int hash_pattern(const char *pattern, json_t *cache, char out[FP_HEX])
@@ -218,17 +234,37 @@ static int hash_pattern(const char *pattern, json_t *cache, char out[FP_HEX])
     qsort(gl.gl_pathv, gl.gl_pathc, sizeof *gl.gl_pathv, cmp_strp);
     sbuf all = {0};
     int rc = SS_OK;
-    for (size_t i = 0; i < gl.gl_pathc && rc == SS_OK; i++) {
-        if (path_is_dir(gl.gl_pathv[i])) continue;
-        char h[FP_HEX];
-        const char *slash = strrchr(gl.gl_pathv[i], '/');
-        rc = fp_hash_file(gl.gl_pathv[i], cache, h);
-        sbuf_printf(&all, "%s\t%s\n", slash ? slash + 1 : gl.gl_pathv[i], h);
-    }
+    for (size_t i = 0; i < gl.gl_pathc && rc == SS_OK; i++)
+        if (!path_is_dir(gl.gl_pathv[i])) rc = list_file(&all, gl.gl_pathv[i], cache, 0);
     globfree(&gl);
     if (rc == SS_OK && !all.len) rc = ss_fail(SS_ERR_INPUT, "%s: matches no file", pattern);
     if (rc == SS_OK) fp_hash_bytes(all.s, all.len, out);
     sbuf_free(&all);
+    return rc;
+}
+
+/* A file and the members of its set (stage_type.companions): the hash of the
+ * file's own line and then its members' lines in name order, each line a
+ * file name and its content hash ("missing" for a member not there: its
+ * arrival changes the hash too). */
+static int hash_with_companions(const char *path, json_t *members, json_t *cache, char out[FP_HEX])
+{
+    size_t n = json_array_size(members);
+    const char **v = calloc(n ? n : 1, sizeof *v);
+    if (!v) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *m = json_string_value(json_array_get(members, i));
+        if (m && strcmp(m, path)) v[k++] = m;
+    }
+    qsort(v, k, sizeof *v, cmp_strp);
+    sbuf all = {0};
+    int rc = list_file(&all, path, cache, 0);
+    for (size_t i = 0; i < k && rc == SS_OK; i++)
+        if (i == 0 || strcmp(v[i], v[i - 1])) rc = list_file(&all, v[i], cache, 1);
+    if (rc == SS_OK) fp_hash_bytes(all.s, all.len, out);
+    sbuf_free(&all);
+    free(v);
     return rc;
 }
 
@@ -265,6 +301,11 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
             if (!path) continue;
             char h[FP_HEX];
             int hrc = ps->flags & PARAM_INPUT_GLOB ? hash_pattern(path, hash_cache, h) : fp_hash_file(path, hash_cache, h);
+            if (hrc == SS_OK && (ps->flags & PARAM_INPUT_FILE) && d->type->companions) {
+                json_t *members = d->type->companions(sp->params, ps->name, path);
+                if (json_array_size(members)) hrc = hash_with_companions(path, members, hash_cache, h);
+                json_decref(members);
+            }
             if (hrc != SS_OK && (ps->flags & PARAM_INPUT_GLOB)) {
                 /* The stage knows its pattern syntax and says best what is
                  * wrong with one that matches nothing: let it run and say so. */

@@ -155,6 +155,17 @@ static void note_voxel(importer *im, tiff_reader *r, const tiff_meta *m)
 
 static const char *plural(int64_t n) { return n == 1 ? "" : "s"; }
 
+/* The path of the set member a TiffData's UUID FileName names: its base name
+ * (written with / or, on Windows, \\) in the folder of the file holding the
+ * XML, as OME-TIFF readers resolve it. A new string, NULL when out of memory. */
+static char *member_path(const char *dir, const char *file)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    const char *bs = strrchr(base, '\\');
+    return path_join(dir, bs ? bs + 1 : base);
+}
+
 /* OME TiffData: every (z, t, c) plane -> (file, IFD). A TiffData naming
  * another file without IFD or PlaneCount covers every IFD of that file;
  * counting them means opening it, so unless `all` is set such an element
@@ -171,11 +182,7 @@ static int ome_map(importer *im, int self, const char *path, const tiff_meta *m,
         const ome_tiffdata *td = &m->td[k];
         int f = self;
         if (td->file) {
-            const char *base = strrchr(td->file, '/');
-            base = base ? base + 1 : td->file;
-            const char *bs = strrchr(base, '\\'); /* written on Windows */
-            base = bs ? bs + 1 : base;
-            char *p = path_join(dir, base);
+            char *p = member_path(dir, td->file);
             rc = p ? file_index(im, p, &f) : ss_fail(SS_ERR_NOMEM, "out of memory");
             free(p);
             if (rc != SS_OK) break;
@@ -739,6 +746,33 @@ done:
     return rc;
 }
 
+/* The other members of a multi-file OME-TIFF set, as its file's TiffData
+ * elements name them (stage_type.companions): every member, those of other
+ * channels too, so that the fingerprint covers whatever the import reads. */
+static json_t *companions(const json_t *params, const char *param, const char *path)
+{
+    (void)params, (void)param;
+    tiff_reader *r;
+    if (tiff_reader_open(path, &r) != SS_OK) {
+        ss_errclear(); /* run() says what is wrong with the file */
+        return NULL;
+    }
+    tiff_meta m;
+    json_t *out = NULL;
+    char *dir = path_dirname(path);
+    if (dir && tiff_meta_parse(tiff_reader_description(r), &m) == 0) {
+        for (int k = 0; m.kind == TMETA_OME && k < m.n_td; k++) {
+            char *p = m.td[k].file ? member_path(dir, m.td[k].file) : NULL;
+            if (p && (out || (out = json_array()))) json_array_append_new(out, json_string(p));
+            free(p);
+        }
+        tiff_meta_free(&m);
+    }
+    free(dir);
+    tiff_reader_close(r);
+    return out;
+}
+
 static const char *check(const json_t *p)
 {
     int f = !json_is_null(json_object_get(p, "file")), q = !json_is_null(json_object_get(p, "pattern"));
@@ -781,4 +815,5 @@ const stage_type stage_import_tiff = {
     .flags = STAGE_SOURCE,
     .run = run,
     .check = check,
+    .companions = companions,
 };

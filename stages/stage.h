@@ -93,6 +93,13 @@ typedef struct stage_type {
     /* Optional: constraints between parameters, checked at validation time.
      * Returns NULL when fine, else a message ("p_low must be below p_high"). */
     const char *(*check)(const json_t *params);
+    /* Optional: for the PARAM_INPUT_FILE parameter `param` naming `path`, the
+     * other files it brings with it (the members of a multi-file OME-TIFF
+     * set, named in the file's own metadata): their contents join the
+     * fingerprint, so replacing any member reruns the stage. Returns a new
+     * JSON array of paths, or NULL when there are none; problems reading the
+     * file are left to run(), which reports them in full. */
+    json_t *(*companions)(const json_t *params, const char *param, const char *path);
 } stage_type;
 
 /* The registry (stages/registry.c). */

@@ -246,6 +246,21 @@ def multi_file_ome():
     if res.ok:
         T.check(L.near(res.voxel, [3, 0.5, 0.5]), "multi-file OME: voxel from PhysicalSize", str(res.voxel))
         T.check(res.stage_json("files_read")["count"] == 3, "multi-file OME: files_read lists all 3 files")
+    # Every member's content joins the fingerprint: a rerun with nothing changed
+    # reuses the import; replacing one member (not the file named) reruns it.
+    first = L.import_tiff(TMP, {"file": os.path.join(d, names[0])}, name="omeset_rerun")
+    again = L.import_tiff(TMP, {"file": os.path.join(d, names[0])}, name="omeset_rerun")
+    fp = (first.stage.get("fingerprint"), again.stage.get("fingerprint"))
+    T.check(first.ok and again.ok and fp[0] == fp[1] and fp[0] is not None,
+            "multi-file OME: a rerun with no member changed keeps the fingerprint", f"{fp}")
+    st2 = st.copy()
+    st2[2] = L.test_data((12, 13), "uint16", seed=16)
+    tw(os.path.join(d, names[2]), st2[2], description=part, metadata=None)
+    res2 = L.import_tiff(TMP, {"file": os.path.join(d, names[0])}, name="omeset_rerun")
+    T.check(res2.ok and res2.stage.get("fingerprint") != fp[0],
+            "multi-file OME: replacing another member of the set changes the import's fingerprint",
+            f"{fp[0]} -> {res2.stage.get('fingerprint')}")
+    check_array(res2, st2[None], "multi-file OME: after a member was replaced, the rerun imports its new planes")
 
 
 def contiguous():
