@@ -2,7 +2,16 @@
 detail)` per test point, `T.skip(desc, why)` for points that cannot run here
 (never counted as passes), `T.diag(text)`, and `T.done()` at the end, which
 prints the plan, removes the temporary folders (unless KEEP_TMP is set) and
-exits 1 if any point failed."""
+exits 1 if any point failed.
+
+Options, all off by default:
+  `T.check(..., todo=WHY)` marks a point of a known bug (TAP TODO): its detail
+    is shown either way, and a failure does not fail the run.
+  `Tap(hash_as="\\#")` writes '#' in descriptions as the TAP escape instead of
+    "no.".
+  `Tap(max_detail_lines=N)` shows at most N lines of a failure's detail.
+  `T.done(exit=False)` returns the exit status (1 if any point failed, else 0)
+    instead of calling sys.exit, for drivers that clean up after the plan."""
 import os
 import shutil
 import sys
@@ -11,32 +20,38 @@ import traceback
 
 
 class Tap:
-    def __init__(self):
+    def __init__(self, hash_as="no.", max_detail_lines=None):
         self.n = 0
         self.failed = 0
         self.tmpdirs = []
+        self.hash_as = hash_as
+        self.max_detail_lines = max_detail_lines
+
+    def _desc(self, desc):
+        return desc.replace("#", self.hash_as)
 
     def _detail(self, detail):
         if detail is None or detail == "":
             return
-        for line in str(detail).splitlines():
+        for line in str(detail).splitlines()[:self.max_detail_lines]:
             print(f"#   {line}")
 
-    def check(self, cond, desc, detail=""):
+    def check(self, cond, desc, detail="", todo=None):
         self.n += 1
-        desc = desc.replace("#", "no.")
-        if cond:
-            print(f"ok {self.n} - {desc}")
-        else:
+        line = f"{'ok' if cond else 'not ok'} {self.n} - {self._desc(desc)}"
+        if todo:
+            line += f" # TODO {todo}"
+        elif not cond:
             self.failed += 1
-            print(f"not ok {self.n} - {desc}")
+        print(line)
+        if not cond or todo:
             self._detail(detail)
         sys.stdout.flush()
         return bool(cond)
 
     def skip(self, desc, why):
         self.n += 1
-        print(f"ok {self.n} - {desc.replace('#', 'no.')} # SKIP {why}")
+        print(f"ok {self.n} - {self._desc(desc)} # SKIP {why}")
         sys.stdout.flush()
 
     def diag(self, text):
@@ -57,7 +72,7 @@ class Tap:
         self.tmpdirs.append(d)
         return d
 
-    def done(self):
+    def done(self, exit=True):
         if not os.environ.get("KEEP_TMP"):
             for d in self.tmpdirs:
                 # chmod'ed dirs of the bad-input cases must be writable to go
@@ -70,4 +85,7 @@ class Tap:
                 shutil.rmtree(d, ignore_errors=True)
         print(f"1..{self.n}")
         sys.stdout.flush()
-        sys.exit(1 if self.failed else 0)
+        rc = 1 if self.failed else 0
+        if not exit:
+            return rc
+        sys.exit(rc)

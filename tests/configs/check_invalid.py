@@ -102,7 +102,7 @@ def check_case(tap, d, name, meta):
     expects = [e for e in meta.get("expect", []) if e]
     ats = meta.get("at", [])
     if not expects:
-        tap.point(False, f"{name}: has a '# expect:' line", ["every corpus file needs '# expect: TEXT'"])
+        tap.check(False, f"{name}: has a '# expect:' line", "every corpus file needs '# expect: TEXT'")
         return
     before = cfglib.tree_snapshot(d)
     r = cfglib.run_validate(name, d, timeout=30, trace=True)
@@ -154,11 +154,11 @@ def check_case(tap, d, name, meta):
     if not ok:
         diag.append("stderr was:")
         diag.extend("  " + l[:400] for l in lines[:12])
-    tap.point(ok, name, diag, todo)
+    tap.check(ok, name, "\n".join(diag), todo=cfglib.known_bug(todo))
 
 
 def main():
-    tap = cfglib.Tap()
+    tap = cfglib.new_tap()
     if not os.path.isfile(cfglib.SIRENSTACK):
         print(f"1..0 # SKIP no sirenstack binary at {cfglib.SIRENSTACK}")
         return 0
@@ -166,15 +166,15 @@ def main():
         d = os.path.join(tmp, "invalid")
         cfglib.copy_tree(CORPUS, d)
         names = sorted(n for n in os.listdir(d) if n.endswith(".yaml"))
-        tap.point(len(names) >= 30, f"the corpus holds {len(names)} invalid configs (at least 30)")
+        tap.check(len(names) >= 30, f"the corpus holds {len(names)} invalid configs (at least 30)")
         numbers = [n.split("-")[0] for n in names]
         dup = sorted({x for x in numbers if numbers.count(x) > 1})
-        tap.point(not dup, "corpus file numbers are unique", [f"duplicate numbers: {dup}"])
+        tap.check(not dup, "corpus file numbers are unique", f"duplicate numbers: {dup}")
         for n in names:
             check_case(tap, d, n, cfglib.header(os.path.join(d, n)))
         for n, meta in generated_cases(d):
             check_case(tap, d, n, meta)
-    return tap.done()
+    return tap.done(exit=False)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from taplib import Tap  # noqa: E402 - the shared TAP writer
+
 SAMPLE = "s1"
 SHAPE = (5, 40, 36)
 REPEATS = 4
@@ -53,37 +56,6 @@ VOLATILE_ATTRS = {"started", "finished", "seconds"}
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ISO8601 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, what, detail=""):
-        self.n += 1
-        if cond:
-            print(f"ok {self.n} - {what}")
-        else:
-            self.failed += 1
-            print(f"not ok {self.n} - {what}")
-            for line in str(detail).splitlines()[:40]:
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return bool(cond)
-
-    def guard(self, what, fn, *args):
-        """Runs one group of checks; an exception is one failed test point."""
-        try:
-            return fn(*args)
-        except Exception as e:  # noqa: BLE001 - any failure is reported as TAP
-            import traceback
-            self.check(False, what, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-            return None
-
-    def finish(self):
-        print(f"1..{self.n}")
-        return 1 if self.failed else 0
 
 
 def sirenstack_bin():
@@ -489,8 +461,13 @@ def check_hdf5_container(tap, path, src_data, elsewhere):
     return out
 
 
+def new_tap():
+    """The TAP writer of both interop drivers: long details cut to 40 lines."""
+    return Tap(max_detail_lines=40)
+
+
 def main():
-    tap = Tap()
+    tap = new_tap()
     try:
         import hdf5plugin  # noqa: F401 - registers the blosc filter with h5py
         import h5py  # noqa: F401
@@ -510,7 +487,7 @@ def main():
             tap.guard("h5py reads the container", check_hdf5_container, tap, path, src_data, elsewhere)
     finally:
         os.chdir(cwd0)
-    rc = tap.finish()
+    rc = tap.done(exit=False)
     if not keep and not rc:
         shutil.rmtree(tmp, ignore_errors=True)
     elif not keep:

@@ -182,7 +182,7 @@ def check_multiscales(tap, root):
 
 
 def main():
-    tap = H.Tap()
+    tap = H.new_tap()
     try:
         import h5py  # noqa: F401
         import hdf5plugin  # noqa: F401
@@ -212,7 +212,7 @@ def main():
             tap.guard("inspect --json", check_inspect, tap, h5path, zpath)
     finally:
         os.chdir(cwd0)
-    rc = tap.finish()
+    rc = tap.done(exit=False)
     if not keep and not rc:
         shutil.rmtree(tmp, ignore_errors=True)
     elif not keep:

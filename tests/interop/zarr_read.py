@@ -16,30 +16,10 @@ import subprocess
 import sys
 import tempfile
 
-n_tests = 0
-n_failed = 0
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from taplib import Tap  # noqa: E402 - the shared TAP writer
 
-
-def check(cond, what, detail=""):
-    global n_tests, n_failed
-    n_tests += 1
-    if cond:
-        print(f"ok {n_tests} - {what}")
-    else:
-        n_failed += 1
-        print(f"not ok {n_tests} - {what}")
-        for line in str(detail).splitlines():
-            print(f"#   {line}")
-    sys.stdout.flush()
-    return cond
-
-
-def run_checked(what, fn):
-    """Runs one check function; an exception is a failed test point."""
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001 - any failure is reported as TAP
-        check(False, what, f"{type(e).__name__}: {e}")
+T = Tap()
 
 
 try:
@@ -85,13 +65,13 @@ def same(a, b):
 
 def check_root(path):
     root = zarr.open_group(path, mode="r")
-    check(dict(root.attrs).get("sirenstack") == {"layout_version": 1, "format": "zarr"},
-          "root attrs name the sirenstack layout", dict(root.attrs))
-    check(sorted(root.group_keys()) == ["denoised", "fused"], "stage groups visible to zarr",
-          list(root.group_keys()))
+    T.check(dict(root.attrs).get("sirenstack") == {"layout_version": 1, "format": "zarr"},
+            "root attrs name the sirenstack layout", dict(root.attrs))
+    T.check(sorted(root.group_keys()) == ["denoised", "fused"], "stage groups visible to zarr",
+            list(root.group_keys()))
     with open(os.path.join(path, ".sirenstack", "order.json")) as f:
         order = json.load(f)
-    check(order == ["fused", "denoised"], "order.json lists commit order", order)
+    T.check(order == ["fused", "denoised"], "order.json lists commit order", order)
 
 
 def check_arrays(path):
@@ -102,71 +82,71 @@ def check_arrays(path):
     for name, (want, chunks) in expect.items():
         a = zarr.open(os.path.join(path, "fused", name), mode="r")
         got = a[...]
-        check(same(got, want), f"fused/{name} values and dtype match",
-              f"dtype {got.dtype} vs {want.dtype}, max diff "
-              f"{np.abs(got.astype(float) - want.astype(float)).max() if got.shape == want.shape else got.shape}")
-        check(a.chunks == chunks, f"fused/{name} chunks {chunks}", a.chunks)
-        check(a.compressor == Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, blocksize=0),
-              f"fused/{name} blosc lz4 compressor", a.compressor)
-        check(a.fill_value == 0 and a.order == "C", f"fused/{name} fill 0, order C")
-        check(name in g.array_keys(), f"fused/{name} listed by the group")
+        T.check(same(got, want), f"fused/{name} values and dtype match",
+                f"dtype {got.dtype} vs {want.dtype}, max diff "
+                f"{np.abs(got.astype(float) - want.astype(float)).max() if got.shape == want.shape else got.shape}")
+        T.check(a.chunks == chunks, f"fused/{name} chunks {chunks}", a.chunks)
+        T.check(a.compressor == Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, blocksize=0),
+                f"fused/{name} blosc lz4 compressor", a.compressor)
+        T.check(a.fill_value == 0 and a.order == "C", f"fused/{name} fill 0, order C")
+        T.check(name in g.array_keys(), f"fused/{name} listed by the group")
     # sub-slab across edge chunks
     a = zarr.open(os.path.join(path, "fused", "stack"), mode="r")
-    check(same(a[1:5, 10:37, 3:29], f_stack()[1:5, 10:37, 3:29]), "fused/stack sub-slab across edge chunks")
+    T.check(same(a[1:5, 10:37, 3:29], f_stack()[1:5, 10:37, 3:29]), "fused/stack sub-slab across edge chunks")
     # planes 3, 4 of mask were never written: no chunk files
     mdir = os.path.join(path, "fused", "mask")
-    check(sorted(os.listdir(mdir)) == [".zarray", ".zattrs", "0", "1", "2"] and
-          sorted(os.listdir(os.path.join(mdir, "0"))) == ["0", "1"],
-          "fused/mask has chunk files only for written planes, '/' separated", sorted(os.listdir(mdir)))
+    T.check(sorted(os.listdir(mdir)) == [".zarray", ".zattrs", "0", "1", "2"] and
+            sorted(os.listdir(os.path.join(mdir, "0"))) == ["0", "1"],
+            "fused/mask has chunk files only for written planes, '/' separated", sorted(os.listdir(mdir)))
     d = zarr.open(os.path.join(path, "denoised", "stack"), mode="r")
-    check(same(d[...], (f_stack() / 2).astype(np.float32)), "denoised/stack values (default chunks)")
-    check(d.chunks == (6, 37, 29), "denoised/stack default chunks hold whole planes", d.chunks)
+    T.check(same(d[...], (f_stack() / 2).astype(np.float32)), "denoised/stack values (default chunks)")
+    T.check(d.chunks == (6, 37, 29), "denoised/stack default chunks hold whole planes", d.chunks)
 
 
 def check_ome(path):
     g = zarr.open_group(os.path.join(path, "fused"), mode="r")
     attrs = dict(g.attrs)
-    check(attrs.get("stage_type") == "fuse" and attrs.get("stage_version") == 2 and
-          attrs.get("params") == {"omega0": 32, "steps": 1500, "inputs": ["raw", "psf"]},
-          "stage attributes stored as native JSON", attrs)
+    T.check(attrs.get("stage_type") == "fuse" and attrs.get("stage_version") == 2 and
+            attrs.get("params") == {"omega0": 32, "steps": 1500, "inputs": ["raw", "psf"]},
+            "stage attributes stored as native JSON", attrs)
     ms = attrs.get("multiscales", [])
-    check([m.get("name") for m in ms] == ["stack", "repeats"], "one multiscales entry per array with metadata",
-          [m.get("name") for m in ms])
+    T.check([m.get("name") for m in ms] == ["stack", "repeats"], "one multiscales entry per array with metadata",
+            [m.get("name") for m in ms])
     by = {m["name"]: m for m in ms}
     st = by.get("stack", {})
-    check(st.get("version") == "0.4", "multiscales version 0.4")
-    check(st.get("axes") == [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
-          "stack axes: z, y, x space in micrometer", st.get("axes"))
-    check(st.get("datasets") == [{"path": "stack",
-                                  "coordinateTransformations": [{"type": "scale", "scale": [1.5, 0.25, 0.25]}]}],
-          "stack dataset path and scale", st.get("datasets"))
+    T.check(st.get("version") == "0.4", "multiscales version 0.4")
+    T.check(st.get("axes") == [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+            "stack axes: z, y, x space in micrometer", st.get("axes"))
+    T.check(st.get("datasets") == [{"path": "stack",
+                                    "coordinateTransformations": [{"type": "scale", "scale": [1.5, 0.25, 0.25]}]}],
+            "stack dataset path and scale", st.get("datasets"))
     rp = by.get("repeats", {})
-    check(rp.get("axes", [{}])[0] == {"name": "r", "type": "time"} and len(rp.get("axes", [])) == 4,
-          "repeats axis r is a time axis", rp.get("axes"))
-    check(rp.get("datasets", [{}])[0].get("coordinateTransformations") ==
-          [{"type": "scale", "scale": [1.0, 1.5, 0.25, 0.25]}], "repeats scale is 1 on r", rp.get("datasets"))
+    T.check(rp.get("axes", [{}])[0] == {"name": "r", "type": "time"} and len(rp.get("axes", [])) == 4,
+            "repeats axis r is a time axis", rp.get("axes"))
+    T.check(rp.get("datasets", [{}])[0].get("coordinateTransformations") ==
+            [{"type": "scale", "scale": [1.0, 1.5, 0.25, 0.25]}], "repeats scale is 1 on r", rp.get("datasets"))
     # every dataset path resolves to an array of the declared rank
     ok = all(len(zarr.open(os.path.join(path, "fused", d["path"]), mode="r").shape) == len(m["axes"])
              for m in ms for d in m["datasets"])
-    check(ok, "multiscales dataset paths resolve to arrays of the declared rank")
+    T.check(ok, "multiscales dataset paths resolve to arrays of the declared rank")
     a = zarr.open(os.path.join(path, "fused", "stack"), mode="r")
-    check(dict(a.attrs) == {"axes": ["z", "y", "x"], "voxel_size": [1.5, 0.25, 0.25], "unit": "micrometer"},
-          "array attrs: axes, voxel_size, unit", dict(a.attrs))
+    T.check(dict(a.attrs) == {"axes": ["z", "y", "x"], "voxel_size": [1.5, 0.25, 0.25], "unit": "micrometer"},
+            "array attrs: axes, voxel_size, unit", dict(a.attrs))
 
 
 def check_tables(path):
     t = zarr.open(os.path.join(path, "fused", "metrics"), mode="r")
-    check(t.dtype == np.dtype([("plane", "<i8"), ("psnr", "<f8"), ("method", "S64")]),
-          "metrics structured dtype", t.dtype)
-    check(dict(t.attrs) == {"sirenstack_table": True}, "metrics marked as a table", dict(t.attrs))
+    T.check(t.dtype == np.dtype([("plane", "<i8"), ("psnr", "<f8"), ("method", "S64")]),
+            "metrics structured dtype", t.dtype)
+    T.check(dict(t.attrs) == {"sirenstack_table": True}, "metrics marked as a table", dict(t.attrs))
     v = t[...]
-    check(np.array_equal(v["plane"], np.arange(10)) and np.array_equal(v["psnr"], 20 + np.arange(10) * 0.5) and
-          list(v["method"]) == [b"linear" if i % 2 else b"siren" for i in range(10)], "metrics values", v)
+    T.check(np.array_equal(v["plane"], np.arange(10)) and np.array_equal(v["psnr"], 20 + np.arange(10) * 0.5) and
+            list(v["method"]) == [b"linear" if i % 2 else b"siren" for i in range(10)], "metrics values", v)
     b = zarr.open(os.path.join(path, "fused", "big"), mode="r")
     v = b[...]
-    check(b.shape == (70000,) and b.nchunks > 1, "big table spans several chunks", (b.shape, b.chunks))
-    check(np.array_equal(v["id"], np.arange(70000)) and np.array_equal(v["val"], np.arange(70000) * 0.5) and
-          v["name"][69999] == b"row69999" and v["name"][0] == b"row0", "big table values")
+    T.check(b.shape == (70000,) and b.nchunks > 1, "big table spans several chunks", (b.shape, b.chunks))
+    T.check(np.array_equal(v["id"], np.arange(70000)) and np.array_equal(v["val"], np.arange(70000) * 0.5) and
+            v["name"][69999] == b"row69999" and v["name"][0] == b"row0", "big table values")
 
 
 # ---- the other direction: zarr-python writes, the store reads ----------------
@@ -202,25 +182,24 @@ def main():
         tmp = tempfile.mkdtemp(prefix="ss_zarr_interop_")
         path = os.path.join(tmp, "sample.zarr")
     r = subprocess.run([fixture, "write", path], capture_output=True, text=True)
-    if not check(r.returncode == 0, "make_zarr_fixture writes the container", r.stdout + r.stderr):
-        print(f"1..{n_tests}")
-        return 1
+    if not T.check(r.returncode == 0, "make_zarr_fixture writes the container", r.stdout + r.stderr):
+        return T.done(exit=False)
 
-    run_checked("root group", lambda: check_root(path))
-    run_checked("arrays", lambda: check_arrays(path))
-    run_checked("OME-NGFF metadata", lambda: check_ome(path))
-    run_checked("tables", lambda: check_tables(path))
-    run_checked("zarr-python writes stage py", lambda: write_py_stage(path))
+    T.guard("root group", check_root, path)
+    T.guard("arrays", check_arrays, path)
+    T.guard("OME-NGFF metadata", check_ome, path)
+    T.guard("tables", check_tables, path)
+    T.guard("zarr-python writes stage py", write_py_stage, path)
     r = subprocess.run([fixture, "verify", path], capture_output=True, text=True)
-    check(r.returncode == 0, "the store reads what zarr-python wrote (blosc/none, '/' and '.', fill_value, table)",
-          r.stdout + r.stderr)
+    T.check(r.returncode == 0, "the store reads what zarr-python wrote (blosc/none, '/' and '.', fill_value, table)",
+            r.stdout + r.stderr)
 
-    print(f"1..{n_tests}")
-    if tmp and not n_failed:
+    rc = T.done(exit=False)
+    if tmp and not rc:
         shutil.rmtree(tmp)
     elif tmp:
         print(f"# left {tmp} for inspection")
-    return 1 if n_failed else 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -52,34 +52,8 @@ BUILD_ROOT = os.environ.get("BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
 BIN = os.environ.get("SIRENSTACK") or os.path.join(BUILD_ROOT, "sirenstack")
 FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        desc = desc.replace("#", "no.")
-        print(f"{'ok' if cond else 'not ok'} {self.n} - {desc}")
-        if not cond:
-            self.failed += 1
-            for line in str(detail).splitlines():
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return bool(cond)
-
-    def skip(self, desc, why):
-        self.n += 1
-        print(f"ok {self.n} - {desc.replace('#', 'no.')} # SKIP {why}")
-
-    def diag(self, text):
-        for line in str(text).splitlines():
-            print(f"# {line}")
-
-    def done(self):
-        print(f"1..{self.n}")
-        sys.exit(1 if self.failed else 0)
+sys.path.insert(0, os.path.dirname(HERE))
+from taplib import Tap  # noqa: E402 - the shared TAP writer
 
 
 T = Tap()
