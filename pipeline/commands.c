@@ -237,6 +237,42 @@ static int open_container(const char *path, store **st)
     return rc;
 }
 
+/* Attributes every committed stage carries (the runner's provenance); the
+ * rest are the stage's own results (final loss, kernel path, files read...). */
+static int is_provenance_attr(const char *key)
+{
+    static const char *const keys[] = {"stage_type", "stage_version", "params", "fingerprint", "input_fingerprints",
+                                       "inputs", "input_files", "sample", "software_version", "libraries", "host",
+                                       "device", "started", "finished", "seconds", "threads", "seed",
+                                       "sirenstack_committed", NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (!strcmp(key, *k)) return 1;
+    return 0;
+}
+
+/* The stage's own attributes: numbers, strings and booleans on one line;
+ * structured ones named on another (their values are in --json). */
+static void print_stage_results(json_t *attrs)
+{
+    const char *key;
+    json_t *v;
+    int n = 0, m = 0;
+    json_object_foreach(attrs, key, v) {
+        if (is_provenance_attr(key) || json_is_object(v) || json_is_array(v)) continue;
+        printf("%s%s ", n++ ? ", " : "    results  ", key);
+        if (json_is_string(v)) printf("%s", json_string_value(v));
+        else if (json_is_integer(v)) printf("%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v)) printf("%.6g", json_real_value(v));
+        else printf("%s", json_is_true(v) ? "true" : json_is_false(v) ? "false" : "null");
+    }
+    if (n) printf("\n");
+    json_object_foreach(attrs, key, v) {
+        if (is_provenance_attr(key) || !(json_is_object(v) || json_is_array(v))) continue;
+        printf("%s%s", m++ ? ", " : "    details  ", key);
+    }
+    if (m) printf(" (see inspect --json)\n");
+}
+
 static void print_shape(const int64_t *v, int rank)
 {
     for (int i = 0; i < rank; i++) printf("%s%lld", i ? "x" : "", (long long)v[i]);
@@ -288,6 +324,7 @@ int cmd_inspect(int argc, char **argv)
                    json_number_value(json_object_get(attrs, "seconds")), json_string_value(json_object_get(attrs, "host")),
                    json_string_value(json_object_get(attrs, "device")));
             printf("    software sirenstack %s\n", json_string_value(json_object_get(attrs, "software_version")));
+            print_stage_results(attrs);
         }
         char **arrays = NULL;
         if ((rc = store_list_arrays(st, *s, &arrays)) != SS_OK) {

@@ -123,6 +123,12 @@ def export_and_inspect(store):
     p = sslib.run(["inspect", cont])
     T.check(p.returncode == 0 and all(f"/{s}" in p.stdout for s in js) and "4x6x48x40" in p.stdout,
             f"{store}: inspect (text) lists the stages and shapes", sslib.describe(p))
+    # the stage's own results (normalize: the percentile values it found), as --json has them
+    norm = js.get("norm", {})
+    want = f"results  n_values {norm.get('n_values')}, p_high_value {norm.get('p_high_value'):.6g}, " \
+        f"p_low_value {norm.get('p_low_value'):.6g}" if "p_high_value" in norm else None
+    T.check(want is not None and want in p.stdout, f"{store}: inspect (text) shows a stage's own results",
+            f"expected {want!r} in\n{p.stdout}")
     p = sslib.run(["inspect", os.path.join(tmp, "nosuch.h5")])
     T.check(p.returncode == 3 and "nosuch.h5" in p.stderr, f"{store}: inspect of a missing container: exit 3",
             sslib.describe(p))
