@@ -317,7 +317,7 @@ def points_for(store, scenario):
         idx = [1, 2, n_commits + (1 if scenario == "fresh" else 0)]
         pts += [f"hdf5.index.written:{k}" for k in sorted(set(idx))]
     else:
-        pts += [f"zarr.write_chunk:{k}" for k in (1, 3, 10, 30, 60)]
+        pts += [f"zarr.write_chunk:{k}" for k in (1, 3, 5, 7, 9)]
     # progress: raw makes R*Z = 24 updates, normalize 3 passes x 24, each fusion Z = 6,
     # the fit one per step (40) and a few for its prediction
     if scenario == "p_high":
