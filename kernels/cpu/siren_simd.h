@@ -1,8 +1,8 @@
 /* Hand-written SIMD layer kernels of the CPU SIREN, one set per instruction
  * set (siren_avx512.c; the tile code is siren_tiles.inc, written over a
  * vector type so that another set is a page of macros). An AVX2 set built
- * the same way (tiles of 4 or 6 rows x 16 columns in ymm registers) ran
- * slower here than OpenBLAS's AVX2 sgemm (BENCHMARKS.md), so CPUs without
+ * the same way (tiles of 6 rows x 16 columns in ymm registers) measured no
+ * faster here than OpenBLAS's AVX2 sgemm (BENCHMARKS.md), so CPUs without
  * AVX-512 take the sgemm path. Each kernel is one width x width product over a block of
  * B voxels with its neighbouring elementwise work fused into the tile's
  * epilogue, so no separate pass over the block is made and no operand is
