@@ -8,6 +8,7 @@ extern const stage_type stage_synth;
 extern const stage_type stage_import_hdf5;
 extern const stage_type stage_import_tiff;
 extern const stage_type stage_normalize;
+extern const stage_type stage_crop;
 extern const stage_type stage_fuse_mean;
 extern const stage_type stage_fuse_median;
 extern const stage_type stage_metrics;
@@ -24,6 +25,7 @@ static const stage_type *const table[] = {
     &stage_import_hdf5,
     &stage_import_tiff,
     &stage_normalize,
+    &stage_crop,
     &stage_fuse_mean,
     &stage_fuse_median,
     &stage_metrics,
