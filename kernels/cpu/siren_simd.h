@@ -3,9 +3,10 @@
  * vector type so that another set is a page of macros). An AVX2 set built
  * the same way (tiles of 6 rows x 16 columns in ymm registers) measured no
  * faster here than OpenBLAS's AVX2 sgemm (BENCHMARKS.md), so CPUs without
- * AVX-512 take the sgemm path. Each kernel is one width x width product over a block of
- * B voxels with its neighbouring elementwise work fused into the tile's
- * epilogue, so no separate pass over the block is made and no operand is
+ * AVX-512 take the sgemm path.
+ *
+ * Each kernel is one width x width product over a block of B voxels with its
+ * neighbouring elementwise work fused into the tile's epilogue, so no separate pass over the block is made and no operand is
  * packed (the weights are stored once per call in the layout each product
  * reads). All matrices are row-major, W x W or B x W, W being the width (a
  * multiple of the set's tile width), with rows ld floats apart (ld >= W),
