@@ -6,9 +6,9 @@
  * AVX-512 take the sgemm path.
  *
  * Each kernel is one width x width product over a block of B voxels with its
- * neighbouring elementwise work fused into the tile's epilogue, so no separate pass over the block is made and no operand is
- * packed (the weights are stored once per call in the layout each product
- * reads). All matrices are row-major, W x W or B x W, W being the width (a
+ * neighbouring elementwise work fused into the tile's epilogue, so no
+ * separate pass over the block is made and no operand is packed (the weights
+ * are stored once per call in the layout each product reads). All matrices are row-major, W x W or B x W, W being the width (a
  * multiple of the set's tile width), with rows ld floats apart (ld >= W),
  * except gW, whose rows are W apart. A row stride whose byte size is an odd
  * number of cache lines spreads a column of the matrix over all of L1's sets;
