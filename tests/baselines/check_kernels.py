@@ -17,7 +17,9 @@ Inputs come from numpy's generator with fixed seeds.
 import os
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from taplib import Tap  # noqa: E402 - the shared TAP writer
 
 try:
     import numpy as np
@@ -29,21 +31,9 @@ except ImportError as e:
     sys.exit(0)
 
 REF = sys.argv[1]
-TMP = tempfile.mkdtemp(prefix="ss-baselines-")
-n_tests = 0
-n_failed = 0
-
-
-def tap(ok, desc, diag=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not ok:
-        n_failed += 1
-    print(f"{'ok' if ok else 'not ok'} {n_tests} - {desc}")
-    if diag and not ok:
-        for line in str(diag).splitlines():
-            print(f"#   {line}")
-    sys.stdout.flush()
+T = Tap()
+TMP = T.tmpdir("baselines")
+tap = T.check  # tap(ok, desc, detail shown on failure)
 
 
 def as3(shape):
@@ -153,5 +143,4 @@ for shape in [(31, 26), (32, 27), (6, 20, 21), (7, 16, 18)]:
     tap(d <= 1e-5, f"Fourier shift {shape} by {np.round(s, 2).tolist()} (Nyquist bins included): max diff {d:.2g} "
                    "from ifftn(fourier_shift(fftn(x))).real")
 
-print(f"1..{n_tests}")
-sys.exit(1 if n_failed else 0)
+T.done()

@@ -12,7 +12,9 @@ always fails.
 import os
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from taplib import Tap  # noqa: E402 - the shared TAP writer
 
 try:
     import numpy as np
@@ -23,21 +25,9 @@ except ImportError as e:  # the interop extras are optional
     sys.exit(0)
 
 REF = sys.argv[1]
-TMP = tempfile.mkdtemp(prefix="ss-kernels-")
-n_tests = 0
-n_failed = 0
-
-
-def tap(ok, desc, diag=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not ok:
-        n_failed += 1
-    print(f"{'ok' if ok else 'not ok'} {n_tests} - {desc}")
-    if diag and not ok:
-        for line in str(diag).splitlines():
-            print(f"#   {line}")
-    sys.stdout.flush()
+T = Tap()
+TMP = T.tmpdir("kernels")
+tap = T.check  # tap(ok, desc, detail shown on failure)
 
 
 def path(name):
@@ -297,11 +287,7 @@ def main():
             t()
         except Exception as e:  # one broken group must not hide the others
             tap(False, f"{t.__name__} raised", repr(e))
-    print(f"1..{n_tests}")
-    for f in os.listdir(TMP):
-        os.unlink(os.path.join(TMP, f))
-    os.rmdir(TMP)
-    return 1 if n_failed else 0
+    return T.done(exit=False)
 
 
 if __name__ == "__main__":
