@@ -8,7 +8,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static const char *const axis_name[3] = {"z", "y", "x"};
 
@@ -46,13 +45,7 @@ static int run(stage_ctx *c)
     if (rc != SS_OK) goto done;
     int64_t shape[4];
     for (int i = 0; i < r; i++) shape[i] = i < off ? info.shape[i] : hi[i - off] - lo[i - off];
-    array_meta m = info.meta;
-    if (!info.has_meta) {
-        memset(&m, 0, sizeof m);
-        strcpy(m.axes, r == 4 ? "rzyx" : "zyx");
-        m.voxel[0] = m.voxel[1] = m.voxel[2] = 1;
-        strcpy(m.unit, "micrometer");
-    }
+    array_meta m = array_meta_of(&info);
     size_t plane = (size_t)(shape[r - 1] * shape[r - 2]);
     buf = malloc(plane * dtype_size(info.dtype));
     if (!buf) {

@@ -18,8 +18,8 @@ static int fuse(stage_ctx *c, int median)
     }
     int64_t R = info.shape[0], Z = info.shape[1], Y = info.shape[2], X = info.shape[3];
     size_t plane = (size_t)(Y * X);
-    array_meta m = {.axes = "zyx", .unit = "micrometer"};
-    if (info.has_meta) memcpy(m.voxel, info.meta.voxel, sizeof m.voxel), strcpy(m.unit, info.meta.unit);
+    array_meta m = array_meta_of(&info);
+    strcpy(m.axes, "zyx");
     int64_t shape[3] = {Z, Y, X};
     if ((rc = store_writer_array(ctx_writer(c), "fused", DT_F32, 3, shape, NULL, &m, &out)) != SS_OK) goto done;
     float *rep = malloc((size_t)R * plane * sizeof *rep), *res = malloc(plane * sizeof *res);

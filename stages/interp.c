@@ -256,12 +256,7 @@ static int run_interp(stage_ctx *c, int cubic)
     lo_from[P] = K;
     for (int p = P - 1; p >= 0; p--) lo_from[p] = pr[p].lo < lo_from[p + 1] ? pr[p].lo : lo_from[p + 1];
 
-    array_meta m = info.meta;
-    if (!info.has_meta) {
-        memset(&m, 0, sizeof m);
-        m.voxel[0] = m.voxel[1] = m.voxel[2] = 1;
-        strcpy(m.unit, "micrometer");
-    }
+    array_meta m = array_meta_of(&info);
     strcpy(m.axes, "zyx");
     array_meta mm = m;
     strcpy(mm.axes, "z");

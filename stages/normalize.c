@@ -103,13 +103,7 @@ static int run(stage_ctx *c)
         goto done;
     }
     double scale = 1.0 / (hi - lo + eps);
-    array_meta m = v.info.meta;
-    if (!v.info.has_meta) {
-        memset(&m, 0, sizeof m);
-        strcpy(m.axes, r == 4 ? "rzyx" : "zyx");
-        m.voxel[0] = m.voxel[1] = m.voxel[2] = 1;
-        strcpy(m.unit, "micrometer");
-    }
+    array_meta m = array_meta_of(&v.info);
     if ((rc = store_writer_array(ctx_writer(c), "data", DT_F32, r, v.info.shape, NULL, &m, &out)) != SS_OK) goto done;
     int clip = ctx_bool(c, "clip");
     done_planes = v.planes * (passes - 1);

@@ -276,12 +276,7 @@ static int run(stage_ctx *c)
         rc = ss_fail(SS_ERR_NOMEM, "register_rigid: out of memory for a table of %zu shifts", nrows);
         goto done;
     }
-    array_meta m = info.meta;
-    if (!info.has_meta) {
-        memset(&m, 0, sizeof m);
-        m.voxel[0] = m.voxel[1] = m.voxel[2] = 1;
-        strcpy(m.unit, "micrometer");
-    }
+    array_meta m = array_meta_of(&info);
     strcpy(m.axes, "rzyx");
     if ((rc = store_writer_array(ctx_writer(c), "registered", DT_F32, 4, info.shape, NULL, &m, &j.out)) != SS_OK)
         goto done;

@@ -24,6 +24,17 @@ static const struct {
 size_t dtype_size(ss_dtype t) { return (unsigned)t < DT_COUNT ? dtypes[t].size : 0; }
 const char *dtype_name(ss_dtype t) { return (unsigned)t < DT_COUNT ? dtypes[t].name : "?"; }
 
+array_meta array_meta_of(const array_info *info)
+{
+    if (info->has_meta) return info->meta;
+    array_meta m;
+    memset(&m, 0, sizeof m);
+    if (info->rank == 3 || info->rank == 4) strcpy(m.axes, info->rank == 4 ? "rzyx" : "zyx");
+    m.voxel[0] = m.voxel[1] = m.voxel[2] = 1;
+    strcpy(m.unit, "micrometer");
+    return m;
+}
+
 int dtype_from_name(const char *name, ss_dtype *t)
 {
     for (int i = 0; i < DT_COUNT; i++)

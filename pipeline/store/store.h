@@ -53,6 +53,11 @@ typedef struct {
     char compressor[64];  /* "blosc:lz4:5:shuffle" or "none" */
 } array_info;
 
+/* The metadata an output derived from this array carries: the array's own,
+ * or when it has none, voxel 1 x 1 x 1 micrometer with axes "zyx" (rank 3)
+ * or "rzyx" (rank 4). */
+array_meta array_meta_of(const array_info *info);
+
 /* Metric tables: named columns of float64, int64 or short strings. */
 typedef enum { COL_F64, COL_I64, COL_STR } col_type;
 #define TABLE_STR_LEN 64
