@@ -159,6 +159,7 @@ int store_open(const char *path, store_format fmt, int create, store **out)
     s->fmt = fmt;
     s->path = ss_strdup(path);
     s->lock_fd = -1;
+    s->comp = STORE_COMP_BLOSC_LZ4;
     s->be = fmt == STORE_ZARR ? &store_backend_zarr : &store_backend_hdf5;
     int rc = s->be->open(s, create);
     if (rc != SS_OK) {
@@ -182,6 +183,25 @@ void store_close(store *s)
 }
 
 store_format store_get_format(const store *s) { return s->fmt; }
+void store_set_compression(store *s, store_compression c) { s->comp = c; }
+store_compression store_get_compression(const store *s) { return s->comp; }
+
+static const char *const compression_names[STORE_COMP_COUNT] = {"blosc-lz4", "blosc-zstd", "gzip", "none"};
+
+const char *store_compression_name(store_compression c)
+{
+    return (unsigned)c < STORE_COMP_COUNT ? compression_names[c] : "?";
+}
+
+int store_compression_from_name(const char *name, store_compression *c)
+{
+    for (int i = 0; i < STORE_COMP_COUNT; i++)
+        if (name && !strcmp(name, compression_names[i])) {
+            *c = (store_compression)i;
+            return SS_OK;
+        }
+    return ss_fail(SS_ERR_CONFIG, "unknown compression '%s' (blosc-lz4, blosc-zstd, gzip, none)", name ? name : "");
+}
 const char *store_path(const store *s) { return s->path; }
 const char *store_workdir(const store *s) { return s->workdir; }
 

@@ -23,6 +23,19 @@
 
 typedef enum { STORE_HDF5, STORE_ZARR } store_format;
 
+/* How arrays are compressed, chosen per run (run.compression). All are
+ * lossless. blosc-lz4 is the default (fast); blosc-zstd is smaller and slower;
+ * gzip (HDF5 deflate / Zarr zlib) needs no plugin in any HDF5 reader (Fiji,
+ * MATLAB, HDFView); none stores chunks as they are. */
+typedef enum {
+    STORE_COMP_BLOSC_LZ4, STORE_COMP_BLOSC_ZSTD, STORE_COMP_GZIP, STORE_COMP_NONE,
+    STORE_COMP_COUNT
+} store_compression;
+/* "blosc-lz4", "blosc-zstd", "gzip", "none". */
+const char *store_compression_name(store_compression c);
+/* 0 and *c set when name is one of the above; SS_ERR_CONFIG otherwise. */
+int store_compression_from_name(const char *name, store_compression *c);
+
 typedef enum {
     DT_U8, DT_U16, DT_I16, DT_U32, DT_I32, DT_I64, DT_F32, DT_F64, DT_COUNT
 } ss_dtype;
@@ -96,6 +109,11 @@ int store_open(const char *path, store_format fmt, int create, store **out);
 void store_close(store *s);
 store_format store_get_format(const store *s);
 const char *store_path(const store *s);
+/* Compression of the arrays and tables written from now on (default
+ * STORE_COMP_BLOSC_LZ4). Committed arrays keep theirs; each stage records the
+ * one it was written with (attribute "compression"). */
+void store_set_compression(store *s, store_compression c);
+store_compression store_get_compression(const store *s);
 /* Private directory for the runner's own files (locks, checkpoints, status);
  * exists after store_open(create=1). Never holds committed stage data of the
  * Zarr backend; in the HDF5 backend the committed stage files live beside it. */

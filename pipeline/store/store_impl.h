@@ -12,6 +12,7 @@ struct store {
     char *path;      /* the container: <dir>/<sample>.h5 or .zarr */
     char *workdir;   /* runner's private folder */
     int lock_fd;     /* -1 when not locked */
+    store_compression comp; /* for arrays written from now on */
     const store_backend *be;
     void *impl;
 };
@@ -65,9 +66,10 @@ void store_default_chunk(int rank, const int64_t *shape, size_t elem, int64_t *c
 /* Checks that a hyperslab lies inside shape. */
 int store_check_slab(const char *what, int rank, const int64_t *shape,
                      const int64_t *start, const int64_t *count);
-/* Blosc settings shared by both backends. */
+/* Blosc settings shared by both backends (the compressor by store_compression). */
 #define STORE_BLOSC_CNAME "lz4"
 #define STORE_BLOSC_CLEVEL 5
 #define STORE_BLOSC_SHUFFLE 1 /* byte shuffle */
+#define STORE_GZIP_LEVEL 4    /* h5py's and zarr's default deflate level */
 
 #endif
