@@ -431,6 +431,19 @@ static int n_ports(const port_spec *ports)
     return n;
 }
 
+/* The port a single reference (`inputs: stage.output`) goes to: the one
+ * required input port, when the type has exactly one. */
+static const port_spec *shorthand_port(const port_spec *ports)
+{
+    const port_spec *one = NULL;
+    for (const port_spec *p = ports; p && p->name; p++) {
+        if (p->optional) continue;
+        if (one) return NULL;
+        one = p;
+    }
+    return one;
+}
+
 static int parse_ref(const char *ref, char **stage, char **output)
 {
     const char *dot = strchr(ref, '.');
@@ -465,15 +478,16 @@ static void validate_inputs(cfg_errors *e, stage_decl *d, const ynode *inputs, c
     int before = e->count;
     if (inputs && !yscalar_is_null(inputs)) {
         if (inputs->kind == YN_SCALAR) {
-            /* Shorthand for a type with exactly one input port. */
+            /* Shorthand for a type with exactly one required input port. */
+            const port_spec *sp = shorthand_port(t->inputs);
             if (n_ports(t->inputs) == 0)
                 cfg_error(e, inputs->line, inputs->col, kp, "stage type '%s' takes no inputs", t->name);
-            else if (n_ports(t->inputs) != 1)
+            else if (!sp)
                 cfg_error(e, inputs->line, inputs->col, kp,
                           "stage type '%s' has %d input ports; name them in a map (port: stage.output)", t->name,
                           n_ports(t->inputs));
             else
-                add_input(d, t->inputs[0].name, inputs, e, kp);
+                add_input(d, sp->name, inputs, e, kp);
         } else if (inputs->kind == YN_MAP) {
             for (size_t i = 0; i < inputs->n; i++) {
                 const char *port = inputs->keys[i]->value;
@@ -549,6 +563,13 @@ static unsigned output_kind(const config *c, int i, const char *out, int depth)
     return p->kinds;
 }
 
+static int stage_has_input(const stage_decl *d, const char *port)
+{
+    for (int k = 0; k < d->n_inputs; k++)
+        if (!strcmp(d->inputs[k].port, port)) return 1;
+    return 0;
+}
+
 static void check_references(cfg_errors *e, config *c, const ynode *stages)
 {
     for (int i = 0; i < c->n_stages; i++) {
@@ -582,6 +603,13 @@ static void check_references(cfg_errors *e, config *c, const ynode *stages)
                           "stage '%s' (%s) has no output '%s'; its outputs are:%s", x->stage, c->stages[j].type->name,
                           x->output, sbuf_str(&b));
                 sbuf_free(&b);
+                continue;
+            }
+            const port_spec *lp = op->like ? find_port(c->stages[j].type->inputs, op->like) : NULL;
+            if (lp && lp->optional && !stage_has_input(&c->stages[j], op->like)) {
+                cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                          "stage '%s' (%s) writes output '%s' only when its input '%s' is connected", x->stage,
+                          c->stages[j].type->name, x->output, op->like);
                 continue;
             }
             x->stage_index = j;
@@ -977,8 +1005,7 @@ json_t *config_json_schema(void)
     for (const stage_type *const *t = stage_types_all(); *t; t++) {
         json_array_append_new(types, json_string((*t)->name));
         json_t *ports = json_object(), *req = json_array();
-        int n = 0;
-        for (const port_spec *p = (*t)->inputs; p && p->name; p++, n++) {
+        for (const port_spec *p = (*t)->inputs; p && p->name; p++) {
             if (p->multiple)
                 json_object_set_new(ports, p->name,
                                     json_pack("{s:[{s:s},{s:s,s:{s:s},s:i}],s:s}", "anyOf", "$ref", "#/definitions/ref",
@@ -991,7 +1018,8 @@ json_t *config_json_schema(void)
         }
         json_t *inputs = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", ports, "additionalProperties", 0);
         if (json_array_size(req)) json_object_set_new(inputs, "required", json_incref(req));
-        if (n == 1) inputs = json_pack("{s:[o,{s:s}]}", "anyOf", inputs, "$ref", "#/definitions/ref");
+        if (shorthand_port((*t)->inputs))
+            inputs = json_pack("{s:[o,{s:s}]}", "anyOf", inputs, "$ref", "#/definitions/ref");
         /* An empty 'params:' or 'inputs:' (null) means none. */
         int required_params = 0;
         for (const param_spec *p = (*t)->params; p && p->name; p++) required_params |= !p->def;

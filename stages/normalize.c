@@ -45,13 +45,38 @@ static int write_plane(store_array *out, const stack_view *v, int64_t p, const f
     return store_array_write(out, st, ct, DT_F32, buf);
 }
 
+/* Writes output `name`: every plane of v mapped by (x - lo) * scale, refusing
+ * NaN or infinity in the result (a finite input far outside the percentiles
+ * can overflow float32). done, when given, counts planes for the progress. */
+static int write_normalized(stage_ctx *c, stack_view *v, const char *name, float *buf, double lo, double scale,
+                            int clip, int64_t *done)
+{
+    store_array *out = NULL;
+    const kernels *k = ctx_kernels(c);
+    array_meta m = array_meta_of(&v->info);
+    int rc = store_writer_array(ctx_writer(c), name, DT_F32, v->info.rank, v->info.shape, NULL, &m, &out);
+    for (int64_t p = 0; p < v->planes && rc == SS_OK; p++) {
+        if ((rc = read_plane(v, p, buf)) != SS_OK) break;
+        k->affine_f32(buf, v->plane, (float)lo, (float)scale, clip);
+        size_t bad = k->count_nonfinite_f32(buf, v->plane);
+        if (bad) {
+            rc = ss_fail(SS_ERR_INPUT, "normalize: output %s plane %lld has %zu values that are NaN or beyond float32 "
+                         "after scaling", name, (long long)p, bad);
+            break;
+        }
+        rc = write_plane(out, v, p, buf);
+        if (done) ctx_progress(c, ++*done);
+    }
+    store_array_close(out);
+    return rc;
+}
+
 static int run(stage_ctx *c)
 {
-    stack_view v = {0};
-    store_array *out = NULL;
+    stack_view v = {0}, ref = {0};
     float *buf = NULL;
     pct_state *ps = NULL;
-    const char *in_stage, *in_name;
+    const char *in_stage, *in_name, *ref_stage, *ref_name;
     ctx_input(c, "stack", &in_stage, &in_name);
     int rc = ctx_open_input(c, "stack", &v.a);
     if (rc != SS_OK) return rc;
@@ -103,15 +128,23 @@ static int run(stage_ctx *c)
         goto done;
     }
     double scale = 1.0 / (hi - lo + eps);
-    array_meta m = array_meta_of(&v.info);
-    if ((rc = store_writer_array(ctx_writer(c), "data", DT_F32, r, v.info.shape, NULL, &m, &out)) != SS_OK) goto done;
     int clip = ctx_bool(c, "clip");
     done_planes = v.planes * (passes - 1);
-    for (int64_t p = 0; p < v.planes && rc == SS_OK; p++) {
-        if ((rc = read_plane(&v, p, buf)) != SS_OK) break;
-        k->affine_f32(buf, v.plane, (float)lo, (float)scale, clip);
-        rc = write_plane(out, &v, p, buf);
-        ctx_progress(c, ++done_planes);
+    rc = write_normalized(c, &v, "data", buf, lo, scale, clip, &done_planes);
+    if (rc == SS_OK && ctx_input(c, "reference", &ref_stage, &ref_name) == 1) {
+        if ((rc = ctx_open_input(c, "reference", &ref.a)) != SS_OK) goto done;
+        if ((rc = store_array_info(ref.a, &ref.info)) != SS_OK) goto done;
+        int rr = ref.info.rank;
+        if ((rr != 3 && rr != 4) || ref.info.shape[rr - 1] != v.info.shape[r - 1] ||
+            ref.info.shape[rr - 2] != v.info.shape[r - 2]) {
+            rc = ss_fail(SS_ERR_INPUT, "normalize: reference %s.%s must be Z x Y x X or R x Z x Y x X with the planes of "
+                         "%s.%s (%lld x %lld)", ref_stage, ref_name, in_stage, in_name,
+                         (long long)v.info.shape[r - 2], (long long)v.info.shape[r - 1]);
+            goto done;
+        }
+        ref.plane = v.plane;
+        ref.planes = rr == 4 ? ref.info.shape[0] * ref.info.shape[1] : ref.info.shape[0];
+        rc = write_normalized(c, &ref, "reference", buf, lo, scale, clip, NULL);
     }
     if (rc == SS_OK) {
         ctx_attr(c, "p_low_value", json_real(lo));
@@ -121,7 +154,7 @@ static int run(stage_ctx *c)
 done:
     pct_free(ps);
     free(buf);
-    store_array_close(out);
+    store_array_close(ref.a);
     store_array_close(v.a);
     return rc;
 }
@@ -147,10 +180,14 @@ static const param_spec params[] = {
 };
 static const port_spec inputs[] = {
     {.name = "stack", .kinds = KIND_IMAGE | KIND_REPEATS, .doc = "image Z x Y x X or repeats R x Z x Y x X"},
+    {.name = "reference", .kinds = KIND_IMAGE | KIND_REPEATS, .optional = 1,
+     .doc = "mapped with the stack's percentiles (e.g. a ground truth), so it compares with what is made of the stack"},
     {0},
 };
 static const port_spec outputs[] = {
     {.name = "data", .kinds = KIND_IMAGE | KIND_REPEATS, .like = "stack", .doc = "normalised float32, same shape"},
+    {.name = "reference", .kinds = KIND_IMAGE | KIND_REPEATS, .like = "reference",
+     .doc = "the reference input mapped the same way (only when it is connected)"},
     {0},
 };
 

@@ -11,6 +11,7 @@ extern const stage_type stage_normalize;
 extern const stage_type stage_crop;
 extern const stage_type stage_fuse_mean;
 extern const stage_type stage_fuse_median;
+extern const stage_type stage_filter_gaussian;
 extern const stage_type stage_metrics;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
@@ -28,6 +29,7 @@ static const stage_type *const table[] = {
     &stage_crop,
     &stage_fuse_mean,
     &stage_fuse_median,
+    &stage_filter_gaussian,
     &stage_metrics,
     &stage_register_rigid,
     &stage_interp_linear,
