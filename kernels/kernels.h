@@ -44,8 +44,9 @@ typedef struct kernels {
     /* Median over R; for even R the mean of the two middle values (numpy). */
     void (*fuse_median_f32)(const float *rep, int R, size_t n, float *out);
 
-    /* x = (x - lo) * scale, then clamped to [0, 1] when clip. */
-    void (*affine_f32)(float *x, size_t n, float lo, float scale, int clip);
+    /* x = (x - lo) * scale computed in double, then clamped to [0, 1] when
+     * clip, and rounded to float. */
+    void (*affine_f32)(float *x, size_t n, double lo, double scale, int clip);
 
     /* Counts NaN and +-Inf values. */
     size_t (*count_nonfinite_f32)(const float *x, size_t n);

@@ -57,7 +57,7 @@ static int write_normalized(stage_ctx *c, stack_view *v, const char *name, float
     int rc = store_writer_array(ctx_writer(c), name, DT_F32, v->info.rank, v->info.shape, NULL, &m, &out);
     for (int64_t p = 0; p < v->planes && rc == SS_OK; p++) {
         if ((rc = read_plane(v, p, buf)) != SS_OK) break;
-        k->affine_f32(buf, v->plane, (float)lo, (float)scale, clip);
+        k->affine_f32(buf, v->plane, lo, scale, clip);
         size_t bad = k->count_nonfinite_f32(buf, v->plane);
         if (bad) {
             rc = ss_fail(SS_ERR_INPUT, "normalize: output %s plane %lld has %zu values that are NaN or beyond float32 "
@@ -193,7 +193,7 @@ static const port_spec outputs[] = {
 
 const stage_type stage_normalize = {
     .name = "normalize",
-    .version = 1,
+    .version = 2, /* 2: arithmetic in double (float32 overflowed on stacks spanning its range) */
     .summary = "percentile normalisation (x - P_low) / (P_high - P_low + eps)",
     .params = params,
     .inputs = inputs,

@@ -15,7 +15,7 @@
 
 void cpu_fuse_mean_f32(const float *rep, int R, size_t n, float *out);
 void cpu_fuse_median_f32(const float *rep, int R, size_t n, float *out);
-void cpu_affine_f32(float *x, size_t n, float lo, float scale, int clip);
+void cpu_affine_f32(float *x, size_t n, double lo, double scale, int clip);
 size_t cpu_count_nonfinite_f32(const float *x, size_t n);
 void cpu_minmax_f32(const float *x, size_t n, float *mn, float *mx);
 void cpu_gauss_blur3d_f32(float *vol, int64_t nz, int64_t ny, int64_t nx,

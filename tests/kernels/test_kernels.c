@@ -156,11 +156,16 @@ static void test_affine(ss_rng *rng)
     K->affine_f32(a, n, -2.5f, 0.125f, 1);
     int ok = 1;
     for (size_t i = 0; i < n; i++) {
-        float v = (b[i] - -2.5f) * 0.125f;
+        double v = ((double)b[i] - -2.5) * 0.125;
         v = v < 0 ? 0 : v > 1 ? 1 : v;
-        ok &= a[i] == v;
+        ok &= a[i] == (float)v;
     }
     CHECK(ok, "affine on %zu values matches the scalar formula", n);
+    /* The whole float32 range: x - lo and the scale are beyond float32. */
+    float w[] = {-3.3e38f, 0, 3.3e38f};
+    K->affine_f32(w, 3, (double)w[0], 1.0 / ((double)w[2] - w[0]), 0);
+    CHECK(w[0] == 0 && fabsf(w[1] - 0.5f) < 1e-6f && fabsf(w[2] - 1) < 1e-6f,
+          "affine over the whole float32 range stays finite: %g %g %g", w[0], w[1], w[2]);
     free(a);
     free(b);
 }

@@ -7,13 +7,16 @@ sigmas, a z kernel longer than the stack (repeated reflection) and sigma 0
 (a copy), on both stores, while holding only 2 r + 1 planes. normalize maps
 its optional reference with the stack's own percentiles; a config that reads
 norm.reference without connecting it is refused at validation, and a
-reference of other plane size at run time."""
+reference of other plane size at run time. A float32 stack spanning nearly
+all of float32's range normalises to finite values (numpy's float64 result),
+and the fusions after it stay finite."""
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
+import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.ndimage as ndi  # noqa: E402
 
@@ -90,7 +93,33 @@ def reference():
             "nothing of the failed normalize is committed")
 
 
+def full_range():
+    d = T.tmpdir("norm-range")
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-3.3e38, 3.3e38, size=(4, 3, 16, 16)).astype(np.float32)
+    src = os.path.join(d, "big.h5")
+    with h5py.File(src, "w") as f:
+        f["raw"] = x
+    st = sslib.import_stages(file=src)
+    cfg = sslib.make_config(os.path.join(d, "c.yaml"), st)
+    p = sslib.run(["run", cfg, "-q"])
+    if not T.check(p.returncode == 0, "a float32 stack spanning +-3.3e38 normalises and fuses", sslib.describe(p)):
+        return
+    cont = sslib.container_path(os.path.join(d, "out"), "s1", "hdf5")
+    a = sslib.read_arrays(cont, "hdf5")
+    at = sslib.stage_attrs(cont, "hdf5", "norm")
+    lo, hi = float(at["p_low_value"]), float(at["p_high_value"])
+    want = ((x.astype(np.float64) - lo) / (hi - lo + 1e-20)).astype(np.float32)
+    got = a["norm/data"]
+    T.check(bool(np.isfinite(got).all()) and float(np.abs(got - want).max()) <= 1e-6,
+            "every normalised value is finite and equals numpy's float64 result rounded to float32",
+            f"{int((~np.isfinite(got)).sum())} not finite")
+    T.check(bool(np.isfinite(a["mean/fused"]).all() and np.isfinite(a["median/fused"]).all()),
+            "fuse_mean and fuse_median of it are finite")
+
+
 for store in ("hdf5", "zarr"):
     T.guard(f"{store}: filter_gaussian", gaussian, store)
+T.guard("normalize: the whole float32 range", full_range)
 T.guard("normalize: reference", reference)
 T.done()
