@@ -221,6 +221,11 @@ static int view_file(importer *im, const char *path, int plain, int64_t channel,
     if (tiff_meta_parse(tiff_reader_description(r), &m) != 0) return ss_fail(SS_ERR_NOMEM, "out of memory");
     if (m.error[0] && !plain)
         ctx_warn(c, "%s: unreadable OME-XML (%s); reading the pages as a plain stack", path, m.error);
+    if (m.invalid[0] && !plain && m.kind == TMETA_OME) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: invalid OME-XML metadata: %s", path, m.invalid);
+        tiff_meta_free(&m);
+        return rc;
+    }
     note_voxel(im, r, &m);
     int64_t pages = tiff_reader_pages(r);
     int64_t Z = pages, T = 1, C = 1, N = pages;

@@ -115,7 +115,9 @@ static void parse_imagej(const char *desc, tiff_meta *m)
     if (fr < 1) fr = 1;
     /* ImageJ itself opens a description whose counts do not multiply out to
      * images as a plain stack of slices. */
-    if (images > 0 && ch * sl * fr != images) ch = fr = 1, sl = images;
+    int64_t n;
+    if (images > 0 && (__builtin_mul_overflow(ch, sl, &n) || __builtin_mul_overflow(n, fr, &n) || n != images))
+        ch = fr = 1, sl = images;
     m->size_c = ch;
     m->size_z = sl;
     m->size_t = fr;
@@ -291,9 +293,19 @@ static void ome_pixels(const xml_tag *t, tiff_meta *m)
     if (o && strlen(o) == 5 && !strncmp(o, "XY", 2) && strchr(o + 2, 'Z') && strchr(o + 2, 'C') && strchr(o + 2, 'T'))
         memcpy(m->dim_order, o, 6);
     int64_t v;
-    if (!parse_i64(tag_attr(t, "SizeZ"), &v) && v > 0) m->size_z = v;
-    if (!parse_i64(tag_attr(t, "SizeT"), &v) && v > 0) m->size_t = v;
-    if (!parse_i64(tag_attr(t, "SizeC"), &v) && v > 0) m->size_c = v;
+    /* The OME schema requires SizeZ, SizeC and SizeT, positive integers: a
+     * file whose counts are missing or garbage cannot say which page is
+     * which plane. */
+    static const char *const sizes[3] = {"SizeZ", "SizeT", "SizeC"};
+    int64_t *dst[3] = {&m->size_z, &m->size_t, &m->size_c};
+    for (int i = 0; i < 3; i++) {
+        const char *a = tag_attr(t, sizes[i]);
+        if (!parse_i64(a, &v) && v > 0) *dst[i] = v;
+        else if (!m->invalid[0] && !a)
+            snprintf(m->invalid, sizeof m->invalid, "<Pixels> has no %s", sizes[i]);
+        else if (!m->invalid[0])
+            snprintf(m->invalid, sizeof m->invalid, "<Pixels> %s=\"%.40s\" is not a positive integer", sizes[i], a);
+    }
     if (!parse_i64(tag_attr(t, "SizeX"), &v)) m->size_x = v;
     if (!parse_i64(tag_attr(t, "SizeY"), &v)) m->size_y = v;
     const char *ty = tag_attr(t, "Type");

@@ -45,6 +45,9 @@ typedef struct {
     int n_td;
     /* OME-XML that could not be read: why (kind is then TMETA_NONE). */
     char error[160];
+    /* OME-XML that was read but breaks the schema where it matters (a
+     * missing or non-positive SizeZ, SizeT or SizeC): why. */
+    char invalid[160];
 } tiff_meta;
 
 /* Parses an ImageDescription (may be NULL). Never fails: descriptions that

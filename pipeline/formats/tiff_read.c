@@ -36,6 +36,8 @@ struct tiff_reader {
     void *scratch;       /* file-typed plane when a conversion is needed */
     size_t scratch_size;
     char msg[256];       /* first libtiff error since the last reset */
+    int decoding;        /* pixels are being decoded: warnings count as errors */
+    int decode_warned;   /* msg holds such a warning */
 };
 
 static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
@@ -52,7 +54,17 @@ static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, 
 static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
     /* Unknown private tags (ImageJ's 50838/50839, vendors' own) are normal in
-     * microscopy files; warnings change nothing that is read. */
+     * microscopy files and change nothing that is read. While pixels are
+     * decoded, though, a warning means the codec patched over damaged data
+     * (PackBits "Discarding N bytes", LZW "Premature EOL"): the pixels would
+     * be wrong, so it counts as an error of that strip. */
+    tiff_reader *r = user;
+    if (r && r->decoding && !r->msg[0]) {
+        vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+        for (char *p = r->msg; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+        r->decode_warned = 1;
+    }
     return 1;
 }
 
@@ -127,7 +139,19 @@ int tiff_reader_open(const char *path, tiff_reader **out)
         }
         r->ifd[r->n_pages++] = TIFFCurrentDirOffset(r->tif);
         r->msg[0] = 0;
-        if (!TIFFReadDirectory(r->tif)) break;
+        if (TIFFLastDirectory(r->tif)) break;
+        if (!TIFFReadDirectory(r->tif)) {
+            /* libtiff stops quietly at an IFD it has seen before: a chain
+             * that loops back (page 4 -> page 2) would read as a shorter
+             * file. */
+            if (!r->msg[0]) {
+                int rc = ss_fail(SS_ERR_INPUT, "%s: corrupt TIFF: the IFD chain loops (page %lld points back to an "
+                                 "earlier page)", path, (long long)r->n_pages);
+                tiff_reader_close(r);
+                return rc;
+            }
+            break;
+        }
     }
     if (r->msg[0]) {
         int rc = ss_fail(SS_ERR_INPUT, "%s: corrupt or truncated TIFF: cannot read the IFD after page %lld (%s)", path,
@@ -302,7 +326,13 @@ int tiff_reader_read(tiff_reader *r, int64_t p, void *buf)
             if (rows > rps) rows = rps;
             tmsize_t want = (tmsize_t)(rows * row);
             r->msg[0] = 0;
+            r->decoding = 1;
+            r->decode_warned = 0;
             tmsize_t got = TIFFReadEncodedStrip(r->tif, s, (char *)dst + (size_t)s * rps * row, want);
+            r->decoding = 0;
+            if (got == want && r->decode_warned)
+                return ss_fail(SS_ERR_INPUT, "%s: corrupt TIFF: page %lld, strip %u does not decode cleanly: %s", r->path,
+                               (long long)p, s, r->msg);
             if (got != want)
                 return ss_fail(SS_ERR_INPUT, "%s: corrupt or truncated TIFF: page %lld, strip %u: %s", r->path, (long long)p,
                                s, why(r, "short read"));

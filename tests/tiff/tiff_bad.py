@@ -122,6 +122,46 @@ def main():
     with open(path("badchain.tif"), "wb") as fh:
         fh.write(chain)
     case("corrupt IFD chain (third IFD cut off)", {"file": path("badchain.tif")}, ["corrupt", "IFD"])
+    # IFD chains that loop back: libtiff stops quietly, which read as fewer planes
+    with tifffile.TiffFile(path("good.tif")) as t:
+        offs = [pg.offset for pg in t.pages]
+    for name, at, to in (("loop3to2.tif", 2, 1), ("loop1to1.tif", 0, 0)):
+        lp = bytearray(whole)
+        n = struct.unpack_from("<H", lp, offs[at])[0]
+        struct.pack_into("<I", lp, offs[at] + 2 + 12 * n, offs[to])
+        with open(path(name), "wb") as fh:
+            fh.write(lp)
+        case(f"IFD chain looping from page {at + 1} back to page {to + 1}", {"file": path(name)},
+             ["IFD chain loops", f"page {at + 1}"])
+
+    # PackBits strips of garbage: libtiff's decoder discards bytes with a warning
+    from PIL import Image
+    pb = (np.arange(4 * 32 * 40) % 251).astype(np.uint8).reshape(4, 32, 40)
+    ims = [Image.fromarray(x) for x in pb]
+    ims[0].save(path("packbits.tif"), compression="packbits", save_all=True, append_images=ims[1:])
+    with tifffile.TiffFile(path("packbits.tif")) as t:
+        T.check(np.array_equal(t.asarray(), pb) and t.pages[0].compression == 32773, "a PackBits fixture reads back")
+        offs2, cnts2 = t.pages[2].dataoffsets, t.pages[2].databytecounts
+    blob = bytearray(open(path("packbits.tif"), "rb").read())
+    grng = np.random.default_rng(1)
+    for o, c in zip(offs2, cnts2):
+        blob[o:o + c] = grng.integers(0, 256, c, dtype=np.uint8).tobytes()
+    with open(path("packbits_bad.tif"), "wb") as fh:
+        fh.write(blob)
+    case("PackBits strips of garbage (the decoder warns)", {"file": path("packbits_bad.tif")},
+         ["page 2", "does not decode cleanly"])
+
+    # OME-XML whose plane counts are missing or garbage
+    tw(path("ome_ok.ome.tif"), a, metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(path("ome_ok.ome.tif")) as t:
+        desc = t.pages[0].description
+    import re
+    for tag, sub, words in (("nosz", "", "has no SizeZ"), ("negsz", ' SizeZ="-3"', 'SizeZ="-3" is not'),
+                            ("nansz", ' SizeZ="three"', 'SizeZ="three" is not')):
+        d2 = re.sub(r' SizeZ="\d+"', sub, desc)
+        tw(path(f"{tag}.ome.tif"), a, description=d2, metadata=None)
+        case(f"OME-TIFF whose <Pixels> {words}", {"file": path(f"{tag}.ome.tif")}, ["invalid OME-XML", words])
+
     z = tw(path("zcorrupt.tif"), a, compression="zlib")
     with tifffile.TiffFile(z) as t:
         off, cnt = t.pages[1].dataoffsets[0], t.pages[1].databytecounts[0]
