@@ -207,6 +207,29 @@ static int ome_map(importer *im, int self, const char *path, const tiff_meta *m,
     return rc;
 }
 
+/* Bytes in the files of an OME set (this file and every member its TiffData
+ * names that exists): each plane needs an IFD of at least 18 bytes in one of
+ * them, so a plane count beyond bytes / 18 is a lie that must not size an
+ * allocation. */
+#define MIN_IFD_BYTES 18
+
+static int64_t ome_set_bytes(const char *path, const tiff_meta *m)
+{
+    struct stat st;
+    int64_t total = stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+    char *dir = path_dirname(path);
+    for (int k = 0; dir && k < m->n_td; k++) {
+        if (!m->td[k].file) continue;
+        int seen = 0;
+        for (int j = 0; j < k && !seen; j++) seen = m->td[j].file && !strcmp(m->td[j].file, m->td[k].file);
+        char *p = seen ? NULL : member_path(dir, m->td[k].file);
+        if (p && stat(p, &st) == 0) total += (int64_t)st.st_size;
+        free(p);
+    }
+    free(dir);
+    return total;
+}
+
 /* The planes of one file as its metadata describes them (plain: every page
  * is a z plane), for channel `channel` (-1: none asked for). */
 static int view_file(importer *im, const char *path, int plain, int64_t channel, file_view *v)
@@ -257,6 +280,15 @@ static int view_file(importer *im, const char *path, int plain, int64_t channel,
                      "page%s and no TiffData naming other files (part of a multi-file set? import the file that lists them)",
                      path, (long long)N, (long long)Z, (long long)T, (long long)C, (long long)pages, plural(pages));
         goto done;
+    }
+    if (v->kind == TMETA_OME && m.n_td > 0) {
+        int64_t bytes = ome_set_bytes(path, &m);
+        if (N > bytes / MIN_IFD_BYTES) {
+            rc = ss_fail(SS_ERR_INPUT, "%s: OME-XML describes %lld planes (SizeZ=%lld SizeT=%lld SizeC=%lld), more than "
+                         "the %lld bytes of its file set can hold", path, (long long)N, (long long)Z, (long long)T,
+                         (long long)C, (long long)bytes);
+            goto done;
+        }
     }
     if (!(map = malloc((size_t)N * sizeof *map))) {
         rc = ss_fail(SS_ERR_NOMEM, "out of memory");

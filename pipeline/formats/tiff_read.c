@@ -368,7 +368,11 @@ int tiff_reader_set_contiguous(tiff_reader *r, int64_t n)
     }
     /* ImageJ writes the IFD first and the pixels last: planes running into an
      * IFD would not be pixels. */
-    if (total != bytes || off0 <= r->ifd[0] || off0 + (uint64_t)n * bytes > (uint64_t)r->file_size) return SS_ERR_INPUT;
+    /* Overflow-safe: n * bytes of a hostile count can wrap past the size check. */
+    uint64_t span;
+    if (total != bytes || off0 <= r->ifd[0] || __builtin_mul_overflow((uint64_t)n, bytes, &span) ||
+        off0 > (uint64_t)r->file_size || span > (uint64_t)r->file_size - off0)
+        return SS_ERR_INPUT;
     r->first = in;
     r->data_offset = off0;
     r->contiguous = 1;

@@ -9,6 +9,7 @@ end, that no input file was changed (invariant 3).
 """
 import hashlib
 import os
+import re
 import struct
 import sys
 
@@ -79,6 +80,32 @@ def hash_tree(root):
             with open(os.path.join(r, n), "rb") as f:
                 h[os.path.join(r, n)] = hashlib.sha256(f.read()).hexdigest()
     return h
+
+
+def tiny_imagej(images, width, height):
+    """A classic TIFF of one IFD whose ImageJ description claims `images`
+    planes of width x height uint16 stored back to back after it, with no
+    pixels in the file at all."""
+    desc = f"ImageJ=1.53t\nimages={images}\nslices={images}\n\0".encode()
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1), (270, 2, None),
+            (273, 4, None), (277, 3, 1), (278, 4, height), (279, 4, width * height * 2)]
+    ifd_off = 8
+    ifd_len = 2 + 12 * len(tags) + 4
+    desc_off = ifd_off + ifd_len
+    data_off = desc_off + len(desc)
+    out = bytearray(b"II*\0" + struct.pack("<I", ifd_off))
+    out += struct.pack("<H", len(tags))
+    for tag, typ, val in tags:
+        if tag == 270:
+            out += struct.pack("<HHII", tag, typ, len(desc), desc_off)
+        elif tag == 273:
+            out += struct.pack("<HHII", tag, typ, 1, data_off)
+        elif typ == 3:
+            out += struct.pack("<HHIHH", tag, typ, 1, val, 0)
+        else:
+            out += struct.pack("<HHII", tag, typ, 1, val)
+    out += struct.pack("<I", 0) + desc
+    return bytes(out)
 
 
 def main():
@@ -155,12 +182,22 @@ def main():
     tw(path("ome_ok.ome.tif"), a, metadata={"axes": "ZYX"})
     with tifffile.TiffFile(path("ome_ok.ome.tif")) as t:
         desc = t.pages[0].description
-    import re
     for tag, sub, words in (("nosz", "", "has no SizeZ"), ("negsz", ' SizeZ="-3"', 'SizeZ="-3" is not'),
                             ("nansz", ' SizeZ="three"', 'SizeZ="three" is not')):
         d2 = re.sub(r' SizeZ="\d+"', sub, desc)
         tw(path(f"{tag}.ome.tif"), a, description=d2, metadata=None)
         case(f"OME-TIFF whose <Pixels> {words}", {"file": path(f"{tag}.ome.tif")}, ["invalid OME-XML", words])
+
+    # counts that a tiny file claims must not size allocations
+    d3 = re.sub(r'SizeZ="\d+"', 'SizeZ="10000000000"', desc)
+    d3 = re.sub(r'<TiffData[^>]*/>|<TiffData.*?</TiffData>', '<TiffData IFD="0" PlaneCount="3"/>', d3, flags=re.S)
+    tw(path("huge_z.ome.tif"), a, description=d3, metadata=None)
+    case("OME-TIFF of a few KB claiming SizeZ=1e10 with TiffData", {"file": path("huge_z.ome.tif")},
+         ["10000000000 planes", "bytes of its file set"])
+    with open(path("imagej_2e40.tif"), "wb") as fh:
+        fh.write(tiny_imagej(1 << 40, 4096, 4096))
+    case("a 300-byte ImageJ file claiming 2^40 images of 4096 x 4096", {"file": path("imagej_2e40.tif")},
+         ["1099511627776 images", "1 page"])
 
     z = tw(path("zcorrupt.tif"), a, compression="zlib")
     with tifffile.TiffFile(z) as t:
