@@ -178,6 +178,63 @@ int fs_write_atomic(const char *path, const void *data, size_t n)
     return fs_fsync_dir_of(path);
 }
 
+int fs_read_text(const char *path, size_t max, char **data, size_t *n)
+{
+    *data = NULL;
+    if (n) *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return ss_fail(SS_ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ss_fail(SS_ERR_CONFIG, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return ss_fail(SS_ERR_CONFIG, "%s: %lld bytes, more than the %zu MiB a config or manifest may have", path,
+                       (long long)st.st_size, max >> 20);
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        return ss_fail(SS_ERR_NOMEM, "%s: out of memory for %zu bytes", path, cap);
+    }
+    /* Read at most max + 1 bytes, whatever the file does meanwhile. */
+    for (;;) {
+        if (len == cap) {
+            if (cap > max) break;
+            size_t nc = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = realloc(buf, nc + 1);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return ss_fail(SS_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb, cap = nc;
+        }
+        ssize_t k = read(fd, buf + len, cap - len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return ss_fail(SS_ERR_CONFIG, "%s: read error: %s", path, strerror(e));
+        }
+        if (k == 0) break;
+        len += (size_t)k;
+    }
+    close(fd);
+    if (len > max) {
+        free(buf);
+        return ss_fail(SS_ERR_CONFIG, "%s: more than the %zu MiB a config or manifest may have", path, max >> 20);
+    }
+    buf[len] = 0;
+    *data = buf;
+    if (n) *n = len;
+    return SS_OK;
+}
+
 int fs_read_all(const char *path, char **data, size_t *n)
 {
     *data = NULL;

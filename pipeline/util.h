@@ -43,6 +43,12 @@ int fs_write_full(int fd, const void *data, size_t n);
 int fs_write_atomic(const char *path, const void *data, size_t n);
 /* Reads a whole file (NUL-terminated; *n excludes the NUL). Caller frees. */
 int fs_read_all(const char *path, char **data, size_t *n);
+/* The same for a file a user names (a config, a manifest): it must be a
+ * regular file of at most max bytes, so a device or a FIFO named by mistake
+ * cannot make the program read forever. Errors (SS_ERR_CONFIG) say which. */
+int fs_read_text(const char *path, size_t max, char **data, size_t *n);
+/* The size limit of configs and manifests. */
+#define SS_TEXT_MAX ((size_t)256 << 20)
 int fs_rm_rf(const char *path);
 /* Copies a file byte for byte (then fsync). */
 int fs_copy_file(const char *from, const char *to);

@@ -242,8 +242,12 @@ int ydoc_load(const char *path, ydoc **out)
 {
     char *text;
     size_t n;
-    int rc = fs_read_all(path, &text, &n);
-    if (rc != SS_OK) return ss_fail(SS_ERR_CONFIG, "%s: cannot read the config: %s", path, strerror(errno));
+    int rc = fs_read_text(path, SS_TEXT_MAX, &text, &n);
+    if (rc != SS_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ss_errmsg());
+        return ss_fail(rc, "cannot read the config: %s", why);
+    }
     rc = ydoc_load_string(path, text, n, out);
     free(text);
     return rc;

@@ -13,6 +13,7 @@ import re
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True
@@ -256,6 +257,33 @@ def config_cases():
     p = sslib.run(["run", cfg, "-q"])
     T.check(p.returncode == 2 and "m.tsv" in p.stderr, "manifest with an empty id: exit 2 naming the manifest",
             sslib.describe(p))
+    # devices and FIFOs where a config or a manifest belongs: refused at once,
+    # never read (a character device like /dev/zero never ends)
+    fifo = os.path.join(d, "fifo.yaml")
+    os.mkfifo(fifo)
+    for what, path in (("/dev/zero", "/dev/zero"), ("a FIFO", fifo)):
+        try:
+            p = sslib.run(["validate", path], timeout=60)
+            T.check(p.returncode == 2 and "not a regular file" in p.stderr and path in p.stderr,
+                    f"{what} as the config: exit 2, not a regular file", sslib.describe(p))
+        except subprocess.TimeoutExpired:
+            T.check(False, f"{what} as the config: exit 2, not a regular file", "still reading after 60 s")
+    cfg = sslib.make_config(os.path.join(d, "c3.yaml"), sslib.synth_stages(), samples={"manifest": "/dev/zero"})
+    try:
+        p = sslib.run(["validate", cfg], timeout=60)
+        T.check(p.returncode == 2 and "not a regular file" in p.stderr and "/dev/zero" in p.stderr,
+                "/dev/zero as the manifest: exit 2, not a regular file", sslib.describe(p))
+    except subprocess.TimeoutExpired:
+        T.check(False, "/dev/zero as the manifest: exit 2, not a regular file", "still reading after 60 s")
+    # a large manifest: a duplicate id at the very end is found and placed
+    with open(os.path.join(d, "big.tsv"), "w") as f:
+        f.write("id\tinput\n")
+        f.write("".join(f"s{i}\tx.h5\n" for i in range(300000)))
+        f.write("s123456\tx.h5\n")
+    cfg = sslib.make_config(os.path.join(d, "c4.yaml"), sslib.synth_stages(), samples={"manifest": "big.tsv"})
+    p = sslib.run(["validate", cfg], timeout=600)
+    T.check(p.returncode == 2 and "big.tsv:300002:1" in p.stderr and "duplicate sample id 's123456'" in p.stderr,
+            "a 300,000-row manifest: the duplicate id on its last row is reported at big.tsv:300002", sslib.describe(p))
 
 
 def corrupt_container_cases():
