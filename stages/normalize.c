@@ -127,6 +127,10 @@ static int run(stage_ctx *c)
                      in_stage, in_name, q[0], q[1], lo);
         goto done;
     }
+    if (eps >= 1e-3 * (hi - lo))
+        ctx_warn(c, "%s.%s: the range between the %g and %g percentiles (%g) is within a factor 1000 of eps (%g), "
+                 "so the result is compressed toward 0 (scale the data or lower eps)", in_stage, in_name, q[0], q[1],
+                 hi - lo, eps);
     double scale = 1.0 / (hi - lo + eps);
     int clip = ctx_bool(c, "clip");
     done_planes = v.planes * (passes - 1);

@@ -9,7 +9,8 @@ its optional reference with the stack's own percentiles; a config that reads
 norm.reference without connecting it is refused at validation, and a
 reference of other plane size at run time. A float32 stack spanning nearly
 all of float32's range normalises to finite values (numpy's float64 result),
-and the fusions after it stay finite."""
+and the fusions after it stay finite. Input whose percentile range is near eps
+(denormals) gets a warning."""
 import os
 import sys
 
@@ -118,8 +119,26 @@ def full_range():
             "fuse_mean and fuse_median of it are finite")
 
 
+def denormal():
+    d = T.tmpdir("norm-denormal")
+    x = (np.arange(4 * 3 * 8 * 8, dtype=np.float32).reshape(4, 3, 8, 8) + 1) * np.float32(1e-42)
+    src = os.path.join(d, "tiny.h5")
+    with h5py.File(src, "w") as f:
+        f["raw"] = x
+    cfg = sslib.make_config(os.path.join(d, "c.yaml"), sslib.import_stages(file=src, fuse=False))
+    p = sslib.run(["run", cfg])
+    T.check(p.returncode == 0 and "compressed toward 0" in p.stderr and "eps" in p.stderr,
+            "denormal-only input: normalize warns that eps dominates the percentile range", sslib.describe(p))
+    st = sslib.import_stages(file=src, fuse=False)
+    st["norm"]["params"]["eps"] = 0
+    cfg = sslib.make_config(os.path.join(d, "c2.yaml"), st, output="out2")
+    p = sslib.run(["run", cfg])
+    T.check(p.returncode == 0 and "compressed toward 0" not in p.stderr, "with eps 0 it does not", sslib.describe(p))
+
+
 for store in ("hdf5", "zarr"):
     T.guard(f"{store}: filter_gaussian", gaussian, store)
+T.guard("normalize: denormal input", denormal)
 T.guard("normalize: the whole float32 range", full_range)
 T.guard("normalize: reference", reference)
 T.done()
