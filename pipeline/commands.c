@@ -166,7 +166,16 @@ int cmd_run(int argc, char **argv)
     runner_install_signals();
     rc = runner_run(c, &o, rep);
     reporter_free(rep);
-    if (log) fclose(log);
+    if (log) {
+        /* A log that could not be written (a full disk) fails the run: a
+         * cluster's bookkeeping would otherwise miss its events silently. */
+        int bad = fflush(log) != 0 || ferror(log);
+        int e = errno;
+        if (fclose(log) != 0 && !bad) bad = 1, e = errno;
+        if (bad && rc == SS_OK)
+            rc = ss_fail(SS_ERR_IO, "%s: writing the JSON log failed (%s); the stages themselves ran as reported",
+                         log_path, strerror(e));
+    }
     config_free(c);
     free_run_options(&o);
     return rc;

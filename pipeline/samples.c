@@ -54,6 +54,19 @@ static int parse_voxel(const char *text, double v[3])
     return 0;
 }
 
+/* Why an id is refused, for the one-line error (a static buffer). */
+static const char *id_problem(const char *id)
+{
+    static char msg[256];
+    size_t n = strlen(id);
+    if (n > 100)
+        snprintf(msg, sizeof msg, "invalid sample id '%.40s...': %zu characters; at most 100", id, n);
+    else
+        snprintf(msg, sizeof msg, "invalid sample id '%s': use letters, digits, '_' and '-' (1 to 100 characters, "
+                 "not starting with '.')", id);
+    return msg;
+}
+
 /* Sample ids seen so far: an open-addressing hash set of indices into the
  * sample array (which may move as it grows), so that a manifest of 10^6
  * rows is checked in linear time. */
@@ -165,8 +178,7 @@ int samples_load_inline(const ynode *seq, cfg_errors *e, sample_info **out, int 
         }
         if (!bad && !sample_id_valid(json_string_value(json_object_get(s->fields, "id")))) {
             const ynode *idn = ymap_get(m, "id");
-            cfg_error(e, idn->line, idn->col, kp, "invalid sample id '%s': use letters, digits, '_' and '-'",
-                      idn->value);
+            cfg_error(e, idn->line, idn->col, kp, "%s", id_problem(idn->value));
             bad = 1;
         }
         if (bad) {
@@ -376,8 +388,7 @@ int samples_load_manifest(const char *path, cfg_errors *e, const char *cfg_file,
         free(dir);
         const char *id = id_col >= 0 ? r.cells[id_col] : "";
         if (!bad && id_col >= 0 && !sample_id_valid(id)) {
-            cfg_error(&me, start_line, r.cols[id_col], "id", "invalid sample id '%s': use letters, digits, '_' and '-'",
-                      id);
+            cfg_error(&me, start_line, r.cols[id_col], "id", "%s", id_problem(id));
             bad = 1;
         }
         if (bad || id_col < 0) {

@@ -95,6 +95,21 @@ int path_is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Why an existing path cannot serve as a directory. */
+static int not_a_dir(const char *path)
+{
+    struct stat st;
+    char target[1024];
+    ssize_t n;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0 &&
+        (n = readlink(path, target, sizeof target - 1)) >= 0) {
+        target[n] = 0;
+        return ss_fail(SS_ERR_IO, "%s: a symbolic link to '%s', which does not exist (create it or remove the link)", path,
+                       target);
+    }
+    return ss_fail(SS_ERR_IO, "%s: exists and is not a directory", path);
+}
+
 int fs_mkdir_p(const char *path)
 {
     char buf[4096];
@@ -109,7 +124,7 @@ int fs_mkdir_p(const char *path)
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
         return ss_fail(SS_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-    if (!path_is_dir(buf)) return ss_fail(SS_ERR_IO, "%s: exists and is not a directory", buf);
+    if (!path_is_dir(buf)) return not_a_dir(buf);
     return SS_OK;
 }
 

@@ -133,7 +133,7 @@ static int kept_planes(stage_ctx *c, const char *who, const char *where, int64_t
         for (int64_t z = off; z < Z; z += every) k[n++] = z;
         if (n < 2 || n == Z) {
             free(k);
-            return ss_fail(SS_ERR_CONFIG,
+            return ss_fail(SS_ERR_INPUT,
                            "%s: keep_every %lld with offset %lld keeps %d of the %lld planes of %s; at least 2 must be "
                            "kept and 1 predicted",
                            who, (long long)every, (long long)off, n, (long long)Z, where);
@@ -144,14 +144,14 @@ static int kept_planes(stage_ctx *c, const char *who, const char *where, int64_t
             double v = ctx_list_num(c, "keep_planes", i);
             if (v >= (double)Z) {
                 free(k);
-                return ss_fail(SS_ERR_CONFIG, "%s: keep_planes[%zu] = %.0f is beyond the last plane (%lld) of %s", who,
+                return ss_fail(SS_ERR_INPUT, "%s: keep_planes[%zu] = %.0f is beyond the last plane (%lld) of %s", who,
                                i, v, (long long)Z - 1, where);
             }
             k[n++] = (int64_t)v;
         }
         if (n == Z) {
             free(k);
-            return ss_fail(SS_ERR_CONFIG, "%s: keep_planes keeps all %lld planes of %s; nothing is left to predict", who,
+            return ss_fail(SS_ERR_INPUT, "%s: keep_planes keeps all %lld planes of %s; nothing is left to predict", who,
                            (long long)Z, where);
         }
     }

@@ -251,7 +251,7 @@ static int run(stage_ctx *c)
     }
     j.ref_kind = parse_reference(ctx_str(c, "reference"), &j.ref_index);
     if (j.ref_kind == REF_INDEX && j.ref_index >= j.R) {
-        rc = ss_fail(SS_ERR_CONFIG, "register_rigid: reference repeat %ld, but %s.%s holds %lld repeats (0 to %lld)",
+        rc = ss_fail(SS_ERR_INPUT, "register_rigid: reference repeat %ld, but %s.%s holds %lld repeats (0 to %lld)",
                      j.ref_index, j.in_stage, j.in_name, (long long)j.R, (long long)j.R - 1);
         goto done;
     }

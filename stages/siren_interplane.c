@@ -17,7 +17,7 @@ static int kept_planes(stage_ctx *c, int64_t Z, unsigned char *kept)
         for (size_t i = 0; i < ctx_list_len(c, "keep_planes"); i++) {
             int64_t z = (int64_t)ctx_list_num(c, "keep_planes", i);
             if (z < 0 || z >= Z)
-                return ss_fail(SS_ERR_CONFIG, "siren_interplane: keep_planes holds %lld, outside the stack's planes 0..%lld",
+                return ss_fail(SS_ERR_INPUT, "siren_interplane: keep_planes holds %lld, outside the stack's planes 0..%lld",
                                (long long)z, (long long)Z - 1);
             kept[z] = 1;
         }
@@ -27,8 +27,8 @@ static int kept_planes(stage_ctx *c, int64_t Z, unsigned char *kept)
     }
     int64_t nk = 0;
     for (int64_t z = 0; z < Z; z++) nk += kept[z];
-    if (nk < 2) return ss_fail(SS_ERR_CONFIG, "siren_interplane: %lld kept plane(s) of %lld; at least 2 are needed", (long long)nk, (long long)Z);
-    if (nk == Z) return ss_fail(SS_ERR_CONFIG, "siren_interplane: every one of the %lld planes is kept; nothing to predict", (long long)Z);
+    if (nk < 2) return ss_fail(SS_ERR_INPUT, "siren_interplane: %lld kept plane(s) of %lld; at least 2 are needed", (long long)nk, (long long)Z);
+    if (nk == Z) return ss_fail(SS_ERR_INPUT, "siren_interplane: every one of the %lld planes is kept; nothing to predict", (long long)Z);
     return SS_OK;
 }
 

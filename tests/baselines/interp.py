@@ -164,8 +164,9 @@ bad = [
     ({"keep_every": 2, "keep_planes": [0, 4]}, 2, "give either keep_every", "both keep_every and keep_planes"),
     ({"keep_every": 3, "offset": 3}, 2, "offset must be below keep_every", "offset 3 with keep_every 3"),
     ({"keep_planes": [0, 4], "offset": 1}, 2, "offset applies to keep_every", "offset with keep_planes"),
-    ({"keep_planes": [0, 4, 23]}, 2, "beyond the last plane (22)", "a kept plane beyond the stack (at run time)"),
-    ({"keep_planes": list(range(23))}, 2, "nothing is left to predict", "every plane kept (at run time)"),
+    # the stack's depth is known only at run time: the data does not fit (exit 3)
+    ({"keep_planes": [0, 4, 23]}, 3, "beyond the last plane (22)", "a kept plane beyond the stack (at run time)"),
+    ({"keep_planes": list(range(23))}, 3, "nothing is left to predict", "every plane kept (at run time)"),
 ]
 for params, code, text, label in bad:
     for kind in ("linear", "cubic"):
@@ -178,8 +179,8 @@ for params, code, text, label in bad:
         T.check(ok and len(errors) <= 1, f"interp_{kind}, {label}: exit {code} with '{text}', nothing committed",
                 sslib.describe(p))
 p, cont = pipeline(smooth[:3], "linear", {"keep_every": 4})
-T.check(p.returncode == 2 and "keeps 1 of the 3 planes" in p.stderr,
-        "keep_every 4 on 3 planes keeps one plane: exit 2 with a message saying so", sslib.describe(p))
+T.check(p.returncode == 3 and "keeps 1 of the 3 planes" in p.stderr,
+        "keep_every 4 on 3 planes keeps one plane: exit 3 (input data) with a message saying so", sslib.describe(p))
 
 # ---- real data: held-out planes of a two-photon stack ------------------------------
 CF = os.path.join(SHARED, "cellfinder-crop-ch0")

@@ -186,9 +186,9 @@ if T.check(p.returncode == 0, "mode repeat, reference previous: the run succeeds
 # ---- bad input and parameters ----------------------------------------------------
 p, cont = pipeline("bad-index", reps, {"reference": "7"})
 errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
-T.check(p.returncode == 2 and len(errors) == 1 and "reference repeat 7" in errors[0] and "4 repeats" in errors[0]
+T.check(p.returncode == 3 and len(errors) == 1 and "reference repeat 7" in errors[0] and "4 repeats" in errors[0]
         and "raw.raw" in errors[0] and "reg" not in committed(cont),
-        "reference index beyond the repeats: exit 2, one line naming it, nothing committed", sslib.describe(p))
+        "reference index beyond the repeats (known from the data): exit 3, one line naming it, nothing committed", sslib.describe(p))
 p, cont = pipeline("bad-word", reps, {"reference": "first"})
 T.check(p.returncode == 2 and "reference must be mean, median, previous or a repeat index" in p.stderr and not committed(cont),
         "reference 'first': a validation error (exit 2) before anything runs", sslib.describe(p))

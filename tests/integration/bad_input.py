@@ -202,6 +202,20 @@ def output_cases():
         p = sslib.run(["run", cfg, "-q"])
         T.check(p.returncode == 4, f"{store}: output below a file: exit 4", sslib.describe(p))
         check_stderr(f"{store}: output below a file", p, ["out/deeper"])
+        # the output is a symbolic link to nowhere
+        os.symlink(os.path.join(d, "nowhere"), os.path.join(d, "dangling"))
+        cfg = sslib.make_config(os.path.join(d, "c3.yaml"), sslib.synth_stages(), store=store, output="dangling")
+        p = sslib.run(["run", cfg, "-q"])
+        T.check(p.returncode == 4, f"{store}: output is a dangling symbolic link: exit 4", sslib.describe(p))
+        check_stderr(f"{store}: output is a dangling symbolic link", p, ["dangling", "symbolic link", "nowhere"])
+    # a JSON log that cannot be written fails the run (exit 4) after the stages ran
+    d = case_dir("log-full")
+    cfg = sslib.make_config(os.path.join(d, "c.yaml"), sslib.synth_stages())
+    p = sslib.run(["run", cfg, "-q", "--log-json", "/dev/full"])
+    T.check(p.returncode == 4 and "/dev/full" in p.stderr and "JSON log" in p.stderr,
+            "--log-json on a full device: exit 4 naming the log", sslib.describe(p))
+    p = sslib.run(["status", cfg])
+    T.check(p.returncode == 0 and p.stdout.count(" done ") >= 4, "... and the stages it ran are committed", p.stdout)
 
 
 def disk_full_cases():

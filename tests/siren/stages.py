@@ -204,11 +204,11 @@ def bad(stages_extra, expect_rc, expect_text, desc):
 
 
 bad({"i": {"uses": "siren_interplane", "inputs": {"stack": "img.fused"}, "params": dict(fit, keep_planes=[0, 4, 12])}},
-    2, "outside the stack's planes", "kept plane out of range")
+    3, "outside the stack's planes", "kept plane out of range (the stack's depth is data)")
 bad({"i": {"uses": "siren_interplane", "inputs": {"stack": "img.fused"}, "params": dict(fit, keep_planes=[0, 4, 3])}},
     2, "increasing", "unsorted kept planes")
 bad({"i": {"uses": "siren_interplane", "inputs": {"stack": "img.fused"}, "params": dict(fit, keep_planes=list(range(9)))}},
-    2, "nothing to predict", "nothing left to predict")
+    3, "nothing to predict", "nothing left to predict (the stack's depth is data)")
 bad({"f": {"uses": "siren_fuse", "inputs": {"repeats": "norm.data"}, "params": dict(fit, fraction=1.5)}},
     2, "fraction", "fraction above 1")
 bad({"f": {"uses": "siren_fuse", "inputs": {"repeats": "norm.data"}, "params": dict(fit, fraction=0)}},
