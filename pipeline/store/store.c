@@ -202,6 +202,17 @@ int store_compression_from_name(const char *name, store_compression *c)
         }
     return ss_fail(SS_ERR_CONFIG, "unknown compression '%s' (blosc-lz4, blosc-zstd, gzip, none)", name ? name : "");
 }
+
+int store_compression_check(store_compression c)
+{
+    if (c == STORE_COMP_BLOSC_ZSTD && blosc_compname_to_compcode(BLOSC_ZSTD_COMPNAME) < 0)
+        return ss_fail(SS_ERR_CONFIG,
+                       "blosc-zstd is not available: this blosc library (%s) was built without zstd (it has %s); "
+                       "use blosc-lz4, gzip or none",
+                       blosc_get_version_string(), blosc_list_compressors());
+    if ((unsigned)c >= STORE_COMP_COUNT) return ss_fail(SS_ERR_INTERNAL, "compression %d out of range", (int)c);
+    return SS_OK;
+}
 const char *store_path(const store *s) { return s->path; }
 const char *store_workdir(const store *s) { return s->workdir; }
 
