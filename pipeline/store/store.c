@@ -274,10 +274,19 @@ int store_stage_begin(store *s, const char *stage, store_writer **w)
     if (!nw) return ss_fail(SS_ERR_NOMEM, "out of memory");
     nw->s = s;
     nw->stage = ss_strdup(stage);
-    int rc = s->be->stage_begin(nw);
+    int rc = store_compression_check(s->comp);
+    if (rc == SS_OK) rc = s->be->stage_begin(nw);
     if (rc != SS_OK) {
         free(nw->stage);
         free(nw);
+        return rc;
+    }
+    /* Every stage records the compression its arrays and tables get. */
+    json_t *comp = json_string(store_compression_name(s->comp));
+    rc = s->be->writer_attr(nw, "compression", comp);
+    json_decref(comp);
+    if (rc != SS_OK) {
+        store_abort_stage(nw);
         return rc;
     }
     *w = nw;

@@ -572,22 +572,16 @@ static int h5_stage_begin(store_writer *w)
     snprintf(uniq, sizeof uniq, "%lx%lx%x", (unsigned long)time(NULL), (unsigned long)getpid(), counter++);
     hw->final_rel = ss_asprintf("%s.d/%s/%s.%s.h5", h->base, STAGE_SUBDIR, w->stage, uniq);
     hw->tmp_path = ss_asprintf("%s/%s.%s.h5.tmp", h->stagedir, w->stage, uniq);
-    /* Fixed for the whole stage, and recorded with it (the stage attribute
-     * "compression"), so a stage never mixes two. */
+    /* Fixed for the whole stage (store_stage_begin records it), so a stage
+     * never mixes two. */
     hw->comp = s->comp;
-    int rc = store_compression_check(hw->comp);
-    if (rc == SS_OK && (!hw->final_rel || !hw->tmp_path)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    if (!hw->final_rel || !hw->tmp_path) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK && (rc = fs_mkdir_p(h->stagedir)) == SS_OK) {
         hw->file = file_create(hw->tmp_path, 0);
         if (hw->file < 0)
             rc = ss_fail(SS_ERR_IO, "%s: cannot create stage file (%s)", hw->tmp_path,
                          errno ? strerror(errno) : "HDF5 error");
-        else if (attr_write_str(hw->file, "compression", store_compression_name(hw->comp)) != 0)
-            rc = ss_fail(SS_ERR_IO, "%s: cannot write attribute 'compression'", hw->tmp_path);
-        if (rc != SS_OK && hw->file >= 0) {
-            H5Fclose(hw->file);
-            unlink(hw->tmp_path);
-        }
     }
     if (rc != SS_OK) {
         free(hw->final_rel);
