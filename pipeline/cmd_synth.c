@@ -30,6 +30,8 @@ static const char synth_help[] =
     "  --repeats R          noisy repeats (default 4)\n"
     "  --voxel Z,Y,X        voxel size in micrometer (default by phantom)\n"
     "  --seed N             run seed (default 1)\n"
+    "  --compression NAME   blosc-lz4 (default), blosc-zstd, gzip (no plugin needed in\n"
+    "                       HDF5 readers), none\n"
     "  --set KEY=VALUE      any other parameter of stage synth (repeatable); VALUE\n"
     "                       is JSON where it parses (20, [1, 2], null), else a string\n"
     "  --threads N          CPU threads (0: all cores, the default)\n"
@@ -102,9 +104,10 @@ int cmd_synth(int argc, char **argv)
         {"voxel", required_argument, 0, 'v'},   {"seed", required_argument, 0, 'S'},
         {"set", required_argument, 0, 'k'},     {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"compression", required_argument, 0, 'c'},
         {0, 0, 0, 0},
     };
-    const char *out = NULL;
+    const char *out = NULL, *compression = "blosc-lz4";
     long long seed = 1;
     int threads = 0, quiet = 0;
     json_t *params = json_object();
@@ -155,6 +158,7 @@ int cmd_synth(int argc, char **argv)
             threads = (int)strtol(optarg, &end, 10);
             if (*end || end == optarg || threads < 0) rc = usage("--threads needs an integer >= 0, got '%s'", optarg);
             break;
+        case 'c': compression = optarg; break;
         case 'q': quiet = 1; break;
         case 'h':
             fputs(synth_help, stdout);
@@ -207,6 +211,9 @@ int cmd_synth(int argc, char **argv)
         json_t *outj = json_string(normdir);
         char *outq = json_dumps(outj, JSON_ENCODE_ANY);
         json_decref(outj);
+        json_t *compj = json_string(compression);
+        char *compq = json_dumps(compj, JSON_ENCODE_ANY);
+        json_decref(compj);
         char *pj = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
         /* JSON is YAML's flow style, so values pass through unchanged. */
         char *text = ss_asprintf("version: 1\n"
@@ -214,6 +221,7 @@ int cmd_synth(int argc, char **argv)
                                  "  name: synth\n"
                                  "  output: %s\n"
                                  "  store: %s\n"
+                                 "  compression: %s\n"
                                  "  seed: %lld\n"
                                  "  threads: %d\n"
                                  "samples:\n"
@@ -222,13 +230,14 @@ int cmd_synth(int argc, char **argv)
                                  "  synth:\n"
                                  "    uses: synth\n"
                                  "    params: %s\n",
-                                 outq, zarr ? "zarr" : "hdf5", seed, threads, sample, pj);
+                                 outq, zarr ? "zarr" : "hdf5", compq, seed, threads, sample, pj);
         FILE *f = fopen(cfgpath, "w");
         if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
             if (f) fclose(f);
             rc = ss_fail(SS_ERR_IO, "%s: cannot write the temporary config", cfgpath);
         }
         free(outq);
+        free(compq);
         free(pj);
         free(text);
     }

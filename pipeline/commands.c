@@ -253,7 +253,7 @@ static int is_provenance_attr(const char *key)
     static const char *const keys[] = {"stage_type", "stage_version", "params", "fingerprint", "input_fingerprints",
                                        "inputs", "input_files", "sample", "software_version", "libraries", "host",
                                        "device", "started", "finished", "seconds", "threads", "seed",
-                                       "sirenstack_committed", NULL};
+                                       "compression", "sirenstack_committed", NULL};
     for (const char *const *k = keys; *k; k++)
         if (!strcmp(key, *k)) return 1;
     return 0;

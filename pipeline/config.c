@@ -59,7 +59,8 @@ static int edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-static void suggest(sbuf *b, const char *got, const char *const *options)
+/* The option nearest to got, if it is at most two edits away. */
+static const char *closest(const char *got, const char *const *options)
 {
     const char *best = NULL;
     int bd = 3;
@@ -67,6 +68,12 @@ static void suggest(sbuf *b, const char *got, const char *const *options)
         int dd = edit_distance(got, *o);
         if (dd < bd) bd = dd, best = *o;
     }
+    return best;
+}
+
+static void suggest(sbuf *b, const char *got, const char *const *options)
+{
+    const char *best = closest(got, options);
     if (best) sbuf_printf(b, " (did you mean '%s'?)", best);
     sbuf_put(b, "; expected one of:");
     for (const char *const *o = options; *o; o++) sbuf_printf(b, " %s", *o);
@@ -195,16 +202,22 @@ static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, co
         return json_boolean(b);
     }
     case P_ENUM: {
-        int ok = 0;
-        const char *c = p->choices;
-        size_t lv = strlen(n->value);
-        while (c && *c && !ok) {
-            size_t l = strcspn(c, "|");
-            ok = l == lv && !strncmp(c, n->value, l);
-            c += l + (c[l] == '|');
+        /* The choices "a|b|c" as a list, for the match and the suggestion. */
+        char words[512];
+        const char *opts[64];
+        int k = 0, ok = 0;
+        snprintf(words, sizeof words, "%s", p->choices ? p->choices : "");
+        char *save = NULL;
+        for (char *w = strtok_r(words, "|", &save); w && k < 63; w = strtok_r(NULL, "|", &save)) {
+            ok |= !strcmp(w, n->value);
+            opts[k++] = w;
         }
+        opts[k] = NULL;
         if (!ok) {
-            cfg_error(e, n->line, n->col, kp, "%s is not allowed: expected one of %s", describe(n), p->choices);
+            const char *best = closest(n->value, opts);
+            char hint[96] = "";
+            if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+            cfg_error(e, n->line, n->col, kp, "%s is not allowed: expected one of %s%s", describe(n), p->choices, hint);
             return NULL;
         }
         return json_string(n->value);
@@ -324,8 +337,8 @@ static json_t *validate_params(cfg_errors *e, const stage_type *t, const ynode *
 /* ---- run section --------------------------------------------------------- */
 
 static const char *const top_keys[] = {"version", "run", "samples", "stages", NULL};
-static const char *const run_keys[] = {"name", "output", "store", "device", "threads", "seed", "checkpoint",
-                                       "progress_interval", NULL};
+static const char *const run_keys[] = {"name", "output", "store", "compression", "device", "threads", "seed",
+                                       "checkpoint", "progress_interval", NULL};
 static const char *const stage_keys[] = {"uses", "inputs", "params", "description", NULL};
 
 /* The run section is validated with the same machinery as stage params. */
@@ -333,6 +346,9 @@ static const param_spec run_params[] = {
     {.name = "name", .type = P_STR, .doc = "name of the run"},
     {.name = "output", .type = P_PATH, .doc = "output folder; one container per sample goes here"},
     {.name = "store", .type = P_ENUM, .def = "\"hdf5\"", .choices = "hdf5|zarr", .doc = "container format"},
+    {.name = "compression", .type = P_ENUM, .def = "\"blosc-lz4\"", .choices = "blosc-lz4|blosc-zstd|gzip|none",
+     .doc = "how arrays are compressed (lossless; gzip needs no plugin in HDF5 readers); committed stages keep "
+            "theirs, --force STAGE rewrites"},
     {.name = "device", .type = P_ENUM, .def = "\"auto\"", .choices = "auto|cpu|cuda", .doc = "where kernels run"},
     {.name = "threads", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 4096,
      .doc = "CPU threads (0: all cores)"},
@@ -392,6 +408,21 @@ static int validate_run(cfg_errors *e, config *c, const ynode *root, const ynode
     c->output = path_normalize(joined);
     free(joined);
     c->store = strcmp(json_string_value(json_object_get(v, "store")), "zarr") ? STORE_HDF5 : STORE_ZARR;
+    store_compression_from_name(json_string_value(json_object_get(v, "compression")), &c->compression);
+    int comp_ok = store_compression_check(c->compression) == SS_OK;
+    /* The Zarr store writes blosc-lz4 (schemas/container-layout.md). */
+    if (comp_ok && c->store == STORE_ZARR && c->compression != STORE_COMP_BLOSC_LZ4) {
+        ss_fail(SS_ERR_CONFIG, "'%s' is not written by store: zarr, whose arrays are blosc-lz4; use store: hdf5 for it",
+                store_compression_name(c->compression));
+        comp_ok = 0;
+    }
+    if (!comp_ok) {
+        const ynode *cn = ymap_get(run, "compression");
+        cfg_error(e, cn ? cn->line : run->line, cn ? cn->col : run->col, "run.compression", "%s", ss_errmsg());
+        json_decref(v);
+        json_decref(cv);
+        return -1;
+    }
     const char *dev = json_string_value(json_object_get(v, "device"));
     c->device = !strcmp(dev, "cpu") ? DEVICE_CPU : !strcmp(dev, "cuda") ? DEVICE_CUDA : DEVICE_AUTO;
     c->threads = (int)json_integer_value(json_object_get(v, "threads"));

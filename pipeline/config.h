@@ -36,6 +36,7 @@ typedef struct {
     char *run_name;
     char *output; /* absolute or relative to dir, resolved */
     store_format store;
+    store_compression compression; /* of the arrays this run writes */
     run_device device;
     int threads;  /* 0: all cores */
     uint64_t seed;

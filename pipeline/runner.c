@@ -51,6 +51,7 @@ typedef struct {
     sbuf reason;
     int selected;
     int error;            /* planning failed for this stage (missing input file, ...) */
+    char kept[160];       /* reused with another compression than the run's: what to say */
 } stage_plan;
 
 static void plan_free(stage_plan *p, int n)
@@ -150,6 +151,19 @@ static void explain_stale(const config *c, int i, stage_plan *p, const stage_pla
         sbuf_printf(r, "%sseed changed", n > 1 ? "; " : "");
     if (n == 0) sbuf_put(r, "fingerprint changed (sample voxel size or repeats)");
     else if (n > 3) sbuf_printf(r, "; and %d more changes", n - 3);
+}
+
+/* Compression does not change results, so it is no part of the fingerprint:
+ * a reused stage keeps the compression it was written with. Stages committed
+ * before the attribute existed were all blosc-lz4. */
+static void note_kept_compression(const config *c, int i, stage_plan *sp)
+{
+    const char *was = json_string_value(json_object_get(sp->attrs, "compression"));
+    const char *want = store_compression_name(c->compression);
+    if (!was) was = store_compression_name(STORE_COMP_BLOSC_LZ4);
+    if (strcmp(was, want))
+        snprintf(sp->kept, sizeof sp->kept, "written with %s, kept (--force %s rewrites it with %s)", was,
+                 c->stages[i].name, want);
 }
 
 static int load_cache(store *st, json_t **cache)
@@ -380,6 +394,8 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
         } else if (sp->committed && !strcmp(sp->fp, sp->committed_fp)) {
             sp->act = ACT_REUSE;
             sbuf_put(&sp->reason, "fingerprint matches");
+            note_kept_compression(c, i, sp);
+            if (sp->kept[0]) sbuf_printf(&sp->reason, "; %s", sp->kept);
         } else {
             sp->act = ACT_RUN;
             if (unreadable) sbuf_printf(&sp->reason, "committed output is unreadable (%s)", ss_errmsg());
@@ -608,6 +624,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         if (rc == SS_OK) rc = store_lock(st);
         if (rc == SS_OK) rc = store_recover(st);
         if (rc == SS_OK) clean_workdir(st);
+        if (rc == SS_OK) store_set_compression(st, c->compression);
     } else if (path_exists(path)) {
         rc = store_open(path, c->store, 0, &st);
     }
@@ -660,7 +677,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         if (sp->act == ACT_REUSE) {
             report_event(rep, "stage_reuse", json_pack("{s:s,s:s,s:s}", "sample", s->id, "stage", d->name,
                                                        "fingerprint", sp->fp));
-            if (!o->quiet) report_info(rep, "%s/%s: up to date", s->id, d->name);
+            if (!o->quiet) report_info(rep, "%s/%s: up to date%s%s", s->id, d->name, sp->kept[0] ? "; " : "", sp->kept);
             continue;
         }
         if (!o->quiet) report_info(rep, "%s/%s: running %s (%s)", s->id, d->name, d->type->name, sbuf_str(&sp->reason));

@@ -202,6 +202,17 @@ int store_compression_from_name(const char *name, store_compression *c)
         }
     return ss_fail(SS_ERR_CONFIG, "unknown compression '%s' (blosc-lz4, blosc-zstd, gzip, none)", name ? name : "");
 }
+
+int store_compression_check(store_compression c)
+{
+    if (c == STORE_COMP_BLOSC_ZSTD && blosc_compname_to_compcode(BLOSC_ZSTD_COMPNAME) < 0)
+        return ss_fail(SS_ERR_CONFIG,
+                       "blosc-zstd is not available: this blosc library (%s) was built without zstd (it has %s); "
+                       "use blosc-lz4, gzip or none",
+                       blosc_get_version_string(), blosc_list_compressors());
+    if ((unsigned)c >= STORE_COMP_COUNT) return ss_fail(SS_ERR_INTERNAL, "compression %d out of range", (int)c);
+    return SS_OK;
+}
 const char *store_path(const store *s) { return s->path; }
 const char *store_workdir(const store *s) { return s->workdir; }
 
@@ -263,10 +274,19 @@ int store_stage_begin(store *s, const char *stage, store_writer **w)
     if (!nw) return ss_fail(SS_ERR_NOMEM, "out of memory");
     nw->s = s;
     nw->stage = ss_strdup(stage);
-    int rc = s->be->stage_begin(nw);
+    int rc = store_compression_check(s->comp);
+    if (rc == SS_OK) rc = s->be->stage_begin(nw);
     if (rc != SS_OK) {
         free(nw->stage);
         free(nw);
+        return rc;
+    }
+    /* Every stage records the compression its arrays and tables get. */
+    json_t *comp = json_string(store_compression_name(s->comp));
+    rc = s->be->writer_attr(nw, "compression", comp);
+    json_decref(comp);
+    if (rc != SS_OK) {
+        store_abort_stage(nw);
         return rc;
     }
     *w = nw;

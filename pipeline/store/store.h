@@ -35,6 +35,9 @@ typedef enum {
 const char *store_compression_name(store_compression c);
 /* 0 and *c set when name is one of the above; SS_ERR_CONFIG otherwise. */
 int store_compression_from_name(const char *name, store_compression *c);
+/* SS_OK when this build can write c; SS_ERR_CONFIG with a message naming what
+ * is missing otherwise (blosc-zstd needs a blosc library built with zstd). */
+int store_compression_check(store_compression c);
 
 typedef enum {
     DT_U8, DT_U16, DT_I16, DT_U32, DT_I32, DT_I64, DT_F32, DT_F64, DT_COUNT
@@ -63,7 +66,7 @@ typedef struct {
     int has_meta;      /* axes/voxel/unit present */
     array_meta meta;
     int64_t stored_bytes; /* compressed bytes on disk (0 when unknown) */
-    char compressor[64];  /* "blosc:lz4:5:shuffle" or "none" */
+    char compressor[64];  /* "blosc:lz4:5:shuffle", "gzip:4:shuffle" or "none" */
 } array_info;
 
 /* The metadata an output derived from this array carries: the array's own,

@@ -51,6 +51,7 @@ typedef struct {
 
 typedef struct {
     hid_t file;
+    store_compression comp; /* of every array and table of this stage */
     char *tmp_path;   /* absolute-ish path of the temporary stage file */
     char *final_rel;  /* relative path once committed */
 } h5writer;
@@ -571,6 +572,9 @@ static int h5_stage_begin(store_writer *w)
     snprintf(uniq, sizeof uniq, "%lx%lx%x", (unsigned long)time(NULL), (unsigned long)getpid(), counter++);
     hw->final_rel = ss_asprintf("%s.d/%s/%s.%s.h5", h->base, STAGE_SUBDIR, w->stage, uniq);
     hw->tmp_path = ss_asprintf("%s/%s.%s.h5.tmp", h->stagedir, w->stage, uniq);
+    /* Fixed for the whole stage (store_stage_begin records it), so a stage
+     * never mixes two. */
+    hw->comp = s->comp;
     int rc = SS_OK;
     if (!hw->final_rel || !hw->tmp_path) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK && (rc = fs_mkdir_p(h->stagedir)) == SS_OK) {
@@ -688,12 +692,22 @@ static int write_meta(hid_t d, const array_meta *m)
     return 0;
 }
 
-static hid_t dcpl_blosc(int rank, const hsize_t *chunk)
+/* Chunked layout and the filters of compression c (schemas/container-layout.md):
+ * blosc is filter 32001 with hdf5-blosc's cd_values, [0..3] filled in by its
+ * set_local; gzip is HDF5's built-in shuffle + deflate, which every HDF5
+ * library decodes without a plugin. */
+static hid_t dcpl_for(store_compression c, int rank, const hsize_t *chunk)
 {
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, rank, chunk);
-    unsigned cd[7] = {0, 0, 0, 0, STORE_BLOSC_CLEVEL, STORE_BLOSC_SHUFFLE, 1 /* lz4 */};
-    H5Pset_filter(dcpl, SS_H5Z_FILTER_BLOSC, H5Z_FLAG_OPTIONAL, 7, cd);
+    if (c == STORE_COMP_BLOSC_LZ4 || c == STORE_COMP_BLOSC_ZSTD) {
+        unsigned cd[7] = {0, 0, 0, 0, STORE_BLOSC_CLEVEL, STORE_BLOSC_SHUFFLE,
+                          c == STORE_COMP_BLOSC_ZSTD ? BLOSC_ZSTD : BLOSC_LZ4};
+        H5Pset_filter(dcpl, SS_H5Z_FILTER_BLOSC, H5Z_FLAG_OPTIONAL, 7, cd);
+    } else if (c == STORE_COMP_GZIP) {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, STORE_GZIP_LEVEL);
+    }
     return dcpl;
 }
 
@@ -733,7 +747,7 @@ static int h5_writer_array(store_writer *w, const char *name, ss_dtype dt, int r
     if (H5Lexists(hw->file, name, H5P_DEFAULT) > 0)
         return ss_fail(SS_ERR_INTERNAL, "stage %s: array '%s' written twice", w->stage, name);
     hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t dcpl = dcpl_blosc(rank, ch);
+    hid_t dcpl = dcpl_for(hw->comp, rank, ch);
     hid_t dapl = dapl_for(rank, dims, ch, dtype_size(dt));
     hid_t d = H5Dcreate2(hw->file, name, file_type(dt), sp, H5P_DEFAULT, dcpl, dapl);
     H5Pclose(dcpl);
@@ -797,7 +811,7 @@ static int h5_writer_table(store_writer *w, const char *name, const table_view *
         }
     hsize_t n = nrows, ch = nrows ? (nrows < 65536 ? nrows : 65536) : 1;
     hid_t sp = H5Screate_simple(1, &n, NULL);
-    hid_t dcpl = dcpl_blosc(1, &ch);
+    hid_t dcpl = dcpl_for(hw->comp, 1, &ch);
     hid_t d = H5Dcreate2(hw->file, name, ct, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = SS_OK;
     if (d < 0 || (nrows && H5Dwrite(d, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) ||
@@ -995,7 +1009,7 @@ static int h5_array_info(store_array *a, array_info *info)
     else
         for (int i = 0; i < rank; i++) info->chunk[i] = info->shape[i];
     strcpy(info->compressor, "none");
-    int nf = H5Pget_nfilters(dcpl);
+    int nf = H5Pget_nfilters(dcpl), shuffled = 0;
     for (int k = 0; k < nf; k++) {
         unsigned flags, cd[8];
         size_t ncd = 8;
@@ -1007,8 +1021,11 @@ static int h5_array_info(store_array *a, array_info *info)
             if (ncd >= 7) blosc_compcode_to_compname((int)cd[6], &cname);
             snprintf(info->compressor, sizeof info->compressor, "blosc:%s:%u:%s", cname, ncd >= 5 ? cd[4] : 5,
                      ncd >= 6 ? (cd[5] == 2 ? "bitshuffle" : cd[5] ? "shuffle" : "noshuffle") : "shuffle");
+        } else if (id == H5Z_FILTER_SHUFFLE) {
+            shuffled = 1;
         } else if (id == H5Z_FILTER_DEFLATE) {
-            snprintf(info->compressor, sizeof info->compressor, "gzip:%u", ncd >= 1 ? cd[0] : 0);
+            snprintf(info->compressor, sizeof info->compressor, "gzip:%u:%s", ncd >= 1 ? cd[0] : 0,
+                     shuffled ? "shuffle" : "noshuffle");
         } else if (id >= 0 && !strcmp(info->compressor, "none")) {
             snprintf(info->compressor, sizeof info->compressor, "filter-%d", (int)id);
         }

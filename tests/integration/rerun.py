@@ -8,7 +8,9 @@ the stochastic source and everything downstream; --force, --stages, --dry-run
 (changes nothing on disk), `status` (done / stale / pending with the reason),
 --sample / --array-index selection, import_hdf5 input files (content change
 reruns, mtime-only change does not, the input is never modified), byte-identical
-stage files of reused stages, and deterministic outputs for a given seed.
+stage files of reused stages, and deterministic outputs for a given seed;
+run.compression, which is no part of the fingerprint: changing it reuses every
+stage (each keeps its compression, --dry-run says so), --force rewrites.
 """
 import os
 import sys
@@ -320,10 +322,81 @@ def canonical_suite(store):
     T.check(a["raw/truth"].shape == (6, 48, 40), f"{store}: still readable after the voxel change")
 
 
+def filter_kind(fid, cd):
+    """A dataset filter as ('blosc', compressor code), ('shuffle',),
+    ('deflate', level) or ('filter', id)."""
+    if fid == 32001:
+        return ("blosc", cd[6] if len(cd) > 6 else None)
+    return {2: ("shuffle",), 1: ("deflate", cd[0] if cd else None)}.get(fid, ("filter", fid))
+
+
+def h5_compression(cont):
+    """({'stage/array': [filter kinds]}, {stage: (attribute compression,
+    fingerprint)}) of a container, read with h5py."""
+    filters, stages = {}, {}
+    with h5py.File(cont, "r", locking=False) as f:
+        for sname in f.keys():
+            stages[sname] = (f[sname].attrs.get("compression"), f[sname].attrs.get("fingerprint"))
+            for aname, d in f[sname].items():
+                plist = d.id.get_create_plist()
+                filters[f"{sname}/{aname}"] = [filter_kind(*plist.get_filter(k)[:3:2])
+                                               for k in range(plist.get_nfilters())]
+    return filters, stages
+
+
+def compression_suite():
+    """Compression does not change results: changing run.compression reuses
+    every committed stage (which keeps its compression), --force rewrites."""
+    store = "hdf5"
+    lz4, gzip = [("blosc", 1)], [("shuffle",), ("deflate", 4)]
+    tmp = T.tmpdir("compression")
+    cfg = os.path.join(tmp, "c.yaml")
+    cont = sslib.container_path(os.path.join(tmp, "out"), "s1", store)
+    sslib.make_config(cfg, sslib.synth_stages(), store=store)
+    ran_check(store, "compression: first run (default blosc-lz4)", cfg, tmp, ALL)
+    h1 = sslib.stage_hashes(cont, store)
+    ref = sslib.read_arrays(cont, store)
+    filters, st1 = h5_compression(cont)
+    T.check({s: c for s, (c, fp) in st1.items()} == {s: "blosc-lz4" for s in ALL} and
+            all(v == lz4 for v in filters.values()),
+            "hdf5: compression: by default every stage records blosc-lz4 and every array has filter 32001 with lz4",
+            f"{st1}\n{filters}")
+
+    sslib.make_config(cfg, sslib.synth_stages(), store=store, run_extra={"compression": "gzip"})
+    p = sslib.run(["run", cfg, "--dry-run"])
+    lines = {ln.split()[0]: ln for ln in p.stdout.splitlines() if ln.startswith("  ")}
+    T.check(p.returncode == 0 and all(lines.get(s, "").split()[1:2] == ["reuse"] and
+                                      f"written with blosc-lz4, kept (--force {s} rewrites it with gzip)" in lines[s]
+                                      for s in ALL),
+            "hdf5: compression: --dry-run after blosc-lz4 -> gzip: every stage reuse, 'written with blosc-lz4, kept "
+            "(--force STAGE rewrites it with gzip)'", sslib.describe(p))
+    p, _, _, reused = ran_check(store, "compression: blosc-lz4 -> gzip", cfg, tmp, set())
+    T.check(sslib.stages_ran(reused) == ALL and "s1/norm: up to date; written with blosc-lz4, kept" in p.stderr,
+            "hdf5: compression: the run reuses all four and says the arrays keep blosc-lz4", sslib.describe(p))
+    T.check(sslib.stage_hashes(cont, store) == h1, "hdf5: compression: the reused stages are byte-identical")
+    p, st = status_map(cfg)
+    T.check(all(st.get(("s1", s), ("",))[0] == "done" for s in ALL), "hdf5: compression: status: every stage done",
+            sslib.describe(p))
+
+    ran_check(store, "compression: --force norm with gzip", cfg, tmp, DOWN, extra=["--force", "norm"])
+    filters, st2 = h5_compression(cont)
+    T.check({s: c for s, (c, fp) in st2.items()} == {"raw": "blosc-lz4", "norm": "gzip", "mean": "gzip",
+                                                      "median": "gzip"},
+            "hdf5: compression: after --force norm, norm and its dependants record gzip, raw keeps blosc-lz4", st2)
+    T.check(all(v == (lz4 if k.startswith("raw/") else gzip) for k, v in filters.items()),
+            "hdf5: compression: the rewritten arrays have shuffle + deflate 4, raw's still blosc lz4", filters)
+    eq, detail = sslib.arrays_equal(sslib.read_arrays(cont, store), ref)
+    T.check(eq, "hdf5: compression: the values are the same whatever the compression", detail)
+    T.check({s: fp for s, (c, fp) in st2.items()} == {s: fp for s, (c, fp) in st1.items()},
+            "hdf5: compression: the fingerprints are unchanged", f"{st1}\n{st2}")
+    ran_check(store, "compression: a plain run after --force", cfg, tmp, set())
+
+
 for store in ("hdf5", "zarr"):
     T.guard(f"{store}: resume suite", resume_suite, store)
     T.guard(f"{store}: canonical parameters", canonical_suite, store)
     T.guard(f"{store}: determinism", determinism, store)
     T.guard(f"{store}: sample selection", samples_suite, store)
     T.guard(f"{store}: import_hdf5 inputs", import_suite, store)
+T.guard("compression", compression_suite)
 T.done()

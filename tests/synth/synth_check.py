@@ -480,6 +480,22 @@ def cli():
             describe(p))
     p = run(["synth", "-o", path, "--shape", "4,32,32", "--seed", "9"])
     T.check(p.returncode == 0 and "running synth" in p.stderr, "synth with another seed reruns", describe(p))
+    # --compression: the arrays' filters, and a refused name
+    gz = os.path.join(WORK, "gzip/g.h5")
+    p = synth(gz, "--shape", "4,32,32", "--compression", "gzip")
+    filters, comp = set(), None
+    if p.returncode == 0:
+        with h5py.File(gz, "r") as f:
+            for d in f["synth"].values():
+                plist = d.id.get_create_plist()
+                filters.add(tuple(plist.get_filter(k)[0] for k in range(plist.get_nfilters())))
+            comp = f["synth"].attrs.get("compression")
+    T.check(p.returncode == 0 and filters == {(2, 1)} and comp == "gzip",
+            "synth --compression gzip: every array has HDF5's shuffle + deflate, the stage records gzip",
+            f"{filters}\n{describe(p)}")
+    p = run(["synth", "-o", os.path.join(WORK, "bad/c.h5"), "--compression", "gzip9"])
+    T.check(p.returncode == 2 and "compression: 'gzip9' is not allowed" in p.stderr and
+            "(did you mean 'gzip'?)" in p.stderr and "synth.yaml" not in p.stderr, "synth --compression gzip9: exit 2, did you mean 'gzip'", describe(p))
     # Zarr: the same sample name and seed give the same data as HDF5.
     zp, hp = os.path.join(WORK, "z/s.zarr"), os.path.join(WORK, "z/s.h5")
     pz, ph = synth(zp, "--shape", "4,48,40", "--seed", "3"), synth(hp, "--shape", "4,48,40", "--seed", "3")

@@ -51,6 +51,65 @@ static int write_stage(store *s, const char *stage, float offset, int abort_it)
     return store_commit_stage(w);
 }
 
+/* Each compression: the stage records it, the arrays carry its filters,
+ * values and tables round-trip. */
+static void compression_round_trips(const char *dir)
+{
+    static const char *const want[STORE_COMP_COUNT] = {"blosc:lz4:5:shuffle", "blosc:zstd:5:shuffle",
+                                                       "gzip:4:shuffle", "none"};
+    char *path = ss_asprintf("%s/comp/sample1.h5", dir);
+    store *s;
+    CHECK(store_open(path, STORE_HDF5, 1, &s) == SS_OK && store_lock(s) == SS_OK, "create a container for compressions");
+    CHECK(store_get_compression(s) == STORE_COMP_BLOSC_LZ4, "blosc-lz4 is the default");
+    for (int c = 0; c < STORE_COMP_COUNT; c++) {
+        const char *name = store_compression_name((store_compression)c);
+        store_compression back;
+        CHECK(store_compression_from_name(name, &back) == SS_OK && back == (store_compression)c &&
+                  store_compression_check(back) == SS_OK,
+              "%s: name round-trips and this build writes it", name);
+        store_set_compression(s, (store_compression)c);
+        char stage[32];
+        snprintf(stage, sizeof stage, "c%d", c);
+        CHECK(write_stage(s, stage, (float)c, 0) == SS_OK, "%s: write and commit a stage: %s", name, ss_errmsg());
+    }
+    store_set_compression(s, STORE_COMP_BLOSC_LZ4);
+    store_close(s);
+    CHECK(store_open(path, STORE_HDF5, 0, &s) == SS_OK, "reopen the container of compressions");
+    for (int c = 0; c < STORE_COMP_COUNT; c++) {
+        const char *name = store_compression_name((store_compression)c);
+        char stage[32];
+        snprintf(stage, sizeof stage, "c%d", c);
+        json_t *attrs = NULL;
+        CHECK(store_stage_attrs(s, stage, &attrs) == SS_OK &&
+                  !strcmp(json_string_value(json_object_get(attrs, "compression")) ?: "", name),
+              "%s: stage attribute compression", name);
+        json_decref(attrs);
+        store_array *a;
+        array_info info;
+        float plane[33 * 17];
+        int64_t st[3] = {4, 0, 0}, ct[3] = {1, 33, 17};
+        int ok = store_array_open(s, stage, "data", &a) == SS_OK && store_array_info(a, &info) == SS_OK &&
+                 store_array_read(a, st, ct, DT_F32, plane) == SS_OK;
+        CHECK(ok && !strcmp(info.compressor, want[c]), "%s: data compressor %s (%s)", name, want[c],
+              ok ? info.compressor : ss_errmsg());
+        int good = ok;
+        for (int i = 0; ok && i < 33 * 17; i++) good &= plane[i] == c + 4 * 1000 + i;
+        CHECK(good, "%s: data values exact", name);
+        if (ok) store_array_close(a);
+        table_data t;
+        CHECK(store_table_read(s, stage, "metrics", &t) == SS_OK && t.n_rows == 3 &&
+                  ((double *)t.data[1])[2] == -3 && !strcmp((char *)t.data[2] + 2 * TABLE_STR_LEN, "siren"),
+              "%s: table round-trips", name);
+        table_free(&t);
+    }
+    store_close(s);
+    store_compression bad;
+    CHECK(store_compression_from_name("lz4", &bad) == SS_ERR_CONFIG && strstr(ss_errmsg(), "blosc-lz4"),
+          "an unknown compression name is refused, naming the known ones: %s", ss_errmsg());
+    CHECK(store_compression_check(STORE_COMP_COUNT) != SS_OK, "an out-of-range compression is refused");
+    free(path);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ss_h5_XXXXXX";
@@ -140,6 +199,8 @@ int main(void)
     fputs("this is not hdf5", fj);
     fclose(fj);
     CHECK(store_open(junk, STORE_HDF5, 0, &s) == SS_ERR_INPUT, "junk file refused: %s", ss_errmsg());
+
+    compression_round_trips(dir);
 
     free(junk);
     free(stray);
