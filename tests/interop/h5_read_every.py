@@ -59,6 +59,10 @@ def main():
                     info["error"] = f"{type(e).__name__}: {e}"
                 else:
                     path = os.path.join(outdir, f"{stage}.{name}.npy")
+                    if values.dtype.names:
+                        # h5py tags string fields with metadata that .npy files cannot carry
+                        plain = [(n, values.dtype.fields[n][0].str) for n in values.dtype.names]
+                        values = values.astype(np.dtype(plain))
                     np.save(path, values)
                     info["file"] = path
                 out["datasets"][f"{stage}/{name}"] = info
