@@ -983,9 +983,10 @@ static json_t *meta_json(const array_meta *m)
                      "unit", m->unit, (int)strnlen(m->unit, sizeof m->unit));
 }
 
-/* One OME-NGFF 0.4 "multiscales" entry: a single-level pyramid whose scale is
- * the voxel size on spatial axes and 1 elsewhere. */
-static json_t *multiscales_entry(const char *name, const array_meta *m)
+/* One OME-NGFF 0.4 "multiscales" entry: a single-level pyramid (level 0)
+ * whose scale is the voxel size on spatial axes and 1 elsewhere. Its name,
+ * "<stage>/<array>", is what viewers label the image with. */
+static json_t *multiscales_entry(const char *stage, const char *name, const array_meta *m)
 {
     json_t *axes = json_array(), *scale = json_array();
     for (const char *p = m->axes; axes && scale && *p; p++) {
@@ -1002,8 +1003,9 @@ static json_t *multiscales_entry(const char *name, const array_meta *m)
         }
         json_array_append_new(axes, ax);
     }
-    return json_pack("{s:s, s:s, s:o, s:[{s:s, s:[{s:s, s:o}]}]}", "version", "0.4", "name", name, "axes", axes,
-                     "datasets", "path", ZARR_LEVEL, "coordinateTransformations", "type", "scale", "scale", scale);
+    return json_pack("{s:s, s:o, s:o, s:[{s:s, s:[{s:s, s:o}]}]}", "version", "0.4", "name",
+                     json_sprintf("%s/%s", stage, name), "axes", axes, "datasets", "path", ZARR_LEVEL,
+                     "coordinateTransformations", "type", "scale", "scale", scale);
 }
 
 static int is_time_axis(char a) { return a == 'r' || a == 't'; }
@@ -1202,16 +1204,16 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
     char *path = chunk_path(dir, h, idx);
     const unsigned char *data = NULL;
     size_t n = 0;
-    int rc0 = chunk_encode(path, h, src, cbuf, &data, &n);
-    if (rc0 != SS_OK) {
+    int rc = chunk_encode(path, h, src, cbuf, &data, &n);
+    if (rc != SS_OK) {
         free(path);
-        return rc0;
+        return rc;
     }
     ss_crashpoint("zarr.write_chunk");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0 && errno == ENOENT) { /* first chunk under this index prefix */
         char *parent = path_dirname(path);
-        int rc = parent ? fs_mkdir_p(parent) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = parent ? fs_mkdir_p(parent) : ss_fail(SS_ERR_NOMEM, "out of memory");
         free(parent);
         if (rc != SS_OK) {
             free(path);
@@ -1219,7 +1221,6 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
         }
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     }
-    int rc = SS_OK;
     if (fd < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create chunk: %s", path, strerror(errno));
     else {
         int bad = fs_write_full(fd, data, n) != 0;
@@ -1539,7 +1540,7 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
      * (1-D ones, those without axes) are plain arrays at <stage>/<name>. */
     const int image = meta && is_ngff_image(meta, rank);
     json_t *zattrs = meta ? meta_json(meta) : json_object();
-    json_t *group = image ? json_pack("{s:[o]}", "multiscales", multiscales_entry(name, meta)) : NULL;
+    json_t *group = image ? json_pack("{s:[o]}", "multiscales", multiscales_entry(w->stage, name, meta)) : NULL;
     json_t *dims = dims_json(name, rank, meta, 0);
     if (!zattrs || !dims || (image && !group) || json_object_set_new(zattrs, "_ARRAY_DIMENSIONS", dims) != 0) {
         json_decref(zattrs); /* json_string refuses text that is not UTF-8 */

@@ -475,8 +475,8 @@ static void check_raw(store *s, int variant, const char *when)
     json_t *axes = json_object_get(e1, "axes");
     json_t *ax0 = json_array_get(axes, 0), *ax3 = json_array_get(axes, 3);
     CHECK(e0 && e1 && !strcmp(json_string_value(json_object_get(e0, "version")), "0.4") &&
-              !strcmp(json_string_value(json_object_get(e0, "name")), "img_u16") &&
-              !strcmp(json_string_value(json_object_get(e1, "name")), "rep_f64") &&
+              !strcmp(json_string_value(json_object_get(e0, "name")), "raw/img_u16") &&
+              !strcmp(json_string_value(json_object_get(e1, "name")), "raw/rep_f64") &&
               json_array_size(json_object_get(e1, "datasets")) == 1 &&
               !strcmp(json_string_value(json_object_get(ds, "path")), "0") &&
               !strcmp(json_string_value(json_object_get(ax0, "type")), "time") &&
