@@ -17,7 +17,8 @@ store: hdf5 and once with store: zarr, then checks the Zarr container:
   * ome-zarr-py (from PyPI, in the venv <build>/venv-ngff, made once and kept):
     its ZarrLocation reads the layout and series from the root, and its Reader
     opens each image with the right shape, axes, name and scale. Without PyPI
-    (or the venv) those points are TAP skips with the reason, never passes.
+    (or the venv) those points are TAP skips with the reason, never passes;
+  * a stage named OME (the group of the series) is refused: exit 2, one line.
 
 ome-zarr-py 0.11 is the last release on zarr-python 2 (Debian's); its Reader
 follows neither bioformats2raw.layout nor series from the root by itself, so
@@ -205,6 +206,18 @@ def check_ome_zarr(cont, series, h5, voxel):
     T.check(not bad_sum, f"ome-zarr-py {what[3]}: each image sums as the HDF5 run's", "\n".join(bad_sum))
 
 
+def check_reserved_name(work):
+    cfg = sslib.make_config(os.path.join(work, "ome.yaml"), {
+        "raw": {"uses": "synth_smooth", "params": {"shape": [4, 16, 16], "repeats": 2}},
+        "OME": {"uses": "fuse_mean", "inputs": {"repeats": "raw.repeats"}}}, store="zarr", output="out_ome")
+    p = sslib.run(["run", cfg, "-q"])
+    err = p.stderr.strip().splitlines()
+    cont = sslib.container_path(os.path.join(work, "out_ome"), "s1", "zarr")
+    T.check(p.returncode == 2 and len(err) == 1 and "'OME' is reserved" in err[0] and
+            sslib.zarr_series(cont) == ["raw/repeats", "raw/truth"],
+            "a stage named OME: exit 2, one line; the OME group still lists the images", sslib.describe(p))
+
+
 def main():
     try:
         import numpy  # noqa: F401
@@ -225,6 +238,7 @@ def main():
     series = T.guard("bioformats2raw layout", check_layout, root, cont) if root is not None else []
     T.guard("xarray", check_xarray, cont, series or [], h5)
     T.guard("ome-zarr-py", check_ome_zarr, cont, series or [], h5, voxel)
+    T.guard("stage OME", check_reserved_name, work)
     return T.done()
 
 

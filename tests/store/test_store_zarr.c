@@ -279,6 +279,13 @@ static int write_raw(store *s, int variant, int do_commit)
 /* The compressor check_raw expects (store_set_compression changes it). */
 static const char *want_comp = "blosc:lz4:5:shuffle";
 
+/* 1 if v is the JSON string s. */
+static int str_is(const json_t *v, const char *s)
+{
+    const char *t = json_string_value(v);
+    return t && !strcmp(t, s);
+}
+
 /* 1 if OME/.zattrs lists exactly the comma-separated image groups want. */
 static int series_is(const char *want)
 {
@@ -474,14 +481,14 @@ static void check_raw(store *s, int variant, const char *when)
     json_t *sc = json_object_get(json_array_get(json_object_get(ds, "coordinateTransformations"), 0), "scale");
     json_t *axes = json_object_get(e1, "axes");
     json_t *ax0 = json_array_get(axes, 0), *ax3 = json_array_get(axes, 3);
-    CHECK(e0 && e1 && !strcmp(json_string_value(json_object_get(e0, "version")), "0.4") &&
-              !strcmp(json_string_value(json_object_get(e0, "name")), "raw/img_u16") &&
-              !strcmp(json_string_value(json_object_get(e1, "name")), "raw/rep_f64") &&
+    CHECK(e0 && e1 && str_is(json_object_get(e0, "version"), "0.4") &&
+              str_is(json_object_get(e0, "name"), "raw/img_u16") &&
+              str_is(json_object_get(e1, "name"), "raw/rep_f64") &&
               json_array_size(json_object_get(e1, "datasets")) == 1 &&
-              !strcmp(json_string_value(json_object_get(ds, "path")), "0") &&
-              !strcmp(json_string_value(json_object_get(ax0, "type")), "time") &&
-              !strcmp(json_string_value(json_object_get(ax3, "type")), "space") &&
-              !strcmp(json_string_value(json_object_get(ax3, "unit")), "micrometer") &&
+              str_is(json_object_get(ds, "path"), "0") &&
+              str_is(json_object_get(ax0, "type"), "time") &&
+              str_is(json_object_get(ax3, "type"), "space") &&
+              str_is(json_object_get(ax3, "unit"), "micrometer") &&
               json_array_size(sc) == 4 && json_real_value(json_array_get(sc, 0)) == 1.0 &&
               json_real_value(json_array_get(sc, 1)) == 1.5 && json_real_value(json_array_get(sc, 3)) == 0.35,
           "%s: OME-NGFF axes and scale", when);
