@@ -310,7 +310,7 @@ int cmd_inspect(int argc, char **argv)
     json_t *all = json_object();
     if (rc == SS_OK && !as_json)
         printf("%s (%s, layout version %d)\n", store_path(st), store_get_format(st) == STORE_ZARR ? "zarr" : "hdf5",
-               STORE_LAYOUT_VERSION);
+               store_layout_version(st));
     for (char **s = stages; rc == SS_OK && s && *s; s++) {
         json_t *attrs;
         if ((rc = store_stage_attrs(st, *s, &attrs)) != SS_OK) break;

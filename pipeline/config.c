@@ -410,12 +410,6 @@ static int validate_run(cfg_errors *e, config *c, const ynode *root, const ynode
     c->store = strcmp(json_string_value(json_object_get(v, "store")), "zarr") ? STORE_HDF5 : STORE_ZARR;
     store_compression_from_name(json_string_value(json_object_get(v, "compression")), &c->compression);
     int comp_ok = store_compression_check(c->compression) == SS_OK;
-    /* The Zarr store writes blosc-lz4 (schemas/container-layout.md). */
-    if (comp_ok && c->store == STORE_ZARR && c->compression != STORE_COMP_BLOSC_LZ4) {
-        ss_fail(SS_ERR_CONFIG, "'%s' is not written by store: zarr, whose arrays are blosc-lz4; use store: hdf5 for it",
-                store_compression_name(c->compression));
-        comp_ok = 0;
-    }
     if (!comp_ok) {
         const ynode *cn = ymap_get(run, "compression");
         cfg_error(e, cn ? cn->line : run->line, cn ? cn->col : run->col, "run.compression", "%s", ss_errmsg());

@@ -160,6 +160,7 @@ int store_open(const char *path, store_format fmt, int create, store **out)
     s->path = ss_strdup(path);
     s->lock_fd = -1;
     s->comp = STORE_COMP_BLOSC_LZ4;
+    s->layout_version = STORE_LAYOUT_VERSION;
     s->be = fmt == STORE_ZARR ? &store_backend_zarr : &store_backend_hdf5;
     int rc = s->be->open(s, create);
     if (rc != SS_OK) {
@@ -185,6 +186,7 @@ void store_close(store *s)
 store_format store_get_format(const store *s) { return s->fmt; }
 void store_set_compression(store *s, store_compression c) { s->comp = c; }
 store_compression store_get_compression(const store *s) { return s->comp; }
+int store_layout_version(const store *s) { return s->layout_version; }
 
 static const char *const compression_names[STORE_COMP_COUNT] = {"blosc-lz4", "blosc-zstd", "gzip", "none"};
 

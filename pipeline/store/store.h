@@ -18,7 +18,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define STORE_LAYOUT_VERSION 1
+#define STORE_LAYOUT_VERSION 2
 #define STORE_MAX_RANK 8
 
 typedef enum { STORE_HDF5, STORE_ZARR } store_format;
@@ -111,6 +111,9 @@ typedef struct store_array store_array;
 int store_open(const char *path, store_format fmt, int create, store **out);
 void store_close(store *s);
 store_format store_get_format(const store *s);
+/* Layout version of the container as found (1..STORE_LAYOUT_VERSION), or
+ * STORE_LAYOUT_VERSION for one just made. */
+int store_layout_version(const store *s);
 const char *store_path(const store *s);
 /* Compression of the arrays and tables written from now on (default
  * STORE_COMP_BLOSC_LZ4). Committed arrays keep theirs; each stage records the

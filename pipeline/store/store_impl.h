@@ -13,6 +13,7 @@ struct store {
     char *workdir;   /* runner's private folder */
     int lock_fd;     /* -1 when not locked */
     store_compression comp; /* for arrays written from now on */
+    int layout_version;     /* the container's (backends that know it set it in open) */
     const store_backend *be;
     void *impl;
 };

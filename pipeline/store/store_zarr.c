@@ -1,17 +1,25 @@
 /* Zarr v2 backend of the container store.
  *
- * Layout (schemas/container-layout.md is the specification):
- *   <sample>.zarr/.zgroup, .zattrs         {"sirenstack": {"layout_version", "format"}}
+ * Layout, version 2 (schemas/container-layout.md is the specification):
+ *   <sample>.zarr/.zgroup, .zattrs         {"sirenstack": {"layout_version", "format"},
+ *                                           "bioformats2raw.layout": 3}
+ *   <sample>.zarr/OME/.zgroup, .zattrs     {"series": [every image group, "<stage>/<array>"]}
  *   <sample>.zarr/.sirenstack/             work dir: lock, order.json, tmp/
- *   <sample>.zarr/<stage>/.zgroup, .zattrs stage attributes + OME-NGFF 0.4 multiscales
- *   <sample>.zarr/<stage>/<array>/.zarray, .zattrs, chunk files i/j/k (blosc)
+ *   <sample>.zarr/<stage>/.zgroup, .zattrs stage attributes
+ *   <sample>.zarr/<stage>/<image>/         an OME-NGFF 0.4 image: .zgroup, .zattrs
+ *                                          (multiscales), 0/ the array (.zarray, .zattrs, chunks)
+ *   <sample>.zarr/<stage>/<name>/          other arrays and tables: .zarray, .zattrs, chunks
+ * Version 1 containers (every array at <stage>/<name>, multiscales on the
+ * stage group) are read; stages are not added to them.
  *
  * Commit (DESIGN.md invariant 1): a stage is written under
  * .sirenstack/tmp/<stage>.<pid>.<n>/, every file and directory of it is
  * fsynced, and then one rename(2) publishes it -- renameat2(RENAME_EXCHANGE)
  * when a committed stage of that name is being replaced. The entry <stage>
  * therefore always names either the complete old tree or the complete new
- * one, whatever instant the process dies at.
+ * one, whatever instant the process dies at. OME/.zattrs is replaced
+ * atomically around that rename so that it never names an image that is not
+ * there; recovery adds what a kill kept it from naming.
  *
  * Threads: blosc is called through its _ctx functions, so different arrays
  * may be read or written from different threads. One array handle, and one
@@ -34,6 +42,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the zarr backend stores memory as is under little-endian dtypes"
@@ -57,6 +66,11 @@
 #define ZARR_TABLE_MAX_BYTES ((uint64_t)1 << 30) /* as read back into table_data */
 /* Sorted keys make the metadata files a function of their content only. */
 #define ZARR_JSON_FLAGS (JSON_INDENT(4) | JSON_SORT_KEYS)
+/* The group that lists the images for OME-NGFF readers (the 0.4
+ * "bioformats2raw.layout"); no stage may take its name. */
+#define ZARR_OME_GROUP "OME"
+/* The one resolution level of an image group. */
+#define ZARR_LEVEL "0"
 
 /* numpy type strings of the store dtypes. */
 static const char *const zarr_dtypes[DT_COUNT] = {
@@ -88,6 +102,24 @@ static int write_json(const char *path, const json_t *j, int atomic)
     size_t n = strlen(text);
     int rc = atomic ? fs_write_atomic(path, text, n) : write_file(path, text, n);
     free(text);
+    return rc;
+}
+
+/* Makes the group dir of a tree that is not visible yet: .zgroup, and
+ * .zattrs holding attrs. */
+static int write_group(const char *dir, const json_t *attrs)
+{
+    char *fg = path_join(dir, ".zgroup"), *fa = path_join(dir, ".zattrs");
+    json_t *g = json_pack("{s:i}", "zarr_format", 2);
+    int rc = fg && fa && g ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && mkdir(dir, 0777) != 0)
+        rc = errno == EEXIST ? ss_fail(SS_ERR_INTERNAL, "%s: written twice", dir)
+                             : ss_fail(SS_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    if (rc == SS_OK) rc = write_json(fg, g, 0);
+    if (rc == SS_OK) rc = write_json(fa, attrs, 0);
+    json_decref(g);
+    free(fg);
+    free(fa);
     return rc;
 }
 
@@ -185,16 +217,20 @@ static int list_dir(const char *dir, int (*keep)(const char *dir, const char *na
 typedef struct {
     char *tmproot; /* <container>/.sirenstack/tmp */
     char *order;   /* <container>/.sirenstack/order.json */
+    char *series;  /* <container>/OME/.zattrs */
+    int version;   /* layout version of the container */
 } zarr_store;
 
-/* Serialises order.json read-modify-write between commits of one process
- * (other processes are kept out by the container lock). */
+/* Serialises commits of one process from the rename that publishes a stage
+ * to the last update of order.json and the series (other processes are kept
+ * out by the container lock). */
 static pthread_mutex_t order_mutex = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint tmp_counter;
 
 static json_t *root_attrs(void)
 {
-    return json_pack("{s:{s:i,s:s}}", "sirenstack", "layout_version", STORE_LAYOUT_VERSION, "format", "zarr");
+    return json_pack("{s:{s:i,s:s},s:i}", "sirenstack", "layout_version", STORE_LAYOUT_VERSION, "format", "zarr",
+                     "bioformats2raw.layout", 3);
 }
 
 /* Removes <path>.creating.<pid> folders of creators that died (killed
@@ -230,14 +266,17 @@ static int create_container(const char *given)
     char *work = staging ? path_join(staging, ".sirenstack/tmp") : NULL;
     char *zgroup = staging ? path_join(staging, ".zgroup") : NULL;
     char *zattrs = staging ? path_join(staging, ".zattrs") : NULL;
-    json_t *g = json_pack("{s:i}", "zarr_format", 2), *a = root_attrs();
-    int rc = parent && work && zgroup && zattrs && g && a ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    char *ome = staging ? path_join(staging, ZARR_OME_GROUP) : NULL;
+    json_t *g = json_pack("{s:i}", "zarr_format", 2), *a = root_attrs(), *series = json_pack("{s:[]}", "series");
+    int rc = parent && work && zgroup && zattrs && ome && g && a && series ? SS_OK
+                                                                           : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = fs_mkdir_p(parent);
     if (rc == SS_OK) remove_dead_staging(path, parent);
     if (rc == SS_OK) rc = fs_rm_rf(staging);
     if (rc == SS_OK) rc = fs_mkdir_p(work);
     if (rc == SS_OK) rc = write_json(zgroup, g, 0);
     if (rc == SS_OK) rc = write_json(zattrs, a, 0);
+    if (rc == SS_OK) rc = write_group(ome, series);
     if (rc == SS_OK) rc = fsync_tree(staging);
     if (rc == SS_OK) {
         /* rename(2) also replaces an empty directory, which we adopt; a
@@ -255,16 +294,20 @@ static int create_container(const char *given)
     }
     json_decref(g);
     json_decref(a);
+    json_decref(series);
     free(path);
     free(parent);
     free(staging);
     free(work);
     free(zgroup);
     free(zattrs);
+    free(ome);
     return rc;
 }
 
-static int check_container(const char *path)
+/* Checks that path is a sirenstack Zarr container this build reads; *version:
+ * its layout version. */
+static int check_container(const char *path, int *version)
 {
     char *zattrs = path_join(path, ".zattrs");
     char *zgroup = path_join(path, ".zgroup");
@@ -289,12 +332,22 @@ static int check_container(const char *path)
         else if (json_integer_value(ver) > STORE_LAYOUT_VERSION || json_integer_value(ver) < 1)
             rc = ss_fail(SS_ERR_INPUT, "%s: container layout version %lld is not supported (this build reads 1..%d)",
                          zattrs, (long long)json_integer_value(ver), STORE_LAYOUT_VERSION);
+        else *version = (int)json_integer_value(ver);
     }
     json_decref(a);
     json_decref(g);
     free(zattrs);
     free(zgroup);
     return rc;
+}
+
+static void zarr_store_free(zarr_store *zs)
+{
+    if (!zs) return;
+    free(zs->tmproot);
+    free(zs->order);
+    free(zs->series);
+    free(zs);
 }
 
 static int dir_is_empty(const char *path)
@@ -325,7 +378,8 @@ static int zarr_open(store *s, int create)
     } else if (create && dir_is_empty(s->path)) {
         rc = create_container(s->path);
     }
-    if (rc == SS_OK) rc = check_container(s->path);
+    int version = 0;
+    if (rc == SS_OK) rc = check_container(s->path, &version);
     if (rc != SS_OK) return rc;
 
     zarr_store *zs = calloc(1, sizeof *zs);
@@ -333,13 +387,12 @@ static int zarr_open(store *s, int create)
     if (zs && s->workdir) {
         zs->tmproot = path_join(s->workdir, "tmp");
         zs->order = path_join(s->workdir, "order.json");
+        zs->series = path_join(s->path, ZARR_OME_GROUP "/.zattrs");
+        zs->version = version;
+        s->layout_version = version;
     }
-    if (!zs || !s->workdir || !zs->tmproot || !zs->order) {
-        if (zs) {
-            free(zs->tmproot);
-            free(zs->order);
-            free(zs);
-        }
+    if (!zs || !s->workdir || !zs->tmproot || !zs->order || !zs->series) {
+        zarr_store_free(zs);
         return ss_fail(SS_ERR_NOMEM, "out of memory");
     }
     s->impl = zs;
@@ -350,9 +403,7 @@ static int zarr_open(store *s, int create)
         if (rc != SS_OK && !create) rc = SS_OK;
     }
     if (rc != SS_OK) {
-        free(zs->tmproot);
-        free(zs->order);
-        free(zs);
+        zarr_store_free(zs);
         s->impl = NULL;
     }
     return rc;
@@ -360,11 +411,7 @@ static int zarr_open(store *s, int create)
 
 static void zarr_close(store *s)
 {
-    zarr_store *zs = s->impl;
-    if (!zs) return;
-    free(zs->tmproot);
-    free(zs->order);
-    free(zs);
+    zarr_store_free(s->impl);
     s->impl = NULL;
 }
 
@@ -380,6 +427,26 @@ static int is_displaced(const char *name)
     size_t n = strlen(name);
     return n > 4 && !strcmp(name + n - 4, ".old");
 }
+
+/* Removes the <file>.tmp.<pid> files fs_write_atomic leaves in dir when
+ * killed. */
+static int remove_atomic_leftovers(const char *dir, const char *file)
+{
+    char **names = NULL;
+    char *prefix = ss_asprintf("%s.tmp.", file);
+    int rc = prefix ? list_dir(dir, NULL, &names) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (char **p = names; rc == SS_OK && p && *p; p++) {
+        if (strncmp(*p, prefix, strlen(prefix)) != 0) continue;
+        char *full = path_join(dir, *p);
+        rc = full ? fs_rm_rf(full) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        free(full);
+    }
+    store_names_free(names);
+    free(prefix);
+    return rc;
+}
+
+static int series_sync(store *s, const char *stage, const char *new_tree);
 
 static int zarr_recover(store *s)
 {
@@ -411,16 +478,17 @@ static int zarr_recover(store *s)
         free(full);
     }
     store_names_free(names);
-    /* fs_write_atomic's temporaries of order.json */
-    names = NULL;
-    if (rc == SS_OK) rc = list_dir(s->workdir, NULL, &names);
-    for (char **p = names; rc == SS_OK && p && *p; p++) {
-        if (strncmp(*p, "order.json.tmp.", 15) != 0) continue;
-        char *full = path_join(s->workdir, *p);
-        rc = full ? fs_rm_rf(full) : ss_fail(SS_ERR_NOMEM, "out of memory");
-        free(full);
+    /* fs_write_atomic's temporaries of order.json and of the OME group */
+    if (rc == SS_OK) rc = remove_atomic_leftovers(s->workdir, "order.json");
+    if (rc == SS_OK && zs->version >= 2) {
+        char *ome = path_join(s->path, ZARR_OME_GROUP);
+        rc = ome ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (rc == SS_OK && path_is_dir(ome)) rc = remove_atomic_leftovers(ome, ".zattrs");
+        if (rc == SS_OK && path_is_dir(ome)) rc = remove_atomic_leftovers(ome, ".zgroup");
+        free(ome);
+        /* a kill between a commit's rename and its series update */
+        if (rc == SS_OK) rc = series_sync(s, NULL, NULL);
     }
-    store_names_free(names);
     return rc;
 }
 
@@ -435,19 +503,31 @@ static int stage_dir_ok(const char *dir, const char *name)
     return ok;
 }
 
+/* From version 2 on, the OME group is not a stage. */
+static int stage_dir_ok_v2(const char *dir, const char *name)
+{
+    return strcmp(name, ZARR_OME_GROUP) != 0 && stage_dir_ok(dir, name);
+}
+
+static int is_stage(store *s, const char *name)
+{
+    const zarr_store *zs = s->impl;
+    return zs->version >= 2 ? stage_dir_ok_v2(s->path, name) : stage_dir_ok(s->path, name);
+}
+
 /* Path of a committed stage; SS_ERR_INPUT if there is none. */
 static int stage_path(store *s, const char *stage, char **out)
 {
     *out = NULL;
     if (!store_valid_name(stage)) return ss_fail(SS_ERR_INTERNAL, "invalid stage name '%s'", stage ? stage : "");
-    if (!stage_dir_ok(s->path, stage)) return ss_fail(SS_ERR_INPUT, "%s: no committed stage '%s'", s->path, stage);
+    if (!is_stage(s, stage)) return ss_fail(SS_ERR_INPUT, "%s: no committed stage '%s'", s->path, stage);
     *out = path_join(s->path, stage);
     return *out ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
 }
 
 static int zarr_has_stage(store *s, const char *stage)
 {
-    return store_valid_name(stage) && stage_dir_ok(s->path, stage);
+    return store_valid_name(stage) && is_stage(s, stage);
 }
 
 typedef struct {
@@ -468,7 +548,7 @@ static int zarr_list_stages(store *s, char ***out)
     *out = NULL;
     char **names = NULL;
     json_t *order = NULL;
-    int rc = list_dir(s->path, stage_dir_ok, &names);
+    int rc = list_dir(s->path, zs->version >= 2 ? stage_dir_ok_v2 : stage_dir_ok, &names);
     if (rc == SS_OK && (rc = read_json(zs->order, 1, &order)) != SS_OK)
         ss_fail_prefix(rc, "commit order (remove %s to list stages by name)", zs->order);
     if (rc == SS_OK && order && !json_is_array(order))
@@ -526,11 +606,45 @@ static int zarr_stage_attrs(store *s, const char *stage, json_t **attrs)
     return rc;
 }
 
-static int array_dir_ok(const char *dir, const char *name)
+/* *level: the dataset path of the first resolution level of the OME-NGFF
+ * image group <dir>/<name> (malloc'd), or NULL if that is no image group.
+ * SS_ERR_INPUT if its .zattrs is not JSON. */
+static int image_level(const char *dir, const char *name, char **level)
+{
+    *level = NULL;
+    char *g = path_join(dir, name), *file = g ? path_join(g, ".zattrs") : NULL;
+    json_t *j = NULL;
+    int rc = file ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && file_exists_in(g, ".zgroup")) rc = read_json(file, 1, &j);
+    if (rc == SS_OK && j) {
+        json_t *ds = json_object_get(json_array_get(json_object_get(j, "multiscales"), 0), "datasets");
+        const char *path = json_string_value(json_object_get(json_array_get(ds, 0), "path"));
+        char *arr = path && store_valid_name(path) ? path_join(g, path) : NULL;
+        if (arr && file_exists_in(arr, ".zarray")) *level = ss_strdup(path);
+        free(arr);
+    }
+    json_decref(j);
+    free(file);
+    free(g);
+    return rc;
+}
+
+static int is_image_group(const char *dir, const char *name)
+{
+    char *level = NULL;
+    if (!store_valid_name(name)) return 0;
+    if (image_level(dir, name, &level) != SS_OK) ss_errclear(); /* reading it names the damage */
+    free(level);
+    return level != NULL;
+}
+
+/* A member of a stage: an array or table at <stage>/<name>, or an image
+ * group whose first level is the array. */
+static int member_ok(const char *dir, const char *name)
 {
     if (!store_valid_name(name)) return 0;
     char *p = path_join(dir, name);
-    int ok = p && path_is_dir(p) && file_exists_in(p, ".zarray");
+    int ok = p && path_is_dir(p) && (file_exists_in(p, ".zarray") || is_image_group(dir, name));
     free(p);
     return ok;
 }
@@ -540,7 +654,7 @@ static int zarr_list_arrays(store *s, const char *stage, char ***names)
     *names = NULL;
     char *dir = NULL;
     int rc = stage_path(s, stage, &dir);
-    if (rc == SS_OK) rc = list_dir(dir, array_dir_ok, names);
+    if (rc == SS_OK) rc = list_dir(dir, member_ok, names);
     free(dir);
     return rc;
 }
@@ -553,6 +667,10 @@ typedef struct {
     size_t offset, size;
 } zcol;
 
+/* Compressors of chunks: numcodecs ids "blosc", "zlib" (RFC 1950 streams),
+ * "gzip" (RFC 1952; read only), and null. */
+typedef enum { ZC_NONE, ZC_BLOSC, ZC_ZLIB, ZC_GZIP } zcodec;
+
 /* What a .zarray says, checked. */
 typedef struct {
     int rank;
@@ -563,9 +681,9 @@ typedef struct {
     zcol *cols;
     size_t elem;           /* bytes per element (per row for tables) */
     size_t chunk_elems, chunk_bytes;
-    int compressed;        /* blosc; else raw chunks (compressor null) */
-    char cname[16];
-    int clevel, shuffle;
+    zcodec codec;
+    char cname[16];        /* blosc */
+    int clevel, shuffle;   /* clevel: blosc, and the level of zlib and gzip */
     char sep;              /* separator of chunk key indices */
     double fill;
     unsigned char *fill_rec; /* tables: one record of fill, or NULL for zeros */
@@ -718,19 +836,21 @@ static int header_from_json(const char *file, json_t *j, zhdr *h)
         return ss_fail(SS_ERR_INPUT, "%s: filters are not supported", file);
 
     v = json_object_get(j, "compressor");
+    const char *id = json_string_value(json_object_get(v, "id"));
     if (!v || json_is_null(v)) {
-        h->compressed = 0;
-        snprintf(h->cname, sizeof h->cname, "none");
-    } else {
-        json_t *id = json_object_get(v, "id");
-        if (!json_is_string(id) || strcmp(json_string_value(id), "blosc") != 0)
-            return ss_fail(SS_ERR_INPUT, "%s: compressor '%s' not supported (only blosc)", file,
-                           json_is_string(id) ? json_string_value(id) : "?");
-        h->compressed = 1;
+        h->codec = ZC_NONE;
+    } else if (id && !strcmp(id, "blosc")) {
+        h->codec = ZC_BLOSC;
         json_t *cn = json_object_get(v, "cname");
         snprintf(h->cname, sizeof h->cname, "%s", json_is_string(cn) ? json_string_value(cn) : "?");
         h->clevel = (int)json_integer_value(json_object_get(v, "clevel"));
         h->shuffle = (int)json_integer_value(json_object_get(v, "shuffle"));
+    } else if (id && (!strcmp(id, "zlib") || !strcmp(id, "gzip"))) {
+        h->codec = id[0] == 'z' ? ZC_ZLIB : ZC_GZIP;
+        h->clevel = (int)json_integer_value(json_object_get(v, "level"));
+    } else {
+        return ss_fail(SS_ERR_INPUT, "%s: compressor '%s' not supported (blosc, zlib, gzip or null)", file,
+                       id ? id : "?");
     }
 
     v = json_object_get(j, "fill_value");
@@ -780,15 +900,45 @@ static json_t *json_ints(const int64_t *v, int n)
     return a;
 }
 
+/* The compressor of the chunks h describes, as .zarray names it. */
+static json_t *compressor_json(const zhdr *h)
+{
+    switch (h->codec) {
+    case ZC_BLOSC:
+        return json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname", h->cname, "clevel", h->clevel,
+                         "shuffle", h->shuffle, "blocksize", 0);
+    case ZC_ZLIB: return json_pack("{s:s, s:i}", "id", "zlib", "level", h->clevel);
+    case ZC_GZIP: return json_pack("{s:s, s:i}", "id", "gzip", "level", h->clevel);
+    default: return json_null();
+    }
+}
+
+/* Sets the compressor of arrays and tables written under compression c. */
+static void hdr_set_codec(zhdr *h, store_compression c)
+{
+    h->codec = c == STORE_COMP_NONE ? ZC_NONE : c == STORE_COMP_GZIP ? ZC_ZLIB : ZC_BLOSC;
+    h->clevel = h->codec == ZC_ZLIB ? STORE_GZIP_LEVEL : STORE_BLOSC_CLEVEL;
+    h->shuffle = STORE_BLOSC_SHUFFLE;
+    snprintf(h->cname, sizeof h->cname, "%s", c == STORE_COMP_BLOSC_ZSTD ? "zstd" : STORE_BLOSC_CNAME);
+}
+
+/* Bytes a stored chunk of h may take: what the compressor can make of
+ * chunk_bytes at worst (zlib's bound, with room for a gzip header). */
+static size_t chunk_file_max(const zhdr *h)
+{
+    if (h->codec == ZC_NONE) return h->chunk_bytes;
+    if (h->codec == ZC_BLOSC) return h->chunk_bytes + BLOSC_MAX_OVERHEAD;
+    return (size_t)compressBound((uLong)h->chunk_bytes) + 1024;
+}
+
 /* .zarray of an array we write: dtype is a numpy type string, or a list of
  * [name, type] fields for a table. */
-static json_t *zarray_json(int rank, const int64_t *shape, const int64_t *chunk, json_t *dtype)
+static json_t *zarray_json(const zhdr *h, json_t *dtype)
 {
-    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:s, s:n, s:s, s:{s:s, s:s, s:i, s:i, s:i}}", "zarr_format", 2,
-                     "shape", json_ints(shape, rank), "chunks", json_ints(chunk, rank), "dtype", dtype, "fill_value",
-                     json_is_string(dtype) ? json_integer(0) : json_null(), "order", "C", "filters",
-                     "dimension_separator", "/", "compressor", "id", "blosc", "cname", STORE_BLOSC_CNAME, "clevel",
-                     STORE_BLOSC_CLEVEL, "shuffle", STORE_BLOSC_SHUFFLE, "blocksize", 0);
+    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:s, s:n, s:s, s:o}", "zarr_format", 2, "shape",
+                     json_ints(h->shape, h->rank), "chunks", json_ints(h->chunk, h->rank), "dtype", dtype,
+                     "fill_value", json_is_string(dtype) ? json_integer(0) : json_null(), "order", "C", "filters",
+                     "dimension_separator", "/", "compressor", compressor_json(h));
 }
 
 /* ---- array metadata (.zattrs) and OME-NGFF ------------------------------ */
@@ -833,9 +983,10 @@ static json_t *meta_json(const array_meta *m)
                      "unit", m->unit, (int)strnlen(m->unit, sizeof m->unit));
 }
 
-/* One OME-NGFF 0.4 "multiscales" entry: a single-level pyramid whose scale is
- * the voxel size on spatial axes and 1 elsewhere. */
-static json_t *multiscales_entry(const char *name, const array_meta *m)
+/* One OME-NGFF 0.4 "multiscales" entry: a single-level pyramid (level 0)
+ * whose scale is the voxel size on spatial axes and 1 elsewhere. Its name,
+ * "<stage>/<array>", is what viewers label the image with. */
+static json_t *multiscales_entry(const char *stage, const char *name, const array_meta *m)
 {
     json_t *axes = json_array(), *scale = json_array();
     for (const char *p = m->axes; axes && scale && *p; p++) {
@@ -852,8 +1003,45 @@ static json_t *multiscales_entry(const char *name, const array_meta *m)
         }
         json_array_append_new(axes, ax);
     }
-    return json_pack("{s:s, s:s, s:o, s:[{s:s, s:[{s:s, s:o}]}]}", "version", "0.4", "name", name, "axes", axes,
-                     "datasets", "path", name, "coordinateTransformations", "type", "scale", "scale", scale);
+    return json_pack("{s:s, s:o, s:o, s:[{s:s, s:[{s:s, s:o}]}]}", "version", "0.4", "name",
+                     json_sprintf("%s/%s", stage, name), "axes", axes, "datasets", "path", ZARR_LEVEL,
+                     "coordinateTransformations", "type", "scale", "scale", scale);
+}
+
+static int is_time_axis(char a) { return a == 'r' || a == 't'; }
+
+/* Whether axes m (one per dimension) make an OME-NGFF 0.4 image: 2 to 5
+ * axes, the last 2 or 3 spatial (z, y, x), before them at most one time
+ * axis (r, t) and then at most one other (channel or custom). */
+static int is_ngff_image(const array_meta *m, int rank)
+{
+    if (rank < 2 || rank > 5) return 0;
+    int lead = rank;
+    while (lead > 0 && m->axes[lead - 1] && strchr("zyx", m->axes[lead - 1])) lead--;
+    if (rank - lead < 2 || rank - lead > 3) return 0;
+    int i = 0;
+    if (i < lead && is_time_axis(m->axes[i])) i++;
+    if (i < lead && !is_time_axis(m->axes[i])) i++;
+    return i == lead;
+}
+
+/* _ARRAY_DIMENSIONS, the dimension names xarray reads: the axis letters, or
+ * for arrays without axes names made from the array's own name
+ * ("<name>_row" for a table, "<name>_dim0", ... otherwise), so that the
+ * dimensions of different arrays of a stage group never clash. */
+static json_t *dims_json(const char *name, int rank, const array_meta *m, int table)
+{
+    json_t *d = json_array();
+    for (int i = 0; d && i < rank; i++) {
+        json_t *v = m ? json_stringn(&m->axes[i], 1)
+                      : table ? json_sprintf("%s_row", name)
+                              : json_sprintf("%s_dim%d", name, i);
+        if (json_array_append_new(d, v) != 0) {
+            json_decref(d);
+            return NULL;
+        }
+    }
+    return d;
 }
 
 /* ---- arrays and their chunk cache --------------------------------------- */
@@ -878,7 +1066,7 @@ typedef struct {
     chunk_slot *slots;
     int n_slots;
     uint64_t clock;
-    unsigned char *cbuf; /* compressed bytes, chunk_bytes + BLOSC_MAX_OVERHEAD */
+    unsigned char *cbuf; /* compressed bytes, chunk_file_max */
 } zarr_array;
 
 static char *chunk_path(const char *dir, const zhdr *h, const int64_t *idx)
@@ -908,8 +1096,30 @@ static void fill_chunk(const zhdr *h, unsigned char *buf)
     for (size_t i = 0; i < h->chunk_elems; i++) memcpy(buf + i * h->elem, rec, h->elem);
 }
 
+/* Inflates a zlib or gzip stream that must decode to exactly n bytes. */
+static int inflate_exact(const char *path, const unsigned char *src, size_t size, unsigned char *dst, size_t n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 32) != Z_OK) /* 32: either header */
+        return ss_fail(SS_ERR_NOMEM, "%s: cannot start zlib", path);
+    z.next_in = (unsigned char *)src;
+    z.avail_in = (uInt)size;
+    z.next_out = dst;
+    z.avail_out = (uInt)n;
+    int e = inflate(&z, Z_FINISH);
+    size_t got = z.total_out;
+    inflateEnd(&z);
+    if (e == Z_STREAM_END && got == n) return SS_OK;
+    if (e == Z_STREAM_END) /* not the size of the chunk */
+        return ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: decodes to %zu bytes, expected %zu", path, got, n);
+    return ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: %s", path,
+                   e == Z_BUF_ERROR && z.avail_out == 0 ? "decodes to more bytes than the chunk holds"
+                                                         : "not a valid zlib/gzip stream");
+}
+
 /* Reads chunk idx into dst (chunk_bytes); an absent chunk is all fill value.
- * cbuf: scratch of chunk_bytes + BLOSC_MAX_OVERHEAD. */
+ * cbuf: scratch of chunk_file_max(h) bytes. */
 static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsigned char *dst, unsigned char *cbuf)
 {
     char *path = chunk_path(dir, h, idx);
@@ -929,14 +1139,14 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
     }
     struct stat st;
     int rc = SS_OK;
-    size_t limit = h->compressed ? h->chunk_bytes + BLOSC_MAX_OVERHEAD : h->chunk_bytes;
+    const int raw = h->codec == ZC_NONE;
     if (fstat(fd, &st) != 0) rc = ss_fail(SS_ERR_IO, "%s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode)) rc = ss_fail(SS_ERR_INPUT, "%s: chunk is not a regular file", path);
-    else if ((size_t)st.st_size > limit || (!h->compressed && (size_t)st.st_size != h->chunk_bytes))
+    else if ((size_t)st.st_size > chunk_file_max(h) || (raw && (size_t)st.st_size != h->chunk_bytes))
         rc = ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: %lld bytes for a chunk of %zu bytes", path,
                      (long long)st.st_size, h->chunk_bytes);
     size_t size = rc == SS_OK ? (size_t)st.st_size : 0, got = 0;
-    unsigned char *into = h->compressed ? cbuf : dst;
+    unsigned char *into = raw ? dst : cbuf;
     while (rc == SS_OK && got < size) {
         ssize_t r = read(fd, into + got, size - got);
         if (r < 0 && errno == EINTR) continue;
@@ -945,7 +1155,9 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
         else got += (size_t)r;
     }
     close(fd);
-    if (rc == SS_OK && h->compressed) {
+    if (rc == SS_OK && (h->codec == ZC_ZLIB || h->codec == ZC_GZIP)) {
+        rc = inflate_exact(path, cbuf, size, dst, h->chunk_bytes);
+    } else if (rc == SS_OK && h->codec == ZC_BLOSC) {
         size_t nbytes = 0;
         if (blosc_cbuffer_validate(cbuf, size, &nbytes) != 0)
             rc = ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: not a valid blosc buffer (%zu bytes)", path, size);
@@ -959,17 +1171,41 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
     return rc;
 }
 
+/* Encodes src (chunk_bytes) into cbuf (chunk_file_max bytes) with the
+ * compressor of h; *out: what to store, *n its size. */
+static int chunk_encode(const char *path, const zhdr *h, const unsigned char *src, unsigned char *cbuf,
+                        const unsigned char **out, size_t *n)
+{
+    *out = cbuf;
+    if (h->codec == ZC_NONE) {
+        *out = src;
+        *n = h->chunk_bytes;
+        return SS_OK;
+    }
+    if (h->codec == ZC_ZLIB) {
+        uLongf len = (uLongf)chunk_file_max(h);
+        int e = compress2(cbuf, &len, src, (uLong)h->chunk_bytes, h->clevel);
+        *n = len;
+        return e == Z_OK ? SS_OK : ss_fail(SS_ERR_INTERNAL, "%s: zlib compression failed (%d)", path, e);
+    }
+    if (h->codec != ZC_BLOSC) return ss_fail(SS_ERR_INTERNAL, "%s: chunks of this compressor are not written", path);
+    /* blosc takes type sizes up to 255; wider records shuffle as bytes */
+    size_t typesize = h->elem <= BLOSC_MAX_TYPESIZE ? h->elem : 1;
+    int k = blosc_compress_ctx(h->clevel, h->shuffle, typesize, h->chunk_bytes, src, cbuf, chunk_file_max(h),
+                               h->cname, 0, 1);
+    *n = k > 0 ? (size_t)k : 0;
+    return k > 0 ? SS_OK : ss_fail(SS_ERR_INTERNAL, "%s: blosc compression failed (%d)", path, k);
+}
+
 /* Compresses and writes one chunk file of a tree that is not visible yet. */
 static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const unsigned char *src,
                        unsigned char *cbuf)
 {
-    /* blosc takes type sizes up to 255; wider records shuffle as bytes */
-    size_t typesize = h->elem <= BLOSC_MAX_TYPESIZE ? h->elem : 1;
-    int n = blosc_compress_ctx(STORE_BLOSC_CLEVEL, STORE_BLOSC_SHUFFLE, typesize, h->chunk_bytes, src, cbuf,
-                               h->chunk_bytes + BLOSC_MAX_OVERHEAD, STORE_BLOSC_CNAME, 0, 1);
     char *path = chunk_path(dir, h, idx);
-    if (n <= 0) {
-        int rc = ss_fail(SS_ERR_INTERNAL, "%s: blosc compression failed (%d)", path, n);
+    const unsigned char *data = NULL;
+    size_t n = 0;
+    int rc = chunk_encode(path, h, src, cbuf, &data, &n);
+    if (rc != SS_OK) {
         free(path);
         return rc;
     }
@@ -977,7 +1213,7 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0 && errno == ENOENT) { /* first chunk under this index prefix */
         char *parent = path_dirname(path);
-        int rc = parent ? fs_mkdir_p(parent) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = parent ? fs_mkdir_p(parent) : ss_fail(SS_ERR_NOMEM, "out of memory");
         free(parent);
         if (rc != SS_OK) {
             free(path);
@@ -985,10 +1221,9 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
         }
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     }
-    int rc = SS_OK;
     if (fd < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create chunk: %s", path, strerror(errno));
     else {
-        int bad = fs_write_full(fd, cbuf, (size_t)n) != 0;
+        int bad = fs_write_full(fd, data, n) != 0;
         int e = errno;
         if (close(fd) != 0 && !bad) {
             bad = 1;
@@ -1037,7 +1272,7 @@ static void array_free(zarr_array *za)
 
 static int ensure_cbuf(zarr_array *za)
 {
-    if (!za->cbuf && !(za->cbuf = malloc(za->h.chunk_bytes + BLOSC_MAX_OVERHEAD)))
+    if (!za->cbuf && !(za->cbuf = malloc(chunk_file_max(&za->h))))
         return ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", za->h.chunk_bytes);
     return SS_OK;
 }
@@ -1176,7 +1411,6 @@ static int slab_io(zarr_array *za, const int64_t *start, const int64_t *count, s
 struct zarr_writer {
     char *tmp;          /* <container>/.sirenstack/tmp/<stage>.<pid>.<n> */
     json_t *attrs;      /* user attributes */
-    json_t *multiscales;
     zarr_array **open;  /* arrays handed out and not closed yet */
     int n_open, cap_open;
     int failed;         /* first error an array close could not report */
@@ -1188,7 +1422,6 @@ static void writer_free(zarr_writer *zw)
     if (!zw) return;
     free(zw->tmp);
     json_decref(zw->attrs);
-    json_decref(zw->multiscales);
     free(zw->open);
     free(zw->failed_msg);
     free(zw);
@@ -1197,13 +1430,20 @@ static void writer_free(zarr_writer *zw)
 static int zarr_stage_begin(store_writer *w)
 {
     zarr_store *zs = w->s->impl;
+    if (zs->version < STORE_LAYOUT_VERSION)
+        return ss_fail(SS_ERR_IO,
+                       "%s: container layout version %d (an older sirenstack's) is read but not added to by this "
+                       "build (layout %d): run into a new output folder, or move this container away",
+                       w->s->path, zs->version, STORE_LAYOUT_VERSION);
+    if (!strcasecmp(w->stage, ZARR_OME_GROUP))
+        return ss_fail(SS_ERR_CONFIG, "%s: stage name '%s' is reserved in Zarr containers (the OME-NGFF group that "
+                       "lists the images): rename the stage", w->s->path, w->stage);
     zarr_writer *zw = calloc(1, sizeof *zw);
     if (!zw) return ss_fail(SS_ERR_NOMEM, "out of memory");
     unsigned n = atomic_fetch_add(&tmp_counter, 1);
     zw->tmp = ss_asprintf("%s/%s.%ld.%u", zs->tmproot, w->stage, (long)getpid(), n);
     zw->attrs = json_object();
-    zw->multiscales = json_array();
-    int rc = zw->tmp && zw->attrs && zw->multiscales ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = zw->tmp && zw->attrs ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = fs_mkdir_p(zs->tmproot);
     if (rc == SS_OK && mkdir(zw->tmp, 0777) != 0)
         rc = ss_fail(SS_ERR_IO, "%s: cannot create: %s", zw->tmp, strerror(errno));
@@ -1272,9 +1512,8 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
 {
     zarr_writer *zw = w->impl;
     if ((unsigned)dt >= DT_COUNT) return ss_fail(SS_ERR_INTERNAL, "%s: bad dtype %d", name, (int)dt);
-    zhdr h = {.rank = rank, .dtype = dt, .elem = dtype_size(dt), .compressed = 1, .sep = '/', .fill = 0,
-              .clevel = STORE_BLOSC_CLEVEL, .shuffle = STORE_BLOSC_SHUFFLE};
-    snprintf(h.cname, sizeof h.cname, "%s", STORE_BLOSC_CNAME);
+    zhdr h = {.rank = rank, .dtype = dt, .elem = dtype_size(dt), .sep = '/', .fill = 0};
+    hdr_set_codec(&h, w->s->comp);
     size_t ce = 1;
     for (int i = 0; i < rank; i++) {
         h.shape[i] = shape[i];
@@ -1297,22 +1536,28 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
                 return ss_fail(SS_ERR_INTERNAL, "%s: voxel size %d is not finite", name, i);
     }
 
+    /* Images are OME-NGFF groups with the array as level 0; other arrays
+     * (1-D ones, those without axes) are plain arrays at <stage>/<name>. */
+    const int image = meta && is_ngff_image(meta, rank);
     json_t *zattrs = meta ? meta_json(meta) : json_object();
-    json_t *entry = meta ? multiscales_entry(name, meta) : NULL;
-    if (!zattrs || (meta && !entry)) { /* json_string refuses text that is not UTF-8 */
-        json_decref(zattrs);
-        json_decref(entry);
+    json_t *group = image ? json_pack("{s:[o]}", "multiscales", multiscales_entry(w->stage, name, meta)) : NULL;
+    json_t *dims = dims_json(name, rank, meta, 0);
+    if (!zattrs || !dims || (image && !group) || json_object_set_new(zattrs, "_ARRAY_DIMENSIONS", dims) != 0) {
+        json_decref(zattrs); /* json_string refuses text that is not UTF-8 */
+        json_decref(group);
         return ss_fail(SS_ERR_INTERNAL, "%s: metadata cannot be encoded as JSON (is the unit UTF-8?)", name);
     }
-    json_t *zarray = zarray_json(rank, shape, chunk, json_string(zarr_dtypes[dt]));
-    char *dir = NULL;
-    int rc = write_array_dir(zw, name, zarray, zattrs, &dir);
+    json_t *zarray = zarray_json(&h, json_string(zarr_dtypes[dt]));
+    char *dir = NULL, *gdir = image ? path_join(zw->tmp, name) : NULL;
+    char *rel = image ? path_join(name, ZARR_LEVEL) : ss_strdup(name);
+    int rc = rel && (gdir || !image) ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && image) rc = write_group(gdir, group);
+    if (rc == SS_OK) rc = write_array_dir(zw, rel, zarray, zattrs, &dir);
     json_decref(zarray);
     json_decref(zattrs);
-    if (rc == SS_OK && entry && json_array_append_new(zw->multiscales, entry) != 0)
-        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    else if (rc != SS_OK)
-        json_decref(entry);
+    json_decref(group);
+    free(gdir);
+    free(rel);
     if (rc != SS_OK) {
         free(dir);
         return rc;
@@ -1343,7 +1588,8 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
     /* the reader takes at most ZARR_TABLE_MAX_COLS fields */
     if (!t || t->n_cols < 1 || t->n_cols > ZARR_TABLE_MAX_COLS || t->n_rows < 0 || !t->cols)
         return ss_fail(SS_ERR_INTERNAL, "table %s: needs 1..%d columns", name, ZARR_TABLE_MAX_COLS);
-    zhdr h = {.rank = 1, .is_table = 1, .compressed = 1, .sep = '/'};
+    zhdr h = {.rank = 1, .is_table = 1, .sep = '/'};
+    hdr_set_codec(&h, w->s->comp);
     json_t *fields = json_array();
     size_t off = 0;
     size_t *offs = calloc((size_t)t->n_cols, sizeof *offs);
@@ -1391,14 +1637,14 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
     h.chunk_elems = (size_t)rows;
     h.chunk_bytes = (size_t)rows * rec;
 
-    json_t *zarray = zarray_json(1, h.shape, h.chunk, fields);
-    json_t *zattrs = json_pack("{s:b}", "sirenstack_table", 1);
+    json_t *zarray = zarray_json(&h, fields);
+    json_t *zattrs = json_pack("{s:b, s:o}", "sirenstack_table", 1, "_ARRAY_DIMENSIONS", dims_json(name, 1, NULL, 1));
     char *dir = NULL;
     rc = write_array_dir(zw, name, zarray, zattrs, &dir);
     json_decref(zarray);
     json_decref(zattrs);
     unsigned char *buf = rc == SS_OK ? malloc(h.chunk_bytes) : NULL;
-    unsigned char *cbuf = rc == SS_OK ? malloc(h.chunk_bytes + BLOSC_MAX_OVERHEAD) : NULL;
+    unsigned char *cbuf = rc == SS_OK ? malloc(chunk_file_max(&h)) : NULL;
     if (rc == SS_OK && (!buf || !cbuf)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     for (int64_t c0 = 0; rc == SS_OK && c0 < t->n_rows; c0 += rows) {
         memset(buf, 0, h.chunk_bytes); /* padding of the last chunk, and of strings */
@@ -1441,10 +1687,10 @@ static int detach_arrays(zarr_writer *zw, int flush)
     return rc;
 }
 
+/* Moves stage to the end of order.json. The caller holds order_mutex. */
 static int update_order(store *s, const char *stage)
 {
     zarr_store *zs = s->impl;
-    pthread_mutex_lock(&order_mutex);
     json_t *order = NULL;
     /* A damaged list costs only the listing order of earlier stages (they
      * sort after the listed ones, by name): start it afresh. */
@@ -1462,7 +1708,80 @@ static int update_order(store *s, const char *stage)
         rc = write_json(zs->order, order, 1);
     }
     json_decref(order);
-    pthread_mutex_unlock(&order_mutex);
+    return rc;
+}
+
+/* ---- the OME group: where OME-NGFF readers find the images --------------- */
+
+/* Appends "<stage>/<image>" to series for each image group of the stage;
+ * with only_in, just those that are image groups of that tree too. */
+static int series_add_stage(json_t *series, const char *container, const char *stage, const char *only_in)
+{
+    char *dir = path_join(container, stage);
+    char **names = NULL;
+    int rc = dir ? list_dir(dir, is_image_group, &names) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (char **p = names; rc == SS_OK && p && *p; p++) {
+        if (only_in && !is_image_group(only_in, *p)) continue;
+        if (json_array_append_new(series, json_sprintf("%s/%s", stage, *p)) != 0)
+            rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    store_names_free(names);
+    free(dir);
+    return rc;
+}
+
+/* The series: every image group of the committed stages, the stages in
+ * commit order, each stage's images by name. While stage is being replaced
+ * by the tree new_tree, its images are those both trees have. */
+static int series_compute(store *s, const char *stage, const char *new_tree, json_t **out)
+{
+    char **stages = NULL;
+    /* a damaged order.json only costs the order (the next commit rewrites it) */
+    if (zarr_list_stages(s, &stages) != SS_OK) {
+        ss_errclear();
+        stages = NULL;
+    }
+    int rc = stages ? SS_OK : list_dir(s->path, stage_dir_ok_v2, &stages);
+    json_t *series = json_array();
+    if (rc == SS_OK && !series) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (char **p = stages; rc == SS_OK && p && *p; p++)
+        rc = series_add_stage(series, s->path, *p, stage && !strcmp(*p, stage) ? new_tree : NULL);
+    store_names_free(stages);
+    if (rc == SS_OK) *out = series;
+    else json_decref(series);
+    return rc;
+}
+
+/* Makes OME/.zattrs say {"series": series}, replacing it atomically unless it
+ * says so already; makes the group first if it went missing. */
+static int series_write(store *s, json_t *series)
+{
+    zarr_store *zs = s->impl;
+    json_t *cur = NULL, *want = json_pack("{s:O}", "series", series), *g = json_pack("{s:i}", "zarr_format", 2);
+    char *ome = path_join(s->path, ZARR_OME_GROUP), *zgroup = ome ? path_join(ome, ".zgroup") : NULL;
+    int rc = want && g && zgroup ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && read_json(zs->series, 1, &cur) != SS_OK) ss_errclear(); /* damaged: rewritten */
+    if (rc == SS_OK && !path_is_dir(ome)) {
+        if (mkdir(ome, 0777) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create: %s", ome, strerror(errno));
+        else rc = fs_fsync_path(s->path);
+    }
+    if (rc == SS_OK && !file_exists_in(ome, ".zgroup")) rc = write_json(zgroup, g, 1);
+    if (rc == SS_OK && !(cur && json_equal(cur, want))) rc = write_json(zs->series, want, 1);
+    json_decref(cur);
+    json_decref(want);
+    json_decref(g);
+    free(zgroup);
+    free(ome);
+    return rc;
+}
+
+/* Brings the series up to date (see series_compute). */
+static int series_sync(store *s, const char *stage, const char *new_tree)
+{
+    json_t *series = NULL;
+    int rc = series_compute(s, stage, new_tree, &series);
+    if (rc == SS_OK) rc = series_write(s, series);
+    json_decref(series);
     return rc;
 }
 
@@ -1517,23 +1836,29 @@ static int zarr_commit(store_writer *w)
     char *zgroup = path_join(zw->tmp, ".zgroup"), *zattrs = path_join(zw->tmp, ".zattrs");
     char *final = path_join(s->path, w->stage), *old = NULL;
     json_t *g = json_pack("{s:i}", "zarr_format", 2);
-    json_t *a = json_copy(zw->attrs);
-    if (rc == SS_OK && (!zgroup || !zattrs || !final || !g || !a)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    /* The generated multiscales describe the arrays as written, so they take
-     * precedence over a user attribute of that name. */
-    if (rc == SS_OK && json_array_size(zw->multiscales) > 0) json_object_set(a, "multiscales", zw->multiscales);
+    if (rc == SS_OK && (!zgroup || !zattrs || !final || !g)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = write_json(zgroup, g, 0);
-    if (rc == SS_OK) rc = write_json(zattrs, a, 0);
+    if (rc == SS_OK) rc = write_json(zattrs, zw->attrs, 0);
     if (rc == SS_OK) rc = fsync_tree(zw->tmp);
     int swapped = 0;
+    pthread_mutex_lock(&order_mutex);
+    /* Replacing a stage: the series first drops the images the new tree
+     * lacks, so that at no instant does it name a missing one. */
+    if (rc == SS_OK && lexists(final)) rc = series_sync(s, w->stage, zw->tmp);
     if (rc == SS_OK) {
         rc = swap_in(zw->tmp, final, &old);
         swapped = rc == SS_OK;
     }
     /* From here on the new stage is visible; later errors are reported but
-     * cannot undo the commit. */
+     * cannot undo the commit. What a kill keeps from the list and the series,
+     * store_recover adds. */
     if (swapped) rc = fs_fsync_path(s->path);
     if (swapped && rc == SS_OK) rc = update_order(s, w->stage);
+    if (swapped && rc == SS_OK) {
+        ss_crashpoint("zarr.commit.before_series");
+        rc = series_sync(s, NULL, NULL);
+    }
+    pthread_mutex_unlock(&order_mutex);
     if (old) {
         /* A failure to remove the old tree costs only disk space until
          * store_recover; it must not mask the message of rc. */
@@ -1544,7 +1869,6 @@ static int zarr_commit(store_writer *w)
     }
     if (!swapped) fs_rm_rf(zw->tmp);
     json_decref(g);
-    json_decref(a);
     free(zgroup);
     free(zattrs);
     free(final);
@@ -1566,16 +1890,26 @@ static void zarr_abort(store_writer *w)
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* Path of <stage>/<name> of a committed stage. */
+/* Directory of the array or table <name> of a committed stage: <stage>/<name>,
+ * or for an image group the array of its first level. */
 static int member_path(store *s, const char *stage, const char *name, char **out)
 {
     *out = NULL;
     char *dir = NULL;
     int rc = stage_path(s, stage, &dir);
     if (rc != SS_OK) return rc;
+    char *p = NULL, *level = NULL;
     if (!store_valid_name(name)) rc = ss_fail(SS_ERR_INTERNAL, "invalid array name '%s'", name ? name : "");
-    else if (!array_dir_ok(dir, name)) rc = ss_fail(SS_ERR_INPUT, "%s: no array or table '%s'", dir, name);
-    else if (!(*out = path_join(dir, name))) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    else if (!(p = path_join(dir, name))) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    else if (path_is_dir(p) && file_exists_in(p, ".zarray")) {
+        *out = p;
+        p = NULL;
+    } else if ((rc = image_level(dir, name, &level)) == SS_OK) {
+        if (!level) rc = ss_fail(SS_ERR_INPUT, "%s: no array or table '%s'", dir, name);
+        else if (!(*out = path_join(p, level))) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    free(level);
+    free(p);
     free(dir);
     return rc;
 }
@@ -1655,12 +1989,14 @@ static int zarr_array_info(store_array *a, array_info *info)
     info->dtype = h->dtype;
     info->has_meta = za->has_meta;
     info->meta = za->meta;
-    if (h->compressed) {
+    if (h->codec == ZC_BLOSC) {
         const char *sh = h->shuffle == 0   ? "noshuffle"
                          : h->shuffle == 1 ? "shuffle"
                          : h->shuffle == 2 ? "bitshuffle"
                                            : "autoshuffle";
         snprintf(info->compressor, sizeof info->compressor, "blosc:%s:%d:%s", h->cname, h->clevel, sh);
+    } else if (h->codec == ZC_ZLIB || h->codec == ZC_GZIP) {
+        snprintf(info->compressor, sizeof info->compressor, "%s:%d", h->codec == ZC_ZLIB ? "zlib" : "gzip", h->clevel);
     } else {
         snprintf(info->compressor, sizeof info->compressor, "none");
     }
@@ -1738,7 +2074,7 @@ static int zarr_table_read(store *s, const char *stage, const char *name, table_
     }
     t->n_rows = n;
     unsigned char *buf = rc == SS_OK ? malloc(h.chunk_bytes) : NULL;
-    unsigned char *cbuf = rc == SS_OK ? malloc(h.chunk_bytes + BLOSC_MAX_OVERHEAD) : NULL;
+    unsigned char *cbuf = rc == SS_OK ? malloc(chunk_file_max(&h)) : NULL;
     if (rc == SS_OK && (!buf || !cbuf)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     for (int64_t c0 = 0; rc == SS_OK && c0 < n; c0 += h.chunk[0]) {
         int64_t idx = c0 / h.chunk[0];

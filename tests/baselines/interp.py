@@ -135,7 +135,7 @@ else:
     if ok:
         g = sslib.zarr.open_group(cont, mode="r")
         h = outputs(cont2)
-        ok = (np.array_equal(g["ip/restored"][...], h[0]) and np.array_equal(g["ip/mask"][...], h[2])
+        ok = (np.array_equal(g["ip/restored/0"][...], h[0]) and np.array_equal(g["ip/mask"][...], h[2])
               and g["ip/mask"].dtype == np.uint8 and attr_list(g["ip"].attrs["kept_planes"]) == list(range(0, Z, 3)))
     T.check(ok, "zarr store: restored, mask (1-D uint8) and kept_planes equal the HDF5 run's",
             sslib.describe(p) + "\n" + sslib.describe(p2))

@@ -132,7 +132,7 @@ else:
         g = sslib.zarr.open_group(cont, mode="r")
         out, tab, raw = read(cont2)
         zt = g["reg/shifts"][...]
-        ok = np.array_equal(g["reg/registered"][...], out) and all(np.array_equal(zt[c], tab[c]) for c in tab.dtype.names)
+        ok = np.array_equal(g["reg/registered/0"][...], out) and all(np.array_equal(zt[c], tab[c]) for c in tab.dtype.names)
     T.check(ok, "zarr store: registered repeats and the shifts table equal the HDF5 run's",
             sslib.describe(p) + "\n" + sslib.describe(p2))
 

@@ -10,6 +10,7 @@ container where stages are already committed:
 
   * the process died by SIGKILL (returncode -9) for crash points;
   * `sirenstack inspect` exits 0 and h5py / zarr-python read every array it lists;
+  * zarr: OME/.zattrs "series" names only image groups that are there;
   * every stage committed before is byte-identical (sha256 of its file or tree),
     or -- for a stage the run replaces -- is the complete new version (the
     target fingerprint, arrays equal to the reference): never a mix or a torso;
@@ -17,7 +18,8 @@ container where stages are already committed:
   * a rerun without the crash point exits 0, recomputes exactly the stages whose
     committed fingerprint is not the target's, leaves no temporaries (*.tmp*,
     non-empty tmp dirs, .creating. dirs, stage files outside the index) and
-    gives arrays equal to the reference exactly.
+    gives arrays equal to the reference exactly, and (zarr) a series that
+    names every image group, in commit order.
 
 Every config ends in a small siren_fuse stage ("fit") that writes a
 checkpoint every 4 steps, so kills before and after a checkpoint write, and
@@ -175,6 +177,11 @@ def verify_after_kill(sc, label, d, cont, pre, p_desc):
             bad.append(f"{s}: newly visible but not the complete target version ({fp}; {det})")
     ok &= T.check(not bad, f"{label}: committed stages byte-identical or atomically replaced ({len(pre)} before)",
                   "\n".join(bad))
+    if store == "zarr":
+        series, present = sslib.zarr_series(cont), sslib.zarr_image_groups(cont)
+        ok &= T.check(series is not None and not set(series) - set(present),
+                      f"{label}: OME series names only image groups that are there",
+                      f"series {series}\npresent {present}")
     return ok
 
 
@@ -206,6 +213,10 @@ def rerun_and_compare(sc, label, d, cfg, cont):
     except Exception as e:  # noqa: BLE001
         eq, det = False, f"{type(e).__name__}: {e}"
     T.check(eq, f"{label}: every array equals the uninterrupted reference exactly", det)
+    if store == "zarr":
+        series, present = sslib.zarr_series(cont), sslib.zarr_image_groups(cont)
+        T.check(series == present, f"{label}: after the rerun the OME series names every image group, in commit order",
+                f"series {series}\npresent {present}")
     rs = running_stage(cont, store)
     if rs:
         T.diag(f"{label}: note: stale status/{rs}.running left after the completed rerun")
@@ -311,7 +322,7 @@ def points_for(store, scenario):
             pts += [f"hdf5.commit.before_close:{k}", f"hdf5.commit.before_rename:{k}",
                     f"hdf5.commit.stage_file_renamed:{k}", f"hdf5.commit.index_renamed:{k}"]
         else:
-            pts += [f"zarr.commit.before_swap:{k}", f"zarr.commit.after_swap:{k}"]
+            pts += [f"zarr.commit.before_swap:{k}", f"zarr.commit.after_swap:{k}", f"zarr.commit.before_series:{k}"]
     if store == "hdf5":
         # a fresh container writes its empty index once before any commit
         idx = [1, 2, n_commits + (1 if scenario == "fresh" else 0)]
@@ -379,7 +390,8 @@ def planted_temporaries(store):
                os.path.join(wd, "status", f"norm.failed.tmp.{pid}"),
                os.path.join(wd, "ckpt", f"norm.ckpt.tmp.{pid}")]
     if store == "zarr":
-        planted += [os.path.join(wd, f"order.json.tmp.{pid}"), os.path.join(wd, "tmp", f"norm.{pid}.0", ".zgroup")]
+        planted += [os.path.join(wd, f"order.json.tmp.{pid}"), os.path.join(wd, "tmp", f"norm.{pid}.0", ".zgroup"),
+                    os.path.join(cont, "OME", f".zattrs.tmp.{pid}")]
     else:
         planted += [f"{cont}.tmp.{pid}", os.path.join(wd, "stages", f"norm.6b02bf0000000.h5.tmp")]
     for f in planted:

@@ -174,12 +174,56 @@ def h5_stage_files(container):
 
 
 def zarr_stage_dirs(container):
+    """stage -> its group folder; OME (the list of images for OME-NGFF readers) is no stage."""
     out = {}
     for name in sorted(os.listdir(container)):
         p = os.path.join(container, name)
-        if not name.startswith(".") and os.path.isdir(p) and os.path.exists(os.path.join(p, ".zgroup")):
+        if not name.startswith(".") and name != "OME" and os.path.isdir(p) and os.path.exists(os.path.join(p, ".zgroup")):
             out[name] = p
     return out
+
+
+def zarr_image_level(group):
+    """The array of an OME-NGFF image group (its first multiscales dataset), or None."""
+    ms = group.attrs.get("multiscales")
+    if not ms:
+        return None
+    return group[ms[0]["datasets"][0]["path"]]
+
+
+def zarr_image_groups(container):
+    """'stage/array' of every OME-NGFF image group (multiscales whose first
+    dataset is an array), stages in commit order (order.json, then by name),
+    arrays by name: what OME/.zattrs "series" must list."""
+    try:
+        with open(os.path.join(container, ".sirenstack", "order.json")) as f:
+            order = json.load(f)
+    except (OSError, ValueError):
+        order = []
+    stages = zarr_stage_dirs(container)
+    ranked = sorted(stages, key=lambda s: (order.index(s) if s in order else len(order), s))
+    out = []
+    for st in ranked:
+        for name in sorted(os.listdir(stages[st])):
+            g = os.path.join(stages[st], name)
+            try:
+                with open(os.path.join(g, ".zattrs")) as f:
+                    path = json.load(f)["multiscales"][0]["datasets"][0]["path"]
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                continue
+            if os.path.exists(os.path.join(g, ".zgroup")) and os.path.exists(os.path.join(g, path, ".zarray")):
+                out.append(f"{st}/{name}")
+    return out
+
+
+def zarr_series(container):
+    """OME/.zattrs "series", or None when it is missing or not a list."""
+    try:
+        with open(os.path.join(container, "OME", ".zattrs")) as f:
+            s = json.load(f).get("series")
+        return s if isinstance(s, list) else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def stage_hashes(container, store):
@@ -196,9 +240,15 @@ def read_arrays(container, store):
     out = {}
     if store == "zarr":
         g = zarr.open_group(container, mode="r")
-        for sname, sg in g.groups():
+        for sname in zarr_stage_dirs(container):
+            sg = g[sname]
             for aname, a in sg.arrays():
                 out[f"{sname}/{aname}"] = a[...]
+            # images: OME-NGFF groups <stage>/<array> with the array at level 0
+            for aname, ig in sg.groups():
+                a = zarr_image_level(ig)
+                if a is not None:
+                    out[f"{sname}/{aname}"] = a[...]
         return out
     with h5py.File(container, "r", locking=False) as f:
         for sname in f.keys():

@@ -220,8 +220,8 @@ def attrs_json(attrs):
 
 def check_index(tap, f, path):
     import h5py
-    tap.check(f.attrs.get("sirenstack_layout_version") == 1 and f.attrs.get("sirenstack_format") == "hdf5",
-              "index root attrs: sirenstack_layout_version 1, sirenstack_format hdf5", dict(f.attrs))
+    tap.check(f.attrs.get("sirenstack_layout_version") == 2 and f.attrs.get("sirenstack_format") == "hdf5",
+              "index root attrs: sirenstack_layout_version 2, sirenstack_format hdf5", dict(f.attrs))
     names = sorted(f.keys())
     tap.check(names == sorted(STAGES), "index lists exactly the stages of the config", names)
     order = commit_order_hdf5(f)

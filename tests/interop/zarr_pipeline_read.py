@@ -7,9 +7,10 @@ Runs the pipeline of h5py_read.py twice, once with `store: hdf5` and once with
 `store: zarr`, then opens <out>/<sample>.zarr with zarr.open(mode='r') and
 checks that every array reads and equals the HDF5 run's array exactly (dtype,
 shape, chunks, values), that each stage group's .zattrs carries the same stage
-attributes as the HDF5 stage group (timings aside) and OME-NGFF 0.4
-multiscales whose dataset paths resolve to arrays and whose axes and scales
-match the voxel size, and that .zarray names the blosc compressor.
+attributes as the HDF5 stage group (timings aside), that every image array is
+an OME-NGFF 0.4 image group <stage>/<array> (one multiscales entry, dataset
+path 0, axes and scale matching the voxel size) listed in OME/.zattrs
+"series", and that .zarray names the blosc compressor.
 """
 import json
 import os
@@ -47,10 +48,15 @@ def load_json(path):
 def check_root(tap, root, path, h5order):
     import zarr
     tap.check(isinstance(root, zarr.hierarchy.Group), "zarr.open(<sample>.zarr) gives a group", type(root))
-    tap.check(dict(root.attrs).get("sirenstack") == {"layout_version": 1, "format": "zarr"},
+    tap.check(dict(root.attrs).get("sirenstack") == {"layout_version": 2, "format": "zarr"},
               "root .zattrs names the sirenstack layout", dict(root.attrs))
-    tap.check(sorted(root.group_keys()) == sorted(H.STAGES), "stage groups visible to zarr",
-              sorted(root.group_keys()))
+    tap.check(dict(root.attrs).get("bioformats2raw.layout") == 3, "root .zattrs: bioformats2raw.layout 3",
+              dict(root.attrs))
+    tap.check(sorted(root.group_keys()) == sorted(list(H.STAGES) + ["OME"]),
+              "stage groups and the OME group visible to zarr", sorted(root.group_keys()))
+    want = [f"{st}/{name}" for st in h5order or [] for name in sorted(H.STAGES[st][1])]
+    series = dict(root["OME"].attrs).get("series") if "OME" in root else None
+    tap.check(series == want, "OME/.zattrs series: every image group, stages in commit order", (series, want))
     left = os.listdir(os.path.join(path, ".sirenstack", "tmp")) if os.path.isdir(
         os.path.join(path, ".sirenstack", "tmp")) else []
     tap.check(not left, "no temporary stage trees left after the run", left)
@@ -64,11 +70,11 @@ def check_arrays(tap, root, path, h5vals, src_data):
     from numcodecs import Blosc
     for st, (stype, arrays, ports) in H.STAGES.items():
         g = root[st]
-        tap.check(sorted(g.array_keys()) == sorted(arrays), f"{st}: holds arrays {sorted(arrays)}",
-                  sorted(g.array_keys()))
+        tap.check(sorted(g.group_keys()) == sorted(arrays) and not list(g.array_keys()),
+                  f"{st}: holds image groups {sorted(arrays)}", (sorted(g.group_keys()), sorted(g.array_keys())))
         for name, axes in arrays.items():
-            where = f"{st}/{name}"
-            a = g[name]
+            where = f"{st}/{name}/0"
+            a = g[name]["0"]
             v = a[...]
             want, h5chunks = h5vals[(st, name)]
             tap.check(v.dtype == want.dtype and v.shape == want.shape and np.array_equal(v, want),
@@ -76,7 +82,7 @@ def check_arrays(tap, root, path, h5vals, src_data):
                       f"zarr {v.dtype} {v.shape}, hdf5 {want.dtype} {want.shape}, "
                       f"differing {int(np.sum(v != want)) if v.shape == want.shape else 'n/a'}")
             tap.check(a.chunks == h5chunks, f"{where}: chunks equal the HDF5 run's", (a.chunks, h5chunks))
-            za = load_json(os.path.join(path, st, name, ".zarray"))
+            za = load_json(os.path.join(path, st, name, "0", ".zarray"))
             tap.check(za.get("compressor") == BLOSC_JSON, f"{where}: .zarray compressor is blosc lz4 5 shuffle",
                       za.get("compressor"))
             tap.check(a.compressor == Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, blocksize=0),
@@ -87,8 +93,9 @@ def check_arrays(tap, root, path, h5vals, src_data):
             at = dict(a.attrs)
             tap.check(at.get("axes") == list(axes) and at.get("voxel_size") == H.VOXEL and
                       at.get("unit") == "micrometer", f"{where}: array attrs axes, voxel_size, unit", at)
+            tap.check(at.get("_ARRAY_DIMENSIONS") == list(axes), f"{where}: _ARRAY_DIMENSIONS {list(axes)}", at)
     for st in ("imp", "imp_blosc"):
-        imp = root[st]["raw"][...]
+        imp = root[st]["raw/0"][...]
         tap.check(imp.dtype == src_data.dtype and np.array_equal(imp, src_data), f"{st}/raw equals the source exactly")
 
 
@@ -147,15 +154,16 @@ def check_inspect(tap, h5path, zpath):
 def check_multiscales(tap, root):
     import zarr
     for st, (stype, arrays, ports) in H.STAGES.items():
-        ms = dict(root[st].attrs).get("multiscales")
-        if not tap.check(isinstance(ms, list) and all(isinstance(m, dict) for m in ms),
-                         f"{st}: .zattrs has an OME-NGFF 'multiscales' list", ms):
-            continue
-        names = sorted(m.get("name") for m in ms)
-        tap.check(names == sorted(arrays), f"{st}: one multiscales entry per image array", names)
-        for m in ms:
-            name = m.get("name")
-            where = f"{st} multiscales[{name}]"
+        tap.check("multiscales" not in root[st].attrs, f"{st}: the stage group is no image (no multiscales)")
+        for name in sorted(arrays):
+            ig = root[st][name]
+            ms = dict(ig.attrs).get("multiscales")
+            if not tap.check(isinstance(ms, list) and len(ms) == 1 and isinstance(ms[0], dict) and
+                             ms[0].get("name") == f"{st}/{name}",
+                             f"{st}/{name}: .zattrs has an OME-NGFF 'multiscales' list of one entry, named so", ms):
+                continue
+            m = ms[0]
+            where = f"{st}/{name} multiscales"
             tap.check(m.get("version") == "0.4", f"{where}: version 0.4", m.get("version"))
             axes = m.get("axes", [])
             want_axes = arrays.get(name, "")
@@ -169,8 +177,8 @@ def check_multiscales(tap, root):
                 continue
             for d in ds:
                 p = d.get("path")
-                arr = root[st].get(p) if isinstance(p, str) else None
-                tap.check(isinstance(arr, zarr.core.Array) and len(arr.shape) == len(axes),
+                arr = ig.get(p) if isinstance(p, str) else None
+                tap.check(p == "0" and isinstance(arr, zarr.core.Array) and len(arr.shape) == len(axes),
                           f"{where}: dataset path '{p}' resolves to an array of rank {len(axes)}",
                           type(arr))
                 scale = [1.0] * (len(axes) - 3) + H.VOXEL

@@ -1,8 +1,9 @@
 /* Interop fixture for the Zarr backend (driven by tests/interop/zarr_read.py).
  *
- *   make_zarr_fixture write  <dir>/<name>.zarr   writes stages "fused" and
- *       "denoised" whose contents follow the formulas below; the Python side
- *       recomputes them and compares what zarr-python reads.
+ *   make_zarr_fixture write  <dir>/<name>.zarr [COMPRESSION]   writes stages
+ *       "fused" and "denoised" whose contents follow the formulas below, with
+ *       COMPRESSION (blosc-lz4, the default, blosc-zstd, gzip or none); the
+ *       Python side recomputes them and compares what zarr-python reads.
  *   make_zarr_fixture verify <dir>/<name>.zarr   reads stage "py", which
  *       zarr-python wrote with the same formulas, through the store API.
  *
@@ -210,6 +211,9 @@ static int write_denoised(store *s)
  * py/b  f32 (3,10,10) default compressor, ".":         z - y*0.5 + x*0.25
  * py/c  f64 (10,10) no compressor:                     y*10 + x + 0.5
  * py/d  i16 (4,6,6) chunks (1,3,3), fill_value 7, only plane 1 written: -(y*6+x)
+ * py/e  u16 like py/a, chunks (2,7,8), zlib level 4
+ * py/f  u16 like py/a, chunks (2,7,8), gzip level 4
+ * py/g  u16 like py/a, chunks (2,7,8), blosc zstd
  * py/t  table plane <i8, psnr <f8, method |S64:        i, 30 + i*0.25, "m<i>" */
 static void check_array(store *s, const char *name, int rank, const int64_t *shape, ss_dtype want,
                         double (*f)(const int64_t *p))
@@ -258,6 +262,9 @@ static int verify(store *s)
     check_array(s, "b", 3, (int64_t[]){3, 10, 10}, DT_F32, g_b);
     check_array(s, "c", 2, (int64_t[]){10, 10}, DT_F64, g_c);
     check_array(s, "d", 3, (int64_t[]){4, 6, 6}, DT_I16, g_d);
+    check_array(s, "e", 3, (int64_t[]){5, 20, 30}, DT_U16, g_a);
+    check_array(s, "f", 3, (int64_t[]){5, 20, 30}, DT_U16, g_a);
+    check_array(s, "g", 3, (int64_t[]){5, 20, 30}, DT_U16, g_a);
     table_data t;
     int rc = store_table_read(s, "py", "t", &t);
     EXPECT(rc == SS_OK, "read py/t: %s", ss_errmsg());
@@ -288,13 +295,16 @@ static int verify(store *s)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "write") && strcmp(argv[1], "verify"))) {
-        fprintf(stderr, "usage: make_zarr_fixture write|verify <container.zarr>\n");
+    store_compression comp = STORE_COMP_BLOSC_LZ4;
+    if (argc < 3 || argc > 4 || (strcmp(argv[1], "write") && strcmp(argv[1], "verify")) ||
+        (argc == 4 && store_compression_from_name(argv[3], &comp) != SS_OK)) {
+        fprintf(stderr, "usage: make_zarr_fixture write|verify <container.zarr> [blosc-lz4|blosc-zstd|gzip|none]\n");
         return 64;
     }
     store *s;
     int write = !strcmp(argv[1], "write");
     if (store_open(argv[2], STORE_ZARR, write, &s) != SS_OK) return fail(argv[2]);
+    store_set_compression(s, comp);
     if (write) {
         if (store_lock(s) != SS_OK || store_recover(s) != SS_OK) return fail("lock");
         if (write_fused(s) != SS_OK) return fail("stage fused");

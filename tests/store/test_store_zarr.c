@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -275,6 +276,35 @@ static int write_raw(store *s, int variant, int do_commit)
     return store_commit_stage(w);
 }
 
+/* The compressor check_raw expects (store_set_compression changes it). */
+static const char *want_comp = "blosc:lz4:5:shuffle";
+
+/* 1 if v is the JSON string s. */
+static int str_is(const json_t *v, const char *s)
+{
+    const char *t = json_string_value(v);
+    return t && !strcmp(t, s);
+}
+
+/* 1 if OME/.zattrs lists exactly the comma-separated image groups want. */
+static int series_is(const char *want)
+{
+    json_t *j = json_load_file(cat(cpath, "OME/.zattrs"), 0, NULL);
+    sbuf b = {0};
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(j, "series"), i, e) {
+        if (i) sbuf_put(&b, ",");
+        sbuf_put(&b, json_string_value(e) ? json_string_value(e) : "?");
+    }
+    int ok = j && json_object_size(j) == 1 && json_is_array(json_object_get(j, "series")) &&
+             !strcmp(sbuf_str(&b), want);
+    if (!ok) printf("#   series: %s\n#   wanted: %s\n", sbuf_str(&b), want);
+    sbuf_free(&b);
+    json_decref(j);
+    return ok;
+}
+
 /* Compares stage "raw" with what write_raw(variant) wrote. */
 static void check_raw(store *s, int variant, const char *when)
 {
@@ -290,8 +320,8 @@ static void check_raw(store *s, int variant, const char *when)
     CHECK(info.has_meta && !strcmp(info.meta.axes, "zyx") && info.meta.voxel[0] == 2.0 &&
               info.meta.voxel[1] == 0.5 && info.meta.voxel[2] == 0.25 && !strcmp(info.meta.unit, "micrometer"),
           "%s: img_u16 metadata", when);
-    CHECK(!strcmp(info.compressor, "blosc:lz4:5:shuffle") && info.stored_bytes > 0, "%s: compressor %s, %lld bytes",
-          when, info.compressor, (long long)info.stored_bytes);
+    CHECK(!strcmp(info.compressor, want_comp) && info.stored_bytes > 0, "%s: compressor %s, %lld bytes", when,
+          info.compressor, (long long)info.stored_bytes);
     uint16_t *all = malloc(sizeof(uint16_t) * 7 * 33 * 20);
     int64_t st[3] = {0, 0, 0};
     rc = store_array_read(a, st, U16_SHAPE, DT_U16, all);
@@ -435,47 +465,97 @@ static void check_raw(store *s, int variant, const char *when)
                   json_integer_value(json_object_get(p, "omega0")) == 32 &&
                   json_real_value(json_array_get(json_object_get(p, "list"), 2)) == 0.5,
               "%s: attributes stored as JSON", when);
-        json_t *ms = json_object_get(attrs, "multiscales");
-        CHECK(json_array_size(ms) == 2, "%s: two multiscales entries (arrays with metadata)", when);
-        json_t *e0 = json_array_get(ms, 0), *e1 = json_array_get(ms, 1);
-        json_t *ds = json_array_get(json_object_get(e1, "datasets"), 0);
-        json_t *sc = json_object_get(json_array_get(json_object_get(ds, "coordinateTransformations"), 0), "scale");
-        json_t *axes = json_object_get(e1, "axes");
-        json_t *ax0 = json_array_get(axes, 0), *ax3 = json_array_get(axes, 3);
-        CHECK(!strcmp(json_string_value(json_object_get(e0, "version")), "0.4") &&
-                  !strcmp(json_string_value(json_object_get(e0, "name")), "img_u16") &&
-                  !strcmp(json_string_value(json_object_get(e1, "name")), "rep_f64") &&
-                  !strcmp(json_string_value(json_object_get(ax0, "type")), "time") &&
-                  !strcmp(json_string_value(json_object_get(ax3, "type")), "space") &&
-                  !strcmp(json_string_value(json_object_get(ax3, "unit")), "micrometer") &&
-                  json_array_size(sc) == 4 && json_real_value(json_array_get(sc, 0)) == 1.0 &&
-                  json_real_value(json_array_get(sc, 1)) == 1.5 && json_real_value(json_array_get(sc, 3)) == 0.35,
-              "%s: OME-NGFF axes and scale", when);
+        CHECK(!json_object_get(attrs, "multiscales"), "%s: no multiscales on the stage group", when);
         json_decref(attrs);
     }
+    /* each image array is an OME-NGFF image group with the array at 0 */
+    json_t *g16 = json_load_file(cat(cpath, "raw/img_u16/.zattrs"), 0, NULL);
+    json_t *g64 = json_load_file(cat(cpath, "raw/rep_f64/.zattrs"), 0, NULL);
+    json_t *m16 = json_object_get(g16, "multiscales"), *m64 = json_object_get(g64, "multiscales");
+    CHECK(json_array_size(m16) == 1 && json_array_size(m64) == 1 && json_object_size(g16) == 1 &&
+              path_exists(cat(cpath, "raw/img_u16/.zgroup")) && path_exists(cat(cpath, "raw/img_u16/0/.zarray")) &&
+              path_exists(cat(cpath, "raw/rep_f64/0/.zarray")),
+          "%s: img_u16 and rep_f64 are image groups with one multiscales entry each", when);
+    json_t *e0 = json_array_get(m16, 0), *e1 = json_array_get(m64, 0);
+    json_t *ds = json_array_get(json_object_get(e1, "datasets"), 0);
+    json_t *sc = json_object_get(json_array_get(json_object_get(ds, "coordinateTransformations"), 0), "scale");
+    json_t *axes = json_object_get(e1, "axes");
+    json_t *ax0 = json_array_get(axes, 0), *ax3 = json_array_get(axes, 3);
+    CHECK(e0 && e1 && str_is(json_object_get(e0, "version"), "0.4") &&
+              str_is(json_object_get(e0, "name"), "raw/img_u16") &&
+              str_is(json_object_get(e1, "name"), "raw/rep_f64") &&
+              json_array_size(json_object_get(e1, "datasets")) == 1 &&
+              str_is(json_object_get(ds, "path"), "0") &&
+              str_is(json_object_get(ax0, "type"), "time") &&
+              str_is(json_object_get(ax3, "type"), "space") &&
+              str_is(json_object_get(ax3, "unit"), "micrometer") &&
+              json_array_size(sc) == 4 && json_real_value(json_array_get(sc, 0)) == 1.0 &&
+              json_real_value(json_array_get(sc, 1)) == 1.5 && json_real_value(json_array_get(sc, 3)) == 0.35,
+          "%s: OME-NGFF axes and scale", when);
+    json_decref(g16);
+    json_decref(g64);
+    /* arrays without axes and tables stay at <stage>/<name>; every array has
+     * xarray's _ARRAY_DIMENSIONS */
+    static const struct {
+        const char *attrs, *dims;
+    } dims[] = {
+        {"raw/img_u16/0/.zattrs", "[\"z\", \"y\", \"x\"]"},
+        {"raw/rep_f64/0/.zattrs", "[\"r\", \"z\", \"y\", \"x\"]"},
+        {"raw/img_f32/.zattrs", "[\"img_f32_dim0\", \"img_f32_dim1\", \"img_f32_dim2\"]"},
+        {"raw/metrics/.zattrs", "[\"metrics_row\"]"},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+        json_t *j = json_load_file(cat(cpath, dims[i].attrs), 0, NULL), *want = json_loads(dims[i].dims, 0, NULL);
+        CHECK(json_equal(json_object_get(j, "_ARRAY_DIMENSIONS"), want), "%s: %s has _ARRAY_DIMENSIONS %s", when,
+              dims[i].attrs, dims[i].dims);
+        json_decref(j);
+        json_decref(want);
+    }
+    CHECK(path_exists(cat(cpath, "raw/img_f32/.zarray")) && !path_exists(cat(cpath, "raw/img_f32/.zgroup")) &&
+              path_exists(cat(cpath, "raw/metrics/.zarray")),
+          "%s: img_f32 (no axes) and the tables are plain arrays", when);
 }
 
 /* ---- crash child ---------------------------------------------------------- */
 
-/* Run as `test_store_zarr crash <container>` with SIRENSTACK_CRASHPOINT set:
- * recommits "raw" as variant 2 and is killed on the way. */
+/* Commits stage with a 4 x 4 uint8 image (axes yx) for each name in the
+ * comma-separated list images. */
+static int write_images(store *s, const char *stage, const char *images)
+{
+    store_writer *w;
+    int rc = store_stage_begin(s, stage, &w);
+    array_meta m = meta_of("yx", 1, 0.5, 0.5);
+    char list[256];
+    snprintf(list, sizeof list, "%s", images);
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); rc == SS_OK && name; name = strtok_r(NULL, ",", &save)) {
+        store_array *a;
+        int64_t sh[2] = {4, 4}, st[2] = {0, 0};
+        uint8_t v[16] = {1, 2, 3};
+        rc = store_writer_array(w, name, DT_U8, 2, sh, NULL, &m, &a);
+        if (rc == SS_OK) rc = store_array_write(a, st, sh, DT_U8, v);
+        store_array_close(a);
+    }
+    if (rc == SS_OK) return store_commit_stage(w);
+    if (w) store_abort_stage(w);
+    return rc;
+}
+
+/* Run as `test_store_zarr crash <container> <stage>` with SIRENSTACK_CRASHPOINT
+ * set: recommits "raw" as variant 2, or commits <stage>=<images> (see
+ * write_images), and is killed on the way. */
 static int crash_child(const char *path, const char *stage)
 {
     store *s;
     if (store_open(path, STORE_ZARR, 0, &s) != SS_OK || store_lock(s) != SS_OK) return 3;
     int rc;
+    const char *eq = strchr(stage, '=');
     if (!strcmp(stage, "raw")) {
         rc = write_raw(s, 2, 1);
-    } else { /* a stage that was never committed before */
-        store_writer *w;
-        store_array *a;
-        int64_t sh[2] = {4, 4}, st[2] = {0, 0};
-        uint8_t v[16] = {1, 2, 3};
-        rc = store_stage_begin(s, stage, &w);
-        if (rc == SS_OK) rc = store_writer_array(w, "a", DT_U8, 2, sh, NULL, NULL, &a);
-        if (rc == SS_OK) rc = store_array_write(a, st, sh, DT_U8, v);
-        store_array_close(a);
-        rc = rc == SS_OK ? store_commit_stage(w) : rc;
+    } else {
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - stage) : (int)strlen(stage), stage);
+        rc = write_images(s, name, eq ? eq + 1 : "a");
     }
     store_close(s);
     return rc == SS_OK ? 0 : 4;
@@ -504,6 +584,23 @@ static int run_crash(store **sp, const char *point, const char *stage)
 }
 
 static int tmp_empty(void) { return count_entries(cat(cpath, ".sirenstack/tmp")) == 0; }
+
+/* 1 if store_list_stages gives exactly the comma-separated list want. */
+static int stages_are(store *s, const char *want)
+{
+    char **n = NULL;
+    if (store_list_stages(s, &n) != SS_OK) return 0;
+    sbuf b = {0};
+    for (char **p = n; *p; p++) {
+        if (p != n) sbuf_put(&b, ",");
+        sbuf_put(&b, *p);
+    }
+    int ok = !strcmp(sbuf_str(&b), want);
+    if (!ok) printf("#   stages: %s\n#   wanted: %s\n", sbuf_str(&b), want);
+    sbuf_free(&b);
+    store_names_free(n);
+    return ok;
+}
 
 /* ---- tests ------------------------------------------------------------------ */
 
@@ -551,10 +648,12 @@ static void test_create_and_roundtrip(store **sp)
     if (rc != SS_OK) exit(tap_done());
     CHECK(path_is_dir(store_workdir(s)) && path_is_dir(cat(cpath, ".sirenstack/tmp")), "work dir exists");
     char *z;
-    CHECK(fs_read_all(cat(cpath, ".zattrs"), &z, NULL) == SS_OK && strstr(z, "\"layout_version\": 1") &&
-              strstr(z, "\"format\": \"zarr\""),
-          "root .zattrs");
+    CHECK(fs_read_all(cat(cpath, ".zattrs"), &z, NULL) == SS_OK && strstr(z, "\"layout_version\": 2") &&
+              strstr(z, "\"format\": \"zarr\"") && strstr(z, "\"bioformats2raw.layout\": 3"),
+          "root .zattrs: sirenstack layout 2, bioformats2raw.layout 3");
     free(z);
+    CHECK(store_layout_version(s) == 2, "store_layout_version of a new container");
+    CHECK(path_exists(cat(cpath, "OME/.zgroup")) && series_is(""), "OME group with an empty series");
     CHECK(store_lock(s) == SS_OK && store_recover(s) == SS_OK, "lock and recover");
     char **names;
     CHECK(store_list_stages(s, &names) == SS_OK && names[0] == NULL, "no stages yet");
@@ -580,6 +679,8 @@ static void test_create_and_roundtrip(store **sp)
     rc = write_raw(s, 1, 1);
     CHECK(rc == SS_OK, "commit stage raw (%s)", rc ? ss_errmsg() : "");
     CHECK(store_has_stage(s, "raw") == 1 && tmp_empty(), "raw committed, tmp empty");
+    CHECK(series_is("raw/img_u16,raw/rep_f64"), "series names the image groups of raw");
+    CHECK(stages_are(s, "raw"), "the OME group is not a stage");
     check_raw(s, 1, "same handle");
     store_close(s);
 
@@ -661,23 +762,6 @@ static void test_writer_edge_cases(store *s)
     CHECK(store_has_stage(s, "../x") == 0, "has_stage of an invalid name");
 }
 
-/* 1 if store_list_stages gives exactly the comma-separated list want. */
-static int stages_are(store *s, const char *want)
-{
-    char **n = NULL;
-    if (store_list_stages(s, &n) != SS_OK) return 0;
-    sbuf b = {0};
-    for (char **p = n; *p; p++) {
-        if (p != n) sbuf_put(&b, ",");
-        sbuf_put(&b, *p);
-    }
-    int ok = !strcmp(sbuf_str(&b), want);
-    if (!ok) printf("#   stages: %s\n#   wanted: %s\n", sbuf_str(&b), want);
-    sbuf_free(&b);
-    store_names_free(n);
-    return ok;
-}
-
 static void test_order(store *s)
 {
     const char *seq[] = {"zeta", "alpha", "mid"};
@@ -733,6 +817,8 @@ static void test_recommit_and_crashes(store **sp)
     CHECK(store_has_stage(s, "fresh") == 0 && store_recover(s) == SS_OK && tmp_empty(), "new stage not visible");
     CHECK(run_crash(sp, "zarr.commit.after_swap", "fresh"), "child killed after committing a new stage");
     s = *sp;
+    CHECK(series_is("raw/img_u16,raw/rep_f64"), "the series does not name the new image before recovery");
+    CHECK(store_recover(s) == SS_OK && series_is("raw/img_u16,raw/rep_f64,fresh/a"), "recovery adds it");
     store_array *a;
     uint8_t v[16] = {0};
     int64_t st[2] = {0, 0}, ct[2] = {4, 4};
@@ -761,6 +847,177 @@ static void test_recommit_and_crashes(store **sp)
     store_stage_begin(s, "raw", &w);
     store_abort_stage(w);
     CHECK(stage_hash("raw") == h1 && tmp_empty(), "abort of a recommit leaves the stage intact");
+
+    /* A recommit that changes the images: at no instant does the series
+     * name a missing image, and recovery completes it. */
+    /* fresh, unknown to order.json, stays last */
+    const char *pre = "raw/img_u16,raw/rep_f64", *post = "fresh/a";
+    char want[512];
+    CHECK(series_is("raw/img_u16,raw/rep_f64,fresh/a"), "series before the image recommits");
+    CHECK(write_images(s, "pics", "p1,p2") == SS_OK, "commit pics with images p1, p2");
+    snprintf(want, sizeof want, "%s,pics/p1,pics/p2,%s", pre, post);
+    CHECK(series_is(want), "series names p1 and p2");
+    static const struct {
+        const char *point, *images, *killed, *recovered;
+    } kills[] = {
+        {"zarr.commit.before_swap", "pics=p2,p3", "pics/p2", "pics/p1,pics/p2"},
+        {"zarr.commit.after_swap", "pics=p2,p3", "pics/p2", "pics/p2,pics/p3"},
+        {"zarr.commit.before_series", "pics=p4", "", "pics/p4"},
+    };
+    for (size_t i = 0; i < sizeof kills / sizeof *kills; i++) {
+        CHECK(run_crash(sp, kills[i].point, kills[i].images), "child recommitting %s killed at %s", kills[i].images,
+              kills[i].point);
+        s = *sp;
+        snprintf(want, sizeof want, "%s,%s%s%s", pre, kills[i].killed, kills[i].killed[0] ? "," : "", post);
+        CHECK(series_is(want), "killed at %s: the series names only images that are there", kills[i].point);
+        snprintf(want, sizeof want, "%s,%s,%s", pre, kills[i].recovered, post);
+        CHECK(store_recover(s) == SS_OK && series_is(want), "killed at %s: recovery names every image",
+              kills[i].point);
+    }
+    /* leftovers of an atomic series write, and a damaged or lost series */
+    write_str(cat(cpath, "OME/.zattrs.tmp.4000000"), "{\"series\": [\"x\"");
+    write_str(cat(cpath, "OME/.zattrs"), "{\"series\": [\"gone/x\"]}");
+    CHECK(store_recover(s) == SS_OK && series_is(want) && !path_exists(cat(cpath, "OME/.zattrs.tmp.4000000")),
+          "recovery removes series temporaries and rewrites a wrong series");
+    fs_rm_rf(cat(cpath, "OME"));
+    CHECK(store_recover(s) == SS_OK && series_is(want) && path_exists(cat(cpath, "OME/.zgroup")),
+          "recovery remakes a lost OME group");
+}
+
+/* Every compression choice round-trips (image groups, plain arrays, 4-D
+ * arrays, tables) and is what .zarray names. */
+static void test_compression(store *s)
+{
+    static const struct {
+        store_compression c;
+        const char *info, *json;
+    } comps[] = {
+        {STORE_COMP_BLOSC_ZSTD, "blosc:zstd:5:shuffle",
+         "{\"id\": \"blosc\", \"cname\": \"zstd\", \"clevel\": 5, \"shuffle\": 1, \"blocksize\": 0}"},
+        {STORE_COMP_GZIP, "zlib:4", "{\"id\": \"zlib\", \"level\": 4}"},
+        {STORE_COMP_NONE, "none", "null"},
+        {STORE_COMP_BLOSC_LZ4, "blosc:lz4:5:shuffle",
+         "{\"id\": \"blosc\", \"cname\": \"lz4\", \"clevel\": 5, \"shuffle\": 1, \"blocksize\": 0}"},
+    };
+    CHECK(store_get_compression(s) == STORE_COMP_BLOSC_LZ4, "default compression blosc-lz4");
+    for (size_t i = 0; i < sizeof comps / sizeof *comps; i++) {
+        const char *name = store_compression_name(comps[i].c);
+        store_set_compression(s, comps[i].c);
+        want_comp = comps[i].info;
+        CHECK(write_raw(s, 1, 1) == SS_OK, "%s: commit raw (%s)", name, ss_errmsg());
+        check_raw(s, 1, name);
+        json_t *want = json_loads(comps[i].json, JSON_DECODE_ANY, NULL);
+        static const char *const members[] = {"raw/img_u16/0/.zarray", "raw/rep_f64/0/.zarray",
+                                              "raw/mask_u8/.zarray", "raw/big/.zarray"};
+        int ok = want != NULL;
+        for (size_t k = 0; k < sizeof members / sizeof *members; k++) {
+            json_t *z = json_load_file(cat(cpath, members[k]), 0, NULL);
+            if (!json_equal(json_object_get(z, "compressor"), want)) {
+                ok = 0;
+                printf("#   %s: compressor is not %s\n", members[k], comps[i].json);
+            }
+            json_decref(z);
+        }
+        CHECK(ok, "%s: .zarray compressor %s", name, comps[i].json);
+        json_decref(want);
+        store_array *a;
+        array_info info;
+        if (store_array_open(s, "raw", "mask_u8", &a) == SS_OK) {
+            CHECK(store_array_info(a, &info) == SS_OK && !strcmp(info.compressor, comps[i].info) &&
+                      (comps[i].c != STORE_COMP_NONE || info.stored_bytes == 9 * 2 * 4 * 4),
+                  "%s: mask_u8 reports %s (%lld bytes stored)", name, info.compressor, (long long)info.stored_bytes);
+            store_array_close(a);
+        }
+    }
+    want_comp = "blosc:lz4:5:shuffle";
+}
+
+/* A container of layout version 1 (tests/store/zarr-v1, made by the build
+ * before version 2): read in full, never written to. */
+static void test_v1_fixture(void)
+{
+    const char *src = getenv("SOURCE_ROOT");
+    char cmd[4096], v1[1100];
+    snprintf(v1, sizeof v1, "%s/v1.zarr", root);
+    snprintf(cmd, sizeof cmd, "cp -r '%s/tests/store/zarr-v1/out/s1.zarr' '%s'", src ? src : "..", v1);
+    if (!src || system(cmd) != 0) {
+        CHECK(0, "copy the version-1 fixture (SOURCE_ROOT %s)", src ? src : "unset");
+        return;
+    }
+    uint64_t h0 = tree_hash(v1, "", 1);
+    store *s;
+    int rc = store_open(v1, STORE_ZARR, 0, &s);
+    CHECK(rc == SS_OK, "v1: opens (%s)", rc ? ss_errmsg() : "");
+    if (rc != SS_OK) return;
+    CHECK(store_layout_version(s) == 1, "v1: layout version 1");
+    char **names = NULL;
+    sbuf b = {0};
+    rc = store_list_stages(s, &names);
+    for (char **p = names; rc == SS_OK && *p; p++) {
+        char **arr = NULL;
+        if (store_list_arrays(s, *p, &arr) != SS_OK) break;
+        for (char **q = arr; *q; q++) sbuf_printf(&b, "%s/%s ", *p, *q);
+        store_names_free(arr);
+    }
+    store_names_free(names);
+    CHECK(!strcmp(sbuf_str(&b), "raw/repeats raw/truth mean/fused ip/mask ip/predicted ip/restored score/per_plane "
+                                 "score/summary "),
+          "v1: stages in commit order and their arrays (%s)", sbuf_str(&b));
+    sbuf_free(&b);
+    /* mean/fused is the mean of the repeats */
+    store_array *ar, *am;
+    array_info ir, im;
+    rc = store_array_open(s, "raw", "repeats", &ar);
+    if (rc == SS_OK) rc = store_array_open(s, "mean", "fused", &am);
+    CHECK(rc == SS_OK && store_array_info(ar, &ir) == SS_OK && store_array_info(am, &im) == SS_OK && ir.rank == 4 &&
+              im.rank == 3 && !strcmp(ir.meta.axes, "rzyx") && !strcmp(im.meta.axes, "zyx") && im.meta.voxel[0] == 2 &&
+              !strcmp(ir.compressor, "blosc:lz4:5:shuffle"),
+          "v1: raw/repeats and mean/fused open with their metadata");
+    if (rc == SS_OK && ir.rank == 4) {
+        int64_t n = im.shape[0] * im.shape[1] * im.shape[2], s4[4] = {0};
+        float *r = malloc(sizeof(float) * (size_t)(n * ir.shape[0])), *m = malloc(sizeof(float) * (size_t)n);
+        int ok = store_array_read(ar, s4, ir.shape, DT_F32, r) == SS_OK &&
+                 store_array_read(am, s4, im.shape, DT_F32, m) == SS_OK;
+        for (int64_t i = 0; ok && i < n; i++) {
+            double sum = 0;
+            for (int64_t k = 0; k < ir.shape[0]; k++) sum += r[k * n + i];
+            ok = fabs(sum / (double)ir.shape[0] - m[i]) <= 1e-3 * (1 + fabs(m[i]));
+        }
+        CHECK(ok, "v1: every voxel of mean/fused is the mean of raw/repeats");
+        free(r);
+        free(m);
+    }
+    if (rc == SS_OK) {
+        store_array_close(ar);
+        store_array_close(am);
+    }
+    table_data t;
+    rc = store_table_read(s, "score", "summary", &t);
+    CHECK(rc == SS_OK && t.n_rows > 0 && t.n_cols >= 3, "v1: table score/summary reads (%s)", rc ? ss_errmsg() : "");
+    if (rc == SS_OK) table_free(&t);
+    store_close(s);
+    /* recovery leaves it alone; adding a stage is refused with a clear message */
+    rc = store_open(v1, STORE_ZARR, 1, &s);
+    if (rc == SS_OK) rc = store_lock(s);
+    CHECK(rc == SS_OK && store_recover(s) == SS_OK && !path_exists(cat(v1, "OME")), "v1: recovery adds no OME group");
+    store_writer *w = NULL;
+    rc = rc == SS_OK ? store_stage_begin(s, "more", &w) : rc;
+    CHECK(rc == SS_ERR_IO && !w && strstr(ss_errmsg(), "layout version 1") && strstr(ss_errmsg(), "new output folder"),
+          "v1: adding a stage is refused: %s", ss_errmsg());
+    store_close(s);
+    /* the work dir has the lock file and tmp/ now; the rest is as it was */
+    unlink(cat(v1, ".sirenstack/lock"));
+    rmdir(cat(v1, ".sirenstack/tmp"));
+    CHECK(tree_hash(v1, "", 1) == h0, "v1: byte-identical after reading, recovery and the refused write");
+}
+
+/* The OME group's name is not a stage name. */
+static void test_reserved(store *s)
+{
+    store_writer *w = NULL;
+    CHECK(store_stage_begin(s, "OME", &w) == SS_ERR_CONFIG && !w && strstr(ss_errmsg(), "reserved"),
+          "stage OME refused: %s", ss_errmsg());
+    CHECK(store_stage_begin(s, "ome", &w) == SS_ERR_CONFIG && !w, "stage ome refused (case-insensitive filesystems)");
 }
 
 /* Tiny caches: every chunk is evicted and reloaded mid-slab. */
@@ -942,8 +1199,11 @@ int main(int argc, char **argv)
     test_order(s);
     test_recommit_and_crashes(&s);
     test_small_cache(s);
+    test_compression(s);
+    test_reserved(s);
     test_corrupt(s);
     store_close(s);
+    test_v1_fixture();
 
     if (!tap_failed) fs_rm_rf(root);
     else printf("# left %s for inspection\n", root);

@@ -510,7 +510,7 @@ def cli():
         if ok:
             zg = zarr.open(zp, mode="r")["synth"]
             hd, _ = load(hp)
-            ok = all(np.array_equal(np.asarray(zg[k][...]), hd[k]) for k in ("truth", "repeats", "labels"))
+            ok = all(np.array_equal(np.asarray(zg[k]["0"][...]), hd[k]) for k in ("truth", "repeats", "labels"))
         T.check(ok, "synth -o x.zarr: zarr-python reads the same arrays as the HDF5 container", describe(pz))
 
 

@@ -74,9 +74,9 @@ class Imported:
         if store == "zarr":
             import zarr
             g = zarr.open_group(cont, mode="r")
-            if "raw" in g and "raw" in g["raw"]:
-                self.array = g["raw"]["raw"][...]
-                self.attrs = dict(g["raw"]["raw"].attrs)
+            if "raw" in g and "raw/0" in g["raw"]:  # the image group raw/raw, its array at 0
+                self.array = g["raw"]["raw/0"][...]
+                self.attrs = dict(g["raw"]["raw/0"].attrs)
                 with open(os.path.join(cont, "raw", ".zattrs")) as f:
                     self.stage = json.load(f)
             return
