@@ -19,8 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *cmd_version(void) { return provenance_software_version(); }
-
 static int usage_error(const char *help, const char *fmt, const char *arg)
 {
     fprintf(stderr, "sirenstack: ");
@@ -711,6 +709,20 @@ static int no_args(int argc, char **argv, const char *help)
     }
     if (argc > 1) return usage_error(help, "unexpected argument '%s'", argv[1]);
     return 0;
+}
+
+static const char version_help[] =
+    "usage: sirenstack version\n"
+    "\n"
+    "Prints the version and the git revision the program was built from, e.g.\n"
+    "'sirenstack 0.1.0 (git ec2d9e5-dirty)'. 'sirenstack --version' is the same.\n";
+
+int cmd_version(int argc, char **argv)
+{
+    int r = no_args(argc, argv, version_help);
+    if (r) return r > 0 ? SS_OK : r;
+    puts(provenance_version_line());
+    return SS_OK;
 }
 
 static const char stages_help[] =

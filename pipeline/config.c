@@ -41,32 +41,10 @@ static const char *describe(const ynode *n)
     return buf;
 }
 
-/* "did you mean" for unknown keys and stage types. */
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return 99;
-    int d[65][65];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
+/* "; expected one of: a b c", after a "did you mean" when one is close. */
 static void suggest(sbuf *b, const char *got, const char *const *options)
 {
-    const char *best = NULL;
-    int bd = 3;
-    for (const char *const *o = options; *o; o++) {
-        int dd = edit_distance(got, *o);
-        if (dd < bd) bd = dd, best = *o;
-    }
+    const char *best = ss_closest(got, options);
     if (best) sbuf_printf(b, " (did you mean '%s'?)", best);
     sbuf_put(b, "; expected one of:");
     for (const char *const *o = options; *o; o++) sbuf_printf(b, " %s", *o);
