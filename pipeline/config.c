@@ -68,7 +68,7 @@ static void check_keys(cfg_errors *e, const ynode *map, const char *path, const 
 
 /* ---- parameters ---------------------------------------------------------- */
 
-static void range_text(const param_spec *p, char *buf, size_t n)
+void config_param_range_text(const param_spec *p, char *buf, size_t n)
 {
     if (!(p->flags & PARAM_RANGE)) {
         buf[0] = 0;
@@ -107,7 +107,7 @@ static const char *type_word(param_type t)
 static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, const ynode *n, const char *kp)
 {
     char rng[96];
-    range_text(p, rng, sizeof rng);
+    config_param_range_text(p, rng, sizeof rng);
     if (!n || n->kind != YN_SCALAR) {
         cfg_error(e, n ? n->line : 0, n ? n->col : 0, kp, "expected %s%s, got %s", type_word(t), rng, describe(n));
         return NULL;
@@ -877,6 +877,18 @@ int config_stage_params(const config *c, int i, const sample_info *s, json_t **o
 
 /* ---- JSON Schema ----------------------------------------------------------- */
 
+/* "a|b|c" -> ["a", "b", "c"] */
+static json_t *choices_json(const char *choices)
+{
+    json_t *en = json_array();
+    for (const char *c = choices; c && *c;) {
+        size_t l = strcspn(c, "|");
+        json_array_append_new(en, json_stringn(c, l));
+        c += l + (c[l] == '|');
+    }
+    return en;
+}
+
 static json_t *param_schema(const param_spec *p)
 {
     json_t *s = json_object();
@@ -886,17 +898,7 @@ static json_t *param_schema(const param_spec *p)
     case P_INT: json_object_set_new(e, "type", json_string("integer")); break;
     case P_NUM: json_object_set_new(e, "type", json_string("number")); break;
     case P_BOOL: json_object_set_new(e, "type", json_string("boolean")); break;
-    case P_ENUM: {
-        json_t *en = json_array();
-        const char *c = p->choices;
-        while (c && *c) {
-            size_t l = strcspn(c, "|");
-            json_array_append_new(en, json_stringn(c, l));
-            c += l + (c[l] == '|');
-        }
-        json_object_set_new(e, "enum", en);
-        break;
-    }
+    case P_ENUM: json_object_set_new(e, "enum", choices_json(p->choices)); break;
     case P_PATH:
         json_object_set_new(e, "type", json_string("string"));
         json_object_set_new(e, "minLength", json_integer(1));
@@ -1006,4 +1008,71 @@ json_t *config_json_schema(void)
                      "samples", samples, "stages", "type", "object", "minProperties", 1, "propertyNames", "pattern",
                      "^[A-Za-z0-9_-]{1,100}$", "additionalProperties", "$ref", "#/definitions/stage", "definitions",
                      defs);
+}
+
+/* ---- stage types as data (sirenstack stages --json) ------------------------ */
+
+const char *config_param_type_name(param_type t)
+{
+    static const char *const n[] = {"int", "number", "bool", "string", "enum", "path", "int list", "number list",
+                                    "string list"};
+    return n[t];
+}
+
+static const char *const kind_names[] = {"image", "repeats", "table", "weights", "mask"};
+#define N_KIND_NAMES (sizeof kind_names / sizeof *kind_names)
+
+void config_kinds_text(unsigned kinds, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (unsigned i = 0; i < N_KIND_NAMES && len < n; i++)
+        if (kinds & (1u << i)) len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "|" : "", kind_names[i]);
+}
+
+static json_t *kinds_json(unsigned kinds)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < N_KIND_NAMES; i++)
+        if (kinds & (1u << i)) json_array_append_new(a, json_string(kind_names[i]));
+    return a;
+}
+
+static json_t *ports_json(const port_spec *ports, int inputs)
+{
+    json_t *a = json_array();
+    for (const port_spec *p = ports; p && p->name; p++) {
+        json_t *o = json_pack("{s:s,s:o,s:s}", "name", p->name, "kinds", kinds_json(p->kinds), "doc", p->doc ? p->doc : "");
+        if (inputs) {
+            json_object_set_new(o, "optional", json_boolean(p->optional));
+            json_object_set_new(o, "multiple", json_boolean(p->multiple));
+        } else {
+            json_object_set_new(o, "like", p->like ? json_string(p->like) : json_null());
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+json_t *config_stage_type_json(const stage_type *t)
+{
+    json_t *params = json_array();
+    for (const param_spec *p = t->params; p && p->name; p++) {
+        json_t *def = p->def ? json_loads(p->def, JSON_DECODE_ANY, NULL) : NULL;
+        json_t *o = json_pack("{s:s,s:s,s:o,s:b,s:b,s:s}", "name", p->name, "type", config_param_type_name(p->type),
+                              "default", def ? def : json_null(), "required", !p->def, "nullable",
+                              (p->flags & PARAM_NULLABLE) != 0, "doc", p->doc ? p->doc : "");
+        if (p->flags & PARAM_RANGE)
+            json_object_set_new(o, "range", json_pack("{s:f,s:f,s:b,s:b}", "min", p->lo, "max", p->hi, "min_exclusive",
+                                                      (p->flags & PARAM_LO_OPEN) != 0, "max_exclusive",
+                                                      (p->flags & PARAM_HI_OPEN) != 0));
+        if (p->type == P_ENUM) json_object_set_new(o, "choices", choices_json(p->choices));
+        if (p->list_min || p->list_max)
+            json_object_set_new(o, "items", json_pack("{s:i,s:i}", "min", p->list_min, "max", p->list_max));
+        json_array_append_new(params, o);
+    }
+    return json_pack("{s:s,s:i,s:s,s:b,s:b,s:o,s:o,s:o}", "name", t->name, "version", t->version, "doc",
+                     t->summary ? t->summary : "", "stochastic", (t->flags & STAGE_STOCHASTIC) != 0, "source",
+                     (t->flags & STAGE_SOURCE) != 0, "params", params, "inputs", ports_json(t->inputs, 1), "outputs",
+                     ports_json(t->outputs, 0));
 }
