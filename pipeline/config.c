@@ -527,6 +527,25 @@ static unsigned output_kind(const config *c, int i, const char *out, int depth)
     return p->kinds;
 }
 
+/* How many repeats output `out` of stage i holds for sample s, as far as the
+ * config tells before anything runs (following `like` links); 0 when it does
+ * not say. *by_sample: the count is the sample's `repeats`. */
+static int64_t output_repeats(const config *c, int i, const char *out, const sample_info *s, int depth, int *by_sample)
+{
+    const stage_decl *d = &c->stages[i];
+    const port_spec *p = find_port(d->type->outputs, out);
+    if (!p || depth > c->n_stages) return 0;
+    if (p->like) {
+        for (int k = 0; k < d->n_inputs; k++)
+            if (!strcmp(d->inputs[k].port, p->like) && d->inputs[k].stage_index >= 0)
+                return output_repeats(c, d->inputs[k].stage_index, d->inputs[k].output, s, depth + 1, by_sample);
+        return 0;
+    }
+    int64_t r = d->type->repeats_of && d->params ? d->type->repeats_of(d->params, out) : 0;
+    if (r == 0 && (d->type->flags & STAGE_SOURCE)) r = s->repeats, *by_sample = 1;
+    return r;
+}
+
 static void check_references(cfg_errors *e, config *c, const ynode *stages)
 {
     for (int i = 0; i < c->n_stages; i++) {
@@ -576,15 +595,30 @@ static void check_kinds(cfg_errors *e, config *c, const ynode *stages)
             if (x->stage_index < 0) continue;
             const port_spec *ip = find_port(d->type->inputs, x->port);
             unsigned got = output_kind(c, x->stage_index, x->output, 0);
-            if (ip && got && !(got & ip->kinds)) {
-                const ynode *in = ymap_get(ymap_get(stages, d->name), "inputs");
-                const ynode *rn = in && in->kind == YN_MAP ? ymap_get(in, x->port) : in;
-                char kp[512];
-                snprintf(kp, sizeof kp, "stages.%s.inputs.%s", d->name, x->port);
-                cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
-                          "'%s.%s' is %s, but input '%s' of %s expects %s", x->stage, x->output, kind_word(got),
-                          x->port, d->type->name, kind_word(ip->kinds));
+            if (!ip || !got || (got & ip->kinds)) continue;
+            const ynode *in = ymap_get(ymap_get(stages, d->name), "inputs");
+            const ynode *rn = in && in->kind == YN_MAP ? ymap_get(in, x->port) : in;
+            char kp[512];
+            snprintf(kp, sizeof kp, "stages.%s.inputs.%s", d->name, x->port);
+            if (got == KIND_REPEATS && (ip->kinds & KIND_IMAGE)) {
+                /* One repeat is an image; so may be a count not known yet
+                 * (the stage's reader checks it at run time). */
+                int64_t r = 0;
+                int si = 0, by_sample = 0;
+                for (; si < c->n_samples && r <= 1; si++)
+                    r = output_repeats(c, x->stage_index, x->output, &c->samples[si], 0, &by_sample);
+                char who[160] = "";
+                if (by_sample) snprintf(who, sizeof who, " (sample %s)", c->samples[si - 1].id);
+                if (r > 1)
+                    cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                              "'%s.%s' holds %lld repeats%s, but input '%s' of %s expects an image (ZYX); "
+                              "fuse them first (fuse_mean, fuse_median, siren_fuse)", x->stage, x->output,
+                              (long long)r, who, x->port, d->type->name);
+                continue;
             }
+            cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                      "'%s.%s' is %s, but input '%s' of %s expects %s", x->stage, x->output, kind_word(got), x->port,
+                      d->type->name, kind_word(ip->kinds));
         }
     }
 }
