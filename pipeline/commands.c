@@ -19,8 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *cmd_version(void) { return provenance_software_version(); }
-
 static int usage_error(const char *help, const char *fmt, const char *arg)
 {
     fprintf(stderr, "sirenstack: ");
@@ -627,6 +625,38 @@ static int replace_dir(const char *tmp, const char *out)
     return rc;
 }
 
+/* A stage or name the container lacks: the names it has (exit 3, as any
+ * missing input), with the closest one. */
+static int export_source_exists(store *st, const char *stage, const char *name)
+{
+    int has = store_has_stage(st, stage);
+    if (has < 0) return has;
+    char **names = NULL;
+    int rc = has ? store_list_arrays(st, stage, &names) : store_list_stages(st, &names);
+    if (rc != SS_OK) return rc;
+    const char *want = has ? name : stage;
+    sbuf list = {0};
+    for (char **n = names; n && *n && rc == SS_OK; n++) {
+        if (!strcmp(*n, want)) rc = 1;
+        sbuf_printf(&list, "%s%s", n == names ? "" : ", ", *n);
+    }
+    if (rc == 1) rc = SS_OK;
+    else {
+        const char *near = names ? ss_closest(want, (const char *const *)names) : NULL;
+        char hint[160] = "";
+        if (near) snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
+        if (has)
+            rc = ss_fail(SS_ERR_INPUT, "%s: no array '%s' in stage '%s'; it has: %s%s", store_path(st), name, stage,
+                         list.len ? sbuf_str(&list) : "nothing", hint);
+        else
+            rc = ss_fail(SS_ERR_INPUT, "%s: no stage '%s'; the container has: %s%s", store_path(st), stage,
+                         list.len ? sbuf_str(&list) : "no committed stage", hint);
+    }
+    sbuf_free(&list);
+    store_names_free(names);
+    return rc;
+}
+
 int cmd_export(int argc, char **argv)
 {
     const char *out = NULL, *pos[2] = {0};
@@ -664,7 +694,8 @@ int cmd_export(int argc, char **argv)
     while (lo > 1 && out[lo - 1] == '/') lo--;
     char *dst = strndup(out, lo);
     export_format fmt = export_format_of(out, lo);
-    int is_table = store_is_table(st, stage, name);
+    int is_table = export_source_exists(st, stage, name);
+    if (is_table == SS_OK) is_table = store_is_table(st, stage, name);
     char *tmp = ss_asprintf("%s.tmp.%ld", dst, (long)getpid());
     FILE *f = NULL;
     if (is_table < 0) rc = is_table;
@@ -706,12 +737,6 @@ int cmd_export(int argc, char **argv)
 
 /* ---- stages / schema ------------------------------------------------------ */
 
-static const char *ptype_name(param_type t)
-{
-    static const char *n[] = {"int", "number", "bool", "string", "enum", "path", "int list", "number list", "string list"};
-    return n[t];
-}
-
 static int no_args(int argc, char **argv, const char *help)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -722,33 +747,95 @@ static int no_args(int argc, char **argv, const char *help)
     return 0;
 }
 
-static const char stages_help[] =
-    "usage: sirenstack stages\n"
+static const char version_help[] =
+    "usage: sirenstack version\n"
     "\n"
-    "Lists every stage type with its version, inputs, outputs and parameters\n"
-    "(type, range, default, meaning).\n";
+    "Prints the version and the git revision the program was built from, e.g.\n"
+    "'sirenstack 0.1.0 (git ec2d9e5-dirty)'. 'sirenstack --version' is the same.\n";
+
+int cmd_version(int argc, char **argv)
+{
+    int r = no_args(argc, argv, version_help);
+    if (r) return r > 0 ? SS_OK : r;
+    puts(provenance_version_line());
+    return SS_OK;
+}
+
+static const char stages_help[] =
+    "usage: sirenstack stages [NAME...] [--json]\n"
+    "\n"
+    "Lists every stage type (or the ones named) with its version, inputs and\n"
+    "outputs with the kinds of data they take and give (image, repeats, table,\n"
+    "weights, mask), and its parameters (type, range or choices, default, meaning).\n"
+    "\n"
+    "  --json   the same as a JSON list, one object per type: name, version, doc,\n"
+    "           stochastic, source, params [name, type, default, required,\n"
+    "           nullable, doc, range {min, max, min_exclusive, max_exclusive},\n"
+    "           choices, items {min, max}], inputs [name, kinds, doc, optional,\n"
+    "           multiple], outputs [name, kinds, doc, like]\n";
+
+static void print_stage_type(const stage_type *t)
+{
+    printf("%s (version %d)\n    %s\n", t->name, t->version, t->summary);
+    for (int out = 0; out < 2; out++)
+        for (const port_spec *p = out ? t->outputs : t->inputs; p && p->name; p++) {
+            char kinds[64];
+            config_kinds_text(p->kinds, kinds, sizeof kinds);
+            printf("    %s %-14s %s", out ? "output" : "input ", p->name, kinds);
+            if (p->like) printf(" (as input %s)", p->like);
+            printf(": %s%s%s\n", p->doc ? p->doc : "", p->optional ? " (optional)" : "",
+                   p->multiple ? " (one or more)" : "");
+        }
+    for (const param_spec *p = t->params; p && p->name; p++) {
+        char rng[96];
+        config_param_range_text(p, rng, sizeof rng);
+        printf("    param  %-14s %s", p->name, config_param_type_name(p->type));
+        if (p->type == P_ENUM) printf(" (%s)", p->choices);
+        printf("%s, %s%s: %s\n", rng, p->def ? "default " : "required", p->def ? p->def : "", p->doc ? p->doc : "");
+    }
+}
 
 int cmd_stages(int argc, char **argv)
 {
-    int r = no_args(argc, argv, stages_help);
-    if (r) return r > 0 ? SS_OK : r;
-    for (const stage_type *const *t = stage_types_all(); *t; t++) {
-        printf("%s (version %d)\n    %s\n", (*t)->name, (*t)->version, (*t)->summary);
-        for (const port_spec *p = (*t)->inputs; p && p->name; p++)
-            printf("    input  %-14s %s%s\n", p->name, p->doc ? p->doc : "", p->optional ? " (optional)" : "");
-        for (const port_spec *p = (*t)->outputs; p && p->name; p++)
-            printf("    output %-14s %s\n", p->name, p->doc ? p->doc : "");
-        for (const param_spec *p = (*t)->params; p && p->name; p++) {
-            printf("    param  %-14s %s", p->name, ptype_name(p->type));
-            if (p->type == P_ENUM) printf(" (%s)", p->choices);
-            if (p->flags & PARAM_RANGE)
-                printf(" in %c%g, %g%c", p->flags & PARAM_LO_OPEN ? '(' : '[', p->lo, p->hi,
-                       p->flags & PARAM_HI_OPEN ? ')' : ']');
-            printf(", %s%s: %s\n", p->def ? "default " : "required", p->def ? p->def : "", p->doc ? p->doc : "");
+    int as_json = 0, n_names = 0;
+    const stage_type **chosen = calloc((size_t)argc + 1, sizeof *chosen);
+    if (!chosen) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = SS_OK;
+    for (int i = 1; i < argc && rc == SS_OK; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(stages_help, stdout);
+            free(chosen);
+            return SS_OK;
         }
-        printf("\n");
+        if (!strcmp(argv[i], "--json")) as_json = 1;
+        else if (argv[i][0] == '-') rc = usage_error(stages_help, "unknown option '%s'", argv[i]);
+        else if (!(chosen[n_names++] = stage_type_find(argv[i]))) {
+            const char *names[128];
+            int n = 0;
+            for (const stage_type *const *t = stage_types_all(); *t && n < 127; t++) names[n++] = (*t)->name;
+            names[n] = NULL;
+            const char *near = ss_closest(argv[i], names);
+            rc = ss_fail(SS_ERR_CONFIG, "no stage type '%s'%s%s%s; 'sirenstack stages' lists them", argv[i],
+                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        }
     }
-    return SS_OK;
+    const stage_type *const *types = n_names ? chosen : stage_types_all();
+    json_t *all = json_array();
+    for (const stage_type *const *t = types; rc == SS_OK && *t; t++) {
+        if (as_json) json_array_append_new(all, config_stage_type_json(*t));
+        else {
+            print_stage_type(*t);
+            if (t[1]) printf("\n");
+        }
+    }
+    if (rc == SS_OK && as_json) {
+        char *text = json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+    }
+    json_decref(all);
+    free(chosen);
+    return rc;
 }
 
 static const char schema_help[] =

@@ -10,6 +10,6 @@ int cmd_export(int argc, char **argv);
 int cmd_stages(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_synth(int argc, char **argv); /* pipeline/cmd_synth.c */
-const char *cmd_version(void);
+int cmd_version(int argc, char **argv);
 
 #endif

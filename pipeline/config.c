@@ -41,39 +41,10 @@ static const char *describe(const ynode *n)
     return buf;
 }
 
-/* "did you mean" for unknown keys and stage types. */
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return 99;
-    int d[65][65];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
-/* The option nearest to got, if it is at most two edits away. */
-static const char *closest(const char *got, const char *const *options)
-{
-    const char *best = NULL;
-    int bd = 3;
-    for (const char *const *o = options; *o; o++) {
-        int dd = edit_distance(got, *o);
-        if (dd < bd) bd = dd, best = *o;
-    }
-    return best;
-}
-
+/* "; expected one of: a b c", after a "did you mean" when one is close. */
 static void suggest(sbuf *b, const char *got, const char *const *options)
 {
-    const char *best = closest(got, options);
+    const char *best = ss_closest(got, options);
     if (best) sbuf_printf(b, " (did you mean '%s'?)", best);
     sbuf_put(b, "; expected one of:");
     for (const char *const *o = options; *o; o++) sbuf_printf(b, " %s", *o);
@@ -97,7 +68,7 @@ static void check_keys(cfg_errors *e, const ynode *map, const char *path, const 
 
 /* ---- parameters ---------------------------------------------------------- */
 
-static void range_text(const param_spec *p, char *buf, size_t n)
+void config_param_range_text(const param_spec *p, char *buf, size_t n)
 {
     if (!(p->flags & PARAM_RANGE)) {
         buf[0] = 0;
@@ -136,7 +107,7 @@ static const char *type_word(param_type t)
 static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, const ynode *n, const char *kp)
 {
     char rng[96];
-    range_text(p, rng, sizeof rng);
+    config_param_range_text(p, rng, sizeof rng);
     if (!n || n->kind != YN_SCALAR) {
         cfg_error(e, n ? n->line : 0, n ? n->col : 0, kp, "expected %s%s, got %s", type_word(t), rng, describe(n));
         return NULL;
@@ -214,7 +185,7 @@ static json_t *scalar_value(cfg_errors *e, const param_spec *p, param_type t, co
         }
         opts[k] = NULL;
         if (!ok) {
-            const char *best = closest(n->value, opts);
+            const char *best = ss_closest(n->value, opts);
             char hint[96] = "";
             if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
             cfg_error(e, n->line, n->col, kp, "%s is not allowed: expected one of %s%s", describe(n), p->choices, hint);
@@ -595,6 +566,25 @@ static int stage_has_input(const stage_decl *d, const char *port)
     return 0;
 }
 
+/* How many repeats output `out` of stage i holds for sample s, as far as the
+ * config tells before anything runs (following `like` links); 0 when it does
+ * not say. *by_sample: the count is the sample's `repeats`. */
+static int64_t output_repeats(const config *c, int i, const char *out, const sample_info *s, int depth, int *by_sample)
+{
+    const stage_decl *d = &c->stages[i];
+    const port_spec *p = find_port(d->type->outputs, out);
+    if (!p || depth > c->n_stages) return 0;
+    if (p->like) {
+        for (int k = 0; k < d->n_inputs; k++)
+            if (!strcmp(d->inputs[k].port, p->like) && d->inputs[k].stage_index >= 0)
+                return output_repeats(c, d->inputs[k].stage_index, d->inputs[k].output, s, depth + 1, by_sample);
+        return 0;
+    }
+    int64_t r = d->type->repeats_of && d->params ? d->type->repeats_of(d->params, out) : 0;
+    if (r == 0 && (d->type->flags & STAGE_SOURCE)) r = s->repeats, *by_sample = 1;
+    return r;
+}
+
 static void check_references(cfg_errors *e, config *c, const ynode *stages)
 {
     for (int i = 0; i < c->n_stages; i++) {
@@ -651,15 +641,30 @@ static void check_kinds(cfg_errors *e, config *c, const ynode *stages)
             if (x->stage_index < 0) continue;
             const port_spec *ip = find_port(d->type->inputs, x->port);
             unsigned got = output_kind(c, x->stage_index, x->output, 0);
-            if (ip && got && !(got & ip->kinds)) {
-                const ynode *in = ymap_get(ymap_get(stages, d->name), "inputs");
-                const ynode *rn = in && in->kind == YN_MAP ? ymap_get(in, x->port) : in;
-                char kp[512];
-                snprintf(kp, sizeof kp, "stages.%s.inputs.%s", d->name, x->port);
-                cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
-                          "'%s.%s' is %s, but input '%s' of %s expects %s", x->stage, x->output, kind_word(got),
-                          x->port, d->type->name, kind_word(ip->kinds));
+            if (!ip || !got || (got & ip->kinds)) continue;
+            const ynode *in = ymap_get(ymap_get(stages, d->name), "inputs");
+            const ynode *rn = in && in->kind == YN_MAP ? ymap_get(in, x->port) : in;
+            char kp[512];
+            snprintf(kp, sizeof kp, "stages.%s.inputs.%s", d->name, x->port);
+            if (got == KIND_REPEATS && (ip->kinds & KIND_IMAGE)) {
+                /* One repeat is an image; so may be a count not known yet
+                 * (the stage's reader checks it at run time). */
+                int64_t r = 0;
+                int si = 0, by_sample = 0;
+                for (; si < c->n_samples && r <= 1; si++)
+                    r = output_repeats(c, x->stage_index, x->output, &c->samples[si], 0, &by_sample);
+                char who[160] = "";
+                if (by_sample) snprintf(who, sizeof who, " (sample %s)", c->samples[si - 1].id);
+                if (r > 1)
+                    cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                              "'%s.%s' holds %lld repeats%s, but input '%s' of %s expects an image (ZYX); "
+                              "fuse them first (fuse_mean, fuse_median, siren_fuse)", x->stage, x->output,
+                              (long long)r, who, x->port, d->type->name);
+                continue;
             }
+            cfg_error(e, rn ? rn->line : d->line, rn ? rn->col : d->col, kp,
+                      "'%s.%s' is %s, but input '%s' of %s expects %s", x->stage, x->output, kind_word(got), x->port,
+                      d->type->name, kind_word(ip->kinds));
         }
     }
 }
@@ -952,6 +957,18 @@ int config_stage_params(const config *c, int i, const sample_info *s, json_t **o
 
 /* ---- JSON Schema ----------------------------------------------------------- */
 
+/* "a|b|c" -> ["a", "b", "c"] */
+static json_t *choices_json(const char *choices)
+{
+    json_t *en = json_array();
+    for (const char *c = choices; c && *c;) {
+        size_t l = strcspn(c, "|");
+        json_array_append_new(en, json_stringn(c, l));
+        c += l + (c[l] == '|');
+    }
+    return en;
+}
+
 static json_t *param_schema(const param_spec *p)
 {
     json_t *s = json_object();
@@ -961,17 +978,7 @@ static json_t *param_schema(const param_spec *p)
     case P_INT: json_object_set_new(e, "type", json_string("integer")); break;
     case P_NUM: json_object_set_new(e, "type", json_string("number")); break;
     case P_BOOL: json_object_set_new(e, "type", json_string("boolean")); break;
-    case P_ENUM: {
-        json_t *en = json_array();
-        const char *c = p->choices;
-        while (c && *c) {
-            size_t l = strcspn(c, "|");
-            json_array_append_new(en, json_stringn(c, l));
-            c += l + (c[l] == '|');
-        }
-        json_object_set_new(e, "enum", en);
-        break;
-    }
+    case P_ENUM: json_object_set_new(e, "enum", choices_json(p->choices)); break;
     case P_PATH:
         json_object_set_new(e, "type", json_string("string"));
         json_object_set_new(e, "minLength", json_integer(1));
@@ -1081,4 +1088,71 @@ json_t *config_json_schema(void)
                      "samples", samples, "stages", "type", "object", "minProperties", 1, "propertyNames", "pattern",
                      "^[A-Za-z0-9_-]{1,100}$", "additionalProperties", "$ref", "#/definitions/stage", "definitions",
                      defs);
+}
+
+/* ---- stage types as data (sirenstack stages --json) ------------------------ */
+
+const char *config_param_type_name(param_type t)
+{
+    static const char *const n[] = {"int", "number", "bool", "string", "enum", "path", "int list", "number list",
+                                    "string list"};
+    return n[t];
+}
+
+static const char *const kind_names[] = {"image", "repeats", "table", "weights", "mask"};
+#define N_KIND_NAMES (sizeof kind_names / sizeof *kind_names)
+
+void config_kinds_text(unsigned kinds, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (unsigned i = 0; i < N_KIND_NAMES && len < n; i++)
+        if (kinds & (1u << i)) len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "|" : "", kind_names[i]);
+}
+
+static json_t *kinds_json(unsigned kinds)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < N_KIND_NAMES; i++)
+        if (kinds & (1u << i)) json_array_append_new(a, json_string(kind_names[i]));
+    return a;
+}
+
+static json_t *ports_json(const port_spec *ports, int inputs)
+{
+    json_t *a = json_array();
+    for (const port_spec *p = ports; p && p->name; p++) {
+        json_t *o = json_pack("{s:s,s:o,s:s}", "name", p->name, "kinds", kinds_json(p->kinds), "doc", p->doc ? p->doc : "");
+        if (inputs) {
+            json_object_set_new(o, "optional", json_boolean(p->optional));
+            json_object_set_new(o, "multiple", json_boolean(p->multiple));
+        } else {
+            json_object_set_new(o, "like", p->like ? json_string(p->like) : json_null());
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+json_t *config_stage_type_json(const stage_type *t)
+{
+    json_t *params = json_array();
+    for (const param_spec *p = t->params; p && p->name; p++) {
+        json_t *def = p->def ? json_loads(p->def, JSON_DECODE_ANY, NULL) : NULL;
+        json_t *o = json_pack("{s:s,s:s,s:o,s:b,s:b,s:s}", "name", p->name, "type", config_param_type_name(p->type),
+                              "default", def ? def : json_null(), "required", !p->def, "nullable",
+                              (p->flags & PARAM_NULLABLE) != 0, "doc", p->doc ? p->doc : "");
+        if (p->flags & PARAM_RANGE)
+            json_object_set_new(o, "range", json_pack("{s:f,s:f,s:b,s:b}", "min", p->lo, "max", p->hi, "min_exclusive",
+                                                      (p->flags & PARAM_LO_OPEN) != 0, "max_exclusive",
+                                                      (p->flags & PARAM_HI_OPEN) != 0));
+        if (p->type == P_ENUM) json_object_set_new(o, "choices", choices_json(p->choices));
+        if (p->list_min || p->list_max)
+            json_object_set_new(o, "items", json_pack("{s:i,s:i}", "min", p->list_min, "max", p->list_max));
+        json_array_append_new(params, o);
+    }
+    return json_pack("{s:s,s:i,s:s,s:b,s:b,s:o,s:o,s:o}", "name", t->name, "version", t->version, "doc",
+                     t->summary ? t->summary : "", "stochastic", (t->flags & STAGE_STOCHASTIC) != 0, "source",
+                     (t->flags & STAGE_SOURCE) != 0, "params", params, "inputs", ports_json(t->inputs, 1), "outputs",
+                     ports_json(t->outputs, 0));
 }

@@ -67,6 +67,20 @@ typedef struct ynode ynode;
 /* The JSON Schema of the config format, generated from the stage table. */
 json_t *config_json_schema(void);
 
+/* A stage type as data, the shape `sirenstack stages --json` prints (README,
+ * "Stage types"): {name, version, doc, stochastic, source, params: [{name,
+ * type, default, required, nullable, doc, range?: {min, max, min_exclusive,
+ * max_exclusive}, choices?: [...], items?: {min, max}}], inputs: [{name,
+ * kinds, doc, optional, multiple}], outputs: [{name, kinds, doc, like}]}.
+ * kinds: a list of image, repeats, table, weights, mask. New reference. */
+json_t *config_stage_type_json(const stage_type *t);
+/* "int", "number", "bool", "string", "enum", "path", "int list", ... */
+const char *config_param_type_name(param_type t);
+/* Port kinds as "image|repeats" (the names --json uses). */
+void config_kinds_text(unsigned kinds, char *buf, size_t n);
+/* " in [lo, hi]" ("(" and ")" where open) for a parameter with a range, else "". */
+void config_param_range_text(const param_spec *p, char *buf, size_t n);
+
 /* Internal to config.c and samples.c: error collection. */
 typedef struct {
     const char *file;

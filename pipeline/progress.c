@@ -96,12 +96,14 @@ void progress_begin(reporter *r, const char *label, const char *what, int64_t to
     r->active = 1;
 }
 
-static void rate_text(double rate, char *out, size_t n)
+/* "17.09 steps/s", "1.20k planes/s" */
+static void rate_text(double rate, const char *unit, char *out, size_t n)
 {
-    if (rate >= 1e9) snprintf(out, n, "%.2fG", rate / 1e9);
-    else if (rate >= 1e6) snprintf(out, n, "%.2fM", rate / 1e6);
-    else if (rate >= 1e3) snprintf(out, n, "%.2fk", rate / 1e3);
-    else snprintf(out, n, "%.2f", rate);
+    const char *prefix = "";
+    if (rate >= 1e9) rate /= 1e9, prefix = "G";
+    else if (rate >= 1e6) rate /= 1e6, prefix = "M";
+    else if (rate >= 1e3) rate /= 1e3, prefix = "k";
+    snprintf(out, n, "%.2f%s %s/s", rate, prefix, unit[0] ? unit : "items");
 }
 
 void progress_update(reporter *r, int64_t done)
@@ -114,14 +116,15 @@ void progress_update(reporter *r, int64_t done)
     if (frac > 1) frac = 1;
     double rate = el > 0 ? (double)done / el : 0;
     double eta = rate > 0 && r->total > done ? (double)(r->total - done) / rate : 0;
-    char eta_s[32], el_s[32], rate_s[32];
+    char eta_s[32], el_s[32], rate_s[96];
     ss_fmt_duration(eta, eta_s);
     ss_fmt_duration(el, el_s);
-    rate_text(rate, rate_s, sizeof rate_s);
+    rate_text(rate, r->what, rate_s, sizeof rate_s);
     if (r->json && now - r->last_json >= r->interval) {
         r->last_json = now;
-        report_event(r, "progress", json_pack("{s:s,s:I,s:I,s:f,s:f}", "label", r->label, "done", (json_int_t)done,
-                                              "total", (json_int_t)r->total, "rate", rate, "eta_seconds", eta));
+        report_event(r, "progress", json_pack("{s:s,s:I,s:I,s:f,s:s,s:f}", "label", r->label, "done", (json_int_t)done,
+                                              "total", (json_int_t)r->total, "rate", rate, "unit", r->what,
+                                              "eta_seconds", eta));
     }
     if (r->quiet) return;
     if (r->tty) {
@@ -131,13 +134,13 @@ void progress_update(reporter *r, int64_t done)
         char bar[64];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r\033[K%s [%s] %3d%% %s %s/s ETA %s", r->label, bar, (int)(frac * 100), el_s, rate_s,
+        fprintf(stderr, "\r\033[K%s [%s] %3d%% %s %s ETA %s", r->label, bar, (int)(frac * 100), el_s, rate_s,
                 eta_s);
         r->drawn = 1;
         fflush(stderr);
     } else if (now - r->last_draw >= r->interval) {
         r->last_draw = now;
-        fprintf(stderr, "%s: %d%% (%lld/%lld %s) %s/s, elapsed %s, ETA %s\n", r->label, (int)(frac * 100),
+        fprintf(stderr, "%s: %d%% (%lld/%lld %s) %s, elapsed %s, ETA %s\n", r->label, (int)(frac * 100),
                 (long long)done, (long long)r->total, r->what, rate_s, el_s, eta_s);
     }
 }

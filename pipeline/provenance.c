@@ -1,15 +1,26 @@
 #include "provenance.h"
+#include "ss_build.h"
 #include "store.h"
 #include "version.h"
 
 #include <cblas.h>
 #include <fftw3.h>
 #include <stdio.h>
+#include <string.h>
 #include <tiffio.h>
 #include <xxhash.h>
 #include <yaml.h>
 
 const char *provenance_software_version(void) { return SS_GIT_VERSION; }
+
+const char *provenance_version_line(void)
+{
+    static char line[160];
+    /* Without git at build time the describe falls back to the version. */
+    if (!strcmp(SS_GIT_VERSION, SS_VERSION)) snprintf(line, sizeof line, "sirenstack %s", SS_VERSION);
+    else snprintf(line, sizeof line, "sirenstack %s (git %s)", SS_VERSION, SS_GIT_VERSION);
+    return line;
+}
 
 json_t *provenance_libraries(void)
 {

@@ -61,13 +61,38 @@ int ctx_input(const stage_ctx *c, const char *port, const char **stage, const ch
     return ss_fail(SS_ERR_INTERNAL, "stage type %s has no input port '%s'", d->type->name, port);
 }
 
+/* Opens stage/array for input port `port`. A port that takes an image but not
+ * repeats reads a repeats array (R x Z x Y x X) with one repeat as that
+ * repeat's Z x Y x X stack, with its voxel size: validation let it through
+ * because the count was 1 or not known before the run. More repeats are
+ * refused here, before the stage has written anything. */
+static int open_for_port(stage_ctx *c, const char *port, const char *stage, const char *array, store_array **a)
+{
+    int rc = store_array_open(c->st, stage, array, a);
+    const port_spec *ps = c->cfg->stages[c->stage].type->inputs;
+    while (ps && ps->name && strcmp(ps->name, port)) ps++;
+    if (rc != SS_OK || !ps || !ps->name || !(ps->kinds & KIND_IMAGE) || (ps->kinds & KIND_REPEATS)) return rc;
+    array_info info;
+    if ((rc = store_array_info(*a, &info)) != SS_OK) goto fail;
+    int repeats = info.rank == 4 && (!info.has_meta || info.meta.axes[0] == 'r' || info.meta.axes[0] == 't');
+    if (!repeats) return SS_OK;
+    if (info.shape[0] == 1 && (rc = store_array_drop_first_axis(*a)) == SS_OK) return SS_OK;
+    if (rc == SS_OK)
+        rc = ss_fail(SS_ERR_INPUT, "input %s: %s.%s has %lld repeats where an image is expected; fuse them first "
+                     "(fuse_mean, fuse_median, siren_fuse)", port, stage, array, (long long)info.shape[0]);
+fail:
+    store_array_close(*a);
+    *a = NULL;
+    return rc;
+}
+
 int ctx_open_input(stage_ctx *c, const char *port, store_array **a)
 {
     const char *stage, *array;
     int r = ctx_input(c, port, &stage, &array);
     if (r < 0) return r;
     if (r == 0) return ss_fail(SS_ERR_INTERNAL, "input port '%s' is not connected", port);
-    return store_array_open(c->st, stage, array, a);
+    return open_for_port(c, port, stage, array, a);
 }
 
 void ctx_progress_begin(stage_ctx *c, const char *what, int64_t total)
@@ -122,5 +147,5 @@ int ctx_open_input_at(stage_ctx *c, const char *port, int i, store_array **a)
 {
     const char *stage, *array;
     int rc = ctx_input_at(c, port, i, &stage, &array);
-    return rc != SS_OK ? rc : store_array_open(c->st, stage, array, a);
+    return rc != SS_OK ? rc : open_for_port(c, port, stage, array, a);
 }

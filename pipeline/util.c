@@ -389,3 +389,31 @@ char *path_normalize(const char *p)
     out[n] = 0;
     return out;
 }
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int d[65][65];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+const char *ss_closest(const char *got, const char *const *options)
+{
+    const char *best = NULL;
+    int bd = 3;
+    for (const char *const *o = options; *o; o++) {
+        int dd = edit_distance(got, *o);
+        if (dd < bd) bd = dd, best = *o;
+    }
+    return best;
+}

@@ -58,6 +58,10 @@ double ss_now(void);                    /* monotonic seconds */
 void ss_utc_iso8601(char out[32]);      /* current UTC time, 2026-01-01T12:00:00Z */
 void ss_fmt_duration(double s, char out[32]); /* 1h02m03s / 4m05s / 6.1s */
 
+/* The option closest to got by edit distance, for a "did you mean"; NULL when
+ * none is within two edits. options is NULL-terminated. */
+const char *ss_closest(const char *got, const char *const *options);
+
 /* Host name (static buffer). */
 const char *ss_hostname(void);
 

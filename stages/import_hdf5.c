@@ -215,6 +215,17 @@ static const char *check(const json_t *p)
     return NULL;
 }
 
+/* stage_type.repeats_of: one per dataset of 'datasets'; 1 for axes without
+ * r or t; else the file says. */
+static int64_t repeats_of(const json_t *p, const char *output)
+{
+    (void)output;
+    const json_t *list = json_object_get(p, "datasets");
+    if (json_is_array(list)) return (int64_t)json_array_size(list);
+    const char *axes = json_string_value(json_object_get(p, "axes"));
+    return axes && !strchr(axes, 'r') && !strchr(axes, 't') ? 1 : 0;
+}
+
 const stage_type stage_import_hdf5 = {
     .name = "import_hdf5",
     .version = 1,
@@ -225,4 +236,5 @@ const stage_type stage_import_hdf5 = {
     .flags = STAGE_SOURCE,
     .run = run,
     .check = check,
+    .repeats_of = repeats_of,
 };

@@ -817,6 +817,15 @@ static const char *check(const json_t *p)
     return NULL;
 }
 
+/* stage_type.repeats_of: R when the parameters fix it. */
+static int64_t repeats_of(const json_t *p, const char *output)
+{
+    (void)output;
+    const json_t *r = json_object_get(p, "repeats");
+    if (json_is_integer(r)) return json_integer_value(r);
+    return !strcmp(json_string_value(json_object_get(p, "repeats_layout")) ?: "", "none") ? 1 : 0;
+}
+
 static const param_spec params[] = {
     {.name = "file", .type = P_PATH, .def = "\"{input}\"", .flags = PARAM_INPUT_FILE | PARAM_NULLABLE,
      .doc = "one TIFF: multi-page, ImageJ hyperstack or OME-TIFF (default: the sample's input); null with 'pattern'"},
@@ -853,4 +862,5 @@ const stage_type stage_import_tiff = {
     .run = run,
     .check = check,
     .companions = companions,
+    .repeats_of = repeats_of,
 };

@@ -340,7 +340,7 @@ static int open_checked(stage_ctx *c, const char *port, int i, const array_info 
     memcpy(name, stg, ls);
     name[ls] = '.';
     memcpy(name + ls + 1, arr, la + 1);
-    if ((rc = store_array_open(ctx_store(c), stg, arr, a)) != SS_OK) return rc;
+    if ((rc = i < 0 ? ctx_open_input(c, port, a) : ctx_open_input_at(c, port, i, a)) != SS_OK) return rc;
     array_info info;
     if ((rc = store_array_info(*a, &info)) != SS_OK) return rc;
     if (!like) {

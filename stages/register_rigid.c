@@ -333,7 +333,7 @@ static const port_spec inputs[] = {
     {0},
 };
 static const port_spec outputs[] = {
-    {.name = "registered", .kinds = KIND_REPEATS, .doc = "the repeats shifted onto the reference, float32, same shape"},
+    {.name = "registered", .kinds = KIND_REPEATS, .like = "repeats", .doc = "the repeats shifted onto the reference, float32, same shape"},
     {.name = "shifts", .kinds = KIND_TABLE,
      .doc = "repeat, z (-1: whole volume), dy, dx, dz (mode repeat), peak: the shift applied and its correlation peak"},
     {0},

@@ -68,7 +68,8 @@ enum {
 typedef struct {
     const char *name;
     unsigned kinds;      /* inputs: kinds accepted; outputs: kind produced */
-    const char *like;    /* outputs only: the kind equals that of this input port */
+    const char *like;    /* outputs only: the kind equals that of this input port
+                            (and for repeats, the repeat count) */
     int optional;        /* inputs only */
     int multiple;        /* inputs only: takes a list of one or more references */
     const char *doc;
@@ -100,6 +101,14 @@ typedef struct stage_type {
      * JSON array of paths, or NULL when there are none; problems reading the
      * file are left to run(), which reports them in full. */
     json_t *(*companions)(const json_t *params, const char *param, const char *path);
+    /* Optional, for a KIND_REPEATS output without `like`: the repeats it will
+     * hold as far as the validated parameters tell (an import's `repeats`,
+     * `repeats_layout: none`), or 0 when they do not say; a source stage's
+     * count then falls back to the sample's `repeats`. Validation refuses
+     * repeats where an image is expected only when this count is above 1;
+     * with one repeat, or one not known before the run, the input is read as
+     * an image (ctx_open_input) and more repeats are refused there. */
+    int64_t (*repeats_of)(const json_t *params, const char *output);
 } stage_type;
 
 /* The registry (stages/registry.c). */
@@ -141,7 +150,10 @@ store *ctx_store(stage_ctx *c);
 /* Resolves input port -> (stage, array) of the container. Returns 0 when an
  * optional port is not connected, 1 when it is, negative on error. */
 int ctx_input(const stage_ctx *c, const char *port, const char **stage, const char **array);
-/* Opens an input port's array (SS_ERR_INTERNAL if the port is unconnected). */
+/* Opens an input port's array (SS_ERR_INTERNAL if the port is unconnected).
+ * A port that takes KIND_IMAGE but not KIND_REPEATS gets a repeats array
+ * with one repeat as a Z x Y x X image (same voxel size); one with more
+ * repeats is refused (SS_ERR_INPUT, "fuse them first"). */
 int ctx_open_input(stage_ctx *c, const char *port, store_array **a);
 /* Ports with `multiple`: how many references, and the i-th (in config order). */
 int ctx_input_count(const stage_ctx *c, const char *port);

@@ -965,6 +965,12 @@ static const char *check(const json_t *p)
     return NULL;
 }
 
+/* stage_type.repeats_of: the repeats the stage draws. */
+static int64_t repeats_of(const json_t *p, const char *output)
+{
+    return strcmp(output, "repeats") ? 0 : json_integer_value(json_object_get(p, "repeats"));
+}
+
 const stage_type stage_synth = {
     .name = "synth",
     .version = 1,
@@ -976,4 +982,5 @@ const stage_type stage_synth = {
     .flags = STAGE_STOCHASTIC | STAGE_SOURCE,
     .run = run,
     .check = check,
+    .repeats_of = repeats_of,
 };

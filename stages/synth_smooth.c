@@ -109,6 +109,12 @@ static const char *check(const json_t *p)
     return n > 1 << 30 ? "shape: at most 2^30 voxels" : NULL;
 }
 
+/* stage_type.repeats_of: the repeats the stage draws. */
+static int64_t repeats_of(const json_t *p, const char *output)
+{
+    return strcmp(output, "repeats") ? 0 : json_integer_value(json_object_get(p, "repeats"));
+}
+
 const stage_type stage_synth_smooth = {
     .name = "synth_smooth",
     .version = 1,
@@ -119,4 +125,5 @@ const stage_type stage_synth_smooth = {
     .flags = STAGE_STOCHASTIC | STAGE_SOURCE,
     .run = run,
     .check = check,
+    .repeats_of = repeats_of,
 };

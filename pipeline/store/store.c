@@ -367,17 +367,42 @@ int store_array_open(store *s, const char *stage, const char *name, store_array 
 int store_array_info(store_array *a, array_info *info)
 {
     memset(info, 0, sizeof *info);
-    return a->s->be->array_info(a, info);
+    int rc = a->s->be->array_info(a, info);
+    if (rc != SS_OK || !a->view_rank) return rc;
+    info->rank--;
+    memmove(info->shape, info->shape + 1, (size_t)info->rank * sizeof *info->shape);
+    memmove(info->chunk, info->chunk + 1, (size_t)info->rank * sizeof *info->chunk);
+    if (info->has_meta && info->meta.axes[0])
+        memmove(info->meta.axes, info->meta.axes + 1, strlen(info->meta.axes));
+    return SS_OK;
+}
+
+int store_array_drop_first_axis(store_array *a)
+{
+    array_info info;
+    int rc = store_array_info(a, &info);
+    if (rc != SS_OK) return rc;
+    if (a->view_rank || info.rank < 2 || info.shape[0] != 1)
+        return ss_fail(SS_ERR_INTERNAL, "cannot drop the first axis of %s array of rank %d, first axis %lld",
+                       a->view_rank ? "a viewed" : "an", info.rank, (long long)info.shape[0]);
+    a->view_rank = info.rank - 1;
+    return SS_OK;
 }
 
 int store_array_read(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, void *buf)
 {
-    return a->s->be->array_read(a, start, count, mem, buf);
+    if (!a->view_rank) return a->s->be->array_read(a, start, count, mem, buf);
+    /* the backend's hyperslab: index 0 of the first axis, then the caller's */
+    int64_t fs[STORE_MAX_RANK] = {0}, fc[STORE_MAX_RANK] = {1};
+    memcpy(fs + 1, start, (size_t)a->view_rank * sizeof *fs);
+    memcpy(fc + 1, count, (size_t)a->view_rank * sizeof *fc);
+    return a->s->be->array_read(a, fs, fc, mem, buf);
 }
 
 int store_array_write(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, const void *buf)
 {
     if (!a->writable) return ss_fail(SS_ERR_INTERNAL, "array opened read-only");
+    if (a->view_rank) return ss_fail(SS_ERR_INTERNAL, "writing through a view without the first axis");
     return a->s->be->array_write(a, start, count, mem, buf);
 }
 

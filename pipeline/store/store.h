@@ -172,6 +172,11 @@ int store_array_read(store_array *a, const int64_t *start, const int64_t *count,
 int store_array_write(store_array *a, const int64_t *start, const int64_t *count,
                       ss_dtype mem, const void *buf);
 void store_array_close(store_array *a);
+/* From now on a reads as a[0] (numpy's indexing): the array without its first
+ * axis, which must have length 1. Rank, shape, chunks and axes lose their
+ * first entry; voxel size and unit stay; hyperslabs are given in the new rank.
+ * Lets a reader take a repeats array R x Z x Y x X with R = 1 as its stack. */
+int store_array_drop_first_axis(store_array *a);
 
 int store_table_read(store *s, const char *stage, const char *name, table_data *t);
 /* 1 if name in stage is a table, 0 if an array, negative if neither. */

@@ -27,6 +27,7 @@ struct store_writer {
 struct store_array {
     store *s;
     int writable;
+    int view_rank;   /* > 0 after store_array_drop_first_axis: read as a[0], of this rank */
     void *impl;
 };
 

@@ -344,12 +344,28 @@ def errors(work, data):
     T.check(ok and "fewer than the SSIM window" in p2.stderr,
             "6 planes: per-plane SSIM matches skimage, ssim3d NaN with n 0 and a warning", detail + p2.stderr[-500:])
 
-    # A repeats array where an image is expected: the config is refused before anything runs.
-    st = import_stages(["ref", "m1"])
-    st["met"] = {"uses": "metrics", "inputs": {"reference": "imp_ref.raw", "methods": ["m1.fused"]}}
+    # Repeats where an image is expected: one repeat (axes zyx) is the image and
+    # scores as fuse_mean's; two (one dataset per repeat) are refused before
+    # anything runs.
+    st = import_stages(["ref", "m_ok"])
+    st["met"] = {"uses": "metrics", "inputs": {"reference": "imp_ref.raw", "methods": ["m_ok.fused"]}}
+    st["met_fused"] = {"uses": "metrics", "inputs": {"reference": "ref.fused", "methods": ["m_ok.fused"]}}
     write_config(os.path.join(d, "kind.yaml"), st, output="out_kind")
-    p = run(["validate", os.path.join(d, "kind.yaml")])
-    T.check(p.returncode == 2 and "reference" in p.stderr, "repeats as reference: config error (exit 2)", describe(p))
+    p = run(["run", os.path.join(d, "kind.yaml")])
+    same = False
+    if p.returncode == 0:
+        with h5py.File(os.path.join(d, "out_kind", "s1.h5"), "r") as f:
+            tabs = [(f[f"met/{t}"][()], f[f"met_fused/{t}"][()]) for t in ("per_plane", "summary")]
+            same = all(np.array_equal(a[c], b[c], equal_nan=a[c].dtype.kind == "f") for a, b in tabs
+                       for c in a.dtype.names)
+    T.check(same, "one repeat as reference: scored as the image it is (the tables equal those through fuse_mean)",
+            describe(p))
+    st["imp_two"] = {"uses": "import_hdf5", "params": {"datasets": ["/ref", "/m_ok"], "axes": "zyx"}}
+    st["met"]["inputs"]["reference"] = "imp_two.raw"
+    write_config(os.path.join(d, "kind2.yaml"), st, output="out_kind2")
+    p = run(["validate", os.path.join(d, "kind2.yaml")])
+    T.check(p.returncode == 2 and "'imp_two.raw' holds 2 repeats, but input 'reference' of metrics" in p.stderr,
+            "two repeats as reference: config error (exit 2)", describe(p))
 
 
 if __name__ == "__main__":
