@@ -120,6 +120,19 @@ void store_default_chunk(int rank, const int64_t *shape, size_t elem, int64_t *c
         chunk[i] = shape[i] > 0 ? shape[i] : 1;
         plane *= chunk[i];
     }
+    /* A plane over STORE_MAX_CHUNK_BYTES is cut into blocks of rows (and a
+     * row of that size into pieces): HDF5 refuses chunks of 4 GiB and more,
+     * blosc buffers of 2 GiB. */
+    if (plane > STORE_MAX_CHUNK_BYTES && rank >= 2) {
+        int64_t row = (int64_t)elem * chunk[rank - 1];
+        if (row > STORE_MAX_CHUNK_BYTES) {
+            chunk[rank - 2] = 1;
+            chunk[rank - 1] = STORE_MAX_CHUNK_BYTES / (int64_t)elem;
+        } else {
+            chunk[rank - 2] = STORE_MAX_CHUNK_BYTES / row;
+        }
+        return;
+    }
     if (rank >= 3) {
         int64_t k = plane > 0 ? target / plane : 1;
         int a = rank - 3;

@@ -63,7 +63,9 @@ extern const store_backend store_backend_hdf5;
 extern const store_backend store_backend_zarr;
 
 /* Default chunk shape: whole planes (last two axes), as many as fit in about
- * 1 MiB, at least one; leading axes 1. */
+ * 1 MiB, at least one; leading axes 1. A plane over STORE_MAX_CHUNK_BYTES is
+ * chunked in blocks of rows of at most that size. */
+#define STORE_MAX_CHUNK_BYTES ((int64_t)1 << 30)
 void store_default_chunk(int rank, const int64_t *shape, size_t elem, int64_t *chunk);
 /* Checks that a hyperslab lies inside shape. */
 int store_check_slab(const char *what, int rank, const int64_t *shape,

@@ -53,7 +53,7 @@ def pipeline(source, via_mean=False):
 def voxel_of(cont, store, name):
     if store == "zarr":
         import zarr
-        return list(zarr.open_group(cont, mode="r")[name].attrs["voxel_size"])
+        return list(zarr.open_group(cont, mode="r")[name + "/0"].attrs["voxel_size"])  # an NGFF image group
     with h5py.File(cont, "r", locking=False) as f:
         return [float(v) for v in f[name].attrs["voxel_size"]]
 

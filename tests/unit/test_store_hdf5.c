@@ -1,5 +1,6 @@
 /* HDF5 store: write, commit, reopen, read back; abort; recommit; recover. */
 #include "store.h"
+#include "store_impl.h"
 #include "error.h"
 #include "util.h"
 #include "../tap.h"
@@ -110,6 +111,44 @@ static void compression_round_trips(const char *dir)
     free(path);
 }
 
+/* Planes too large for one chunk: HDF5 refuses chunks of 4 GiB, blosc
+ * buffers of 2 GiB. The default chunks split them in blocks of rows (or a
+ * huge row in pieces), and such an array can be created in both stores. */
+static void test_huge_planes(const char *dir)
+{
+    int64_t shape[3] = {2, 40000, 40000}, ch[3];
+    store_default_chunk(3, shape, 4, ch);
+    CHECK(ch[0] == 1 && ch[2] == 40000 && ch[1] >= 1 && ch[1] < 40000 && ch[1] * 40000 * 4 <= STORE_MAX_CHUNK_BYTES,
+          "a 6.4 GB float32 plane is chunked in blocks of rows (%lld x %lld x %lld)", (long long)ch[0],
+          (long long)ch[1], (long long)ch[2]);
+    int64_t row[2] = {3, (int64_t)1 << 29};
+    store_default_chunk(2, row, 4, ch);
+    CHECK(ch[0] == 1 && ch[1] * 4 <= STORE_MAX_CHUNK_BYTES && ch[1] > 0, "a 2 GiB row is chunked in pieces (%lld)",
+          (long long)ch[1]);
+    int64_t small[3] = {30, 512, 512};
+    store_default_chunk(3, small, 2, ch);
+    CHECK(ch[0] == 2 && ch[1] == 512 && ch[2] == 512, "ordinary planes keep whole-plane chunks of about 1 MiB");
+    for (int f = 0; f < 2; f++) {
+        char *path = ss_asprintf("%s/huge/s.%s", dir, f ? "zarr" : "h5");
+        store *s;
+        store_writer *w;
+        store_array *a = NULL;
+        int rc = store_open(path, f ? STORE_ZARR : STORE_HDF5, 1, &s);
+        if (rc == SS_OK) rc = store_lock(s);
+        if (rc == SS_OK) rc = store_stage_begin(s, "raw", &w);
+        array_meta m = {.axes = "zyx", .voxel = {1, 1, 1}, .unit = "micrometer"};
+        if (rc == SS_OK) {
+            rc = store_writer_array(w, "data", DT_F32, 3, shape, NULL, &m, &a);
+            store_array_close(a);
+            store_abort_stage(w);
+        }
+        CHECK(rc == SS_OK, "%s: an array of 40000 x 40000 float32 planes can be created: %s", f ? "zarr" : "hdf5",
+              rc == SS_OK ? "" : ss_errmsg());
+        store_close(s);
+        free(path);
+    }
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ss_h5_XXXXXX";
@@ -201,6 +240,7 @@ int main(void)
     CHECK(store_open(junk, STORE_HDF5, 0, &s) == SS_ERR_INPUT, "junk file refused: %s", ss_errmsg());
 
     compression_round_trips(dir);
+    test_huge_planes(dir);
 
     free(junk);
     free(stray);
