@@ -277,9 +277,9 @@ static int eval_method(metrics_run *m, store_array *ref, store_array *met, const
             v[1] = v[0] > 0 ? 10 * log10(m->L * m->L / v[0]) : INFINITY;
             m->k->ssim2d_f32(&m->s2, pr, pm, Y, X, m->work, sums);
             v[2] = sums[0] / vals_per_plane2;
-            spectrum_logmag(m->spec, pr, m->spec_r);
-            spectrum_logmag(m->spec, pm, m->spec_m);
-            v[3] = spectrum_mse(m->spec, m->spec_r, m->spec_m);
+            m->k->spectrum_logmag(m->spec, pr, m->spec_r);
+            m->k->spectrum_logmag(m->spec, pm, m->spec_m);
+            v[3] = m->k->spectrum_mse(m->spec, m->spec_r, m->spec_m);
             for (int i = 0; i < 4; i++) m->plane_vals[i][n_vals] = v[i];
             n_vals++;
             sse_total += sse;
@@ -489,7 +489,7 @@ static int run(stage_ctx *c)
     m.ring_r = calloc((size_t)m.win, sizeof *m.ring_r);
     m.ring_m = calloc((size_t)m.win, sizeof *m.ring_m);
     m.work = malloc(ssim_work_len(m.win, m.Y, m.X) * sizeof *m.work);
-    m.spec = spectrum_new(m.Y, m.X);
+    m.spec = m.k->spectrum_new(m.Y, m.X);
     int ok = m.ring_r && m.ring_m && m.work && m.spec;
     for (int i = 0; ok && i < m.win; i++) {
         /* Without 3D SSIM the ring only needs the current plane. */
@@ -497,8 +497,8 @@ static int run(stage_ctx *c)
         else ok = (m.ring_r[i] = malloc(m.plane * sizeof(float))) && (m.ring_m[i] = malloc(m.plane * sizeof(float)));
     }
     if (ok) {
-        m.spec_r = malloc(spectrum_len(m.spec) * sizeof *m.spec_r);
-        m.spec_m = malloc(spectrum_len(m.spec) * sizeof *m.spec_m);
+        m.spec_r = malloc(m.k->spectrum_len(m.spec) * sizeof *m.spec_r);
+        m.spec_m = malloc(m.k->spectrum_len(m.spec) * sizeof *m.spec_m);
         ok = m.spec_r && m.spec_m;
         for (int i = 0; ok && i < 4; i++) ok = (m.plane_vals[i] = malloc((size_t)m.n_eval * sizeof(double))) != NULL;
     }
@@ -564,7 +564,7 @@ done:
     free(m.spec_r);
     free(m.spec_m);
     for (int i = 0; i < 4; i++) free(m.plane_vals[i]);
-    spectrum_free(m.spec);
+    if (m.spec) m.k->spectrum_free(m.spec);
     free(m.spines);
     free(m.eval);
     free(rbuf);

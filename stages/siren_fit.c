@@ -139,7 +139,7 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
     int64_t *order = batch < d->n ? malloc(sizeof *order * (size_t)d->n) : NULL;
     int64_t *bidx = batch < d->n ? malloc(sizeof *bidx * (size_t)batch) : NULL;
     float *btgt = batch < d->n ? malloc(sizeof *btgt * (size_t)batch * (size_t)d->R) : NULL;
-    siren_work *w = siren_work_new(a, ctx_threads(c));
+    siren_work *w = k->siren_work_new(a, ctx_threads(c));
     int rc = SS_OK;
     if (!grad || !am || !av || !curve_loss || !curve_s || !w || (batch < d->n && (!order || !bidx || !btgt)))
         rc = ss_fail(SS_ERR_NOMEM, "%s: out of memory for training", ctx_stage_name(c));
@@ -224,10 +224,10 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
             ctx_attr(c, "final_loss", json_real(curve_loss[steps - 1]));
             ctx_attr(c, "train_seconds", json_real(curve_s[steps - 1]));
             ctx_attr(c, "train_voxels", json_integer(d->n));
-            ctx_attr(c, "kernel", json_string(siren_work_kernel(w)));
+            ctx_attr(c, "kernel", json_string(k->siren_work_kernel(w)));
         }
     }
-    siren_work_free(w);
+    k->siren_work_free(w);
     free(grad), free(am), free(av), free(curve_loss), free(curve_s), free(order), free(bidx), free(btgt);
     return rc;
 }
@@ -240,7 +240,7 @@ int siren_fit_eval_to(stage_ctx *c, const siren_model *m, const float *params, c
     const kernels *k = ctx_kernels(c);
     size_t plane = (size_t)(g->ny * g->nx);
     float *buf = malloc(plane * sizeof *buf);
-    siren_work *w = siren_work_new(&m->arch, ctx_threads(c));
+    siren_work *w = k->siren_work_new(&m->arch, ctx_threads(c));
     int rc = buf && w ? SS_OK : ss_fail(SS_ERR_NOMEM, "%s: out of memory for a plane of %zu voxels", ctx_stage_name(c), plane);
     ctx_progress_begin(c, what, g->nz);
     for (int64_t z = 0; z < g->nz && rc == SS_OK; z++) {
@@ -253,7 +253,7 @@ int siren_fit_eval_to(stage_ctx *c, const siren_model *m, const float *params, c
         rc = store_array_write(out, st, ct, DT_F32, buf);
         ctx_progress(c, z + 1);
     }
-    siren_work_free(w);
+    k->siren_work_free(w);
     free(buf);
     return rc;
 }

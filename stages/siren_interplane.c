@@ -119,7 +119,7 @@ static int run(stage_ctx *c)
     int64_t s0 = 0;
     rc = mask ? store_array_write(a_mask, &s0, &mshape, DT_U8, mask) : ss_fail(SS_ERR_NOMEM, "out of memory");
     free(mask);
-    siren_work *sw = siren_work_new(&m.arch, ctx_threads(c));
+    siren_work *sw = k->siren_work_new(&m.arch, ctx_threads(c));
     if (!sw && rc == SS_OK) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     ctx_progress_begin(c, "planes", Z);
     for (int64_t z = 0, p = 0; z < Z && rc == SS_OK; z++) {
@@ -135,7 +135,7 @@ static int run(stage_ctx *c)
         }
         ctx_progress(c, z + 1);
     }
-    siren_work_free(sw);
+    k->siren_work_free(sw);
     if (rc != SS_OK) goto done;
     int64_t f = ctx_int(c, "z_upsample"), nz = (Z - 1) * f + 1;
     zup = malloc(sizeof *zup * (size_t)nz);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "../kernels/host.h"
 #include "../kernels/kernels.h"
 #include "../pipeline/checkpoint.h"
 #include "../pipeline/error.h"

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../host.h"
 #include "../kernels.h"
 
 /* Below this many elements of work a kernel runs on the calling thread:

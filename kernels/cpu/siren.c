@@ -16,7 +16,8 @@
  * Threads take contiguous ranges of blocks, accumulate gradients privately,
  * and the private gradients are summed in thread order: the result depends on
  * the thread count only, not on scheduling. */
-#include "../siren.h"
+#include "siren_cpu.h"
+#include "../host.h"
 #include "../kernels.h"
 #include "siren_simd.h"
 
@@ -119,7 +120,7 @@ static int row_stride(int width)
     return width % 16 == 0 && (width / 16) % 2 == 0 ? width + 16 : width;
 }
 
-siren_work *siren_work_new(const siren_arch *a, int threads)
+siren_work *siren_cpu_work_new(const siren_arch *a, int threads)
 {
     if (threads < 1) threads = 1;
     siren_work *w = calloc(1, sizeof *w);
@@ -134,7 +135,7 @@ siren_work *siren_work_new(const siren_arch *a, int threads)
     w->wt = calloc((size_t)a->hidden * a->width * LD + 1, sizeof(float));
     w->wp = calloc((size_t)a->hidden * a->width * LD + 1, sizeof(float));
     if (!w->t || !w->ps || !w->wt || !w->wp) {
-        siren_work_free(w);
+        siren_cpu_work_free(w);
         return NULL;
     }
     for (int i = 0; i < threads; i++) {
@@ -148,14 +149,14 @@ siren_work *siren_work_new(const siren_arch *a, int threads)
         t->g1 = calloc(B * LD, sizeof(float));
         t->grad = malloc(siren_n_params(a) * sizeof(float));
         if (!t->x || !t->h || !t->c || !t->y || !t->gy || !t->g0 || !t->g1 || !t->grad) {
-            siren_work_free(w);
+            siren_cpu_work_free(w);
             return NULL;
         }
     }
     return w;
 }
 
-void siren_work_free(siren_work *w)
+void siren_cpu_work_free(siren_work *w)
 {
     if (!w) return;
     for (int i = 0; w->t && i < w->threads; i++) {
@@ -222,9 +223,9 @@ static void finish_grad(const siren_arch *a, float *g, float *tmp)
     }
 }
 
-int siren_work_threads(const siren_work *w) { return w->threads; }
+int siren_cpu_work_threads(const siren_work *w) { return w->threads; }
 
-const char *siren_work_kernel(const siren_work *w) { return w->simd ? w->simd->name : "blas"; }
+const char *siren_cpu_work_kernel(const siren_work *w) { return w->simd ? w->simd->name : "blas"; }
 
 const siren_simd *siren_simd_pick(int width, const char *name)
 {

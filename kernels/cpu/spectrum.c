@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "cpu.h"
+#include "quality.h"
 #include "register.h" /* the process-wide FFTW planner lock */
 
 struct spectrum_state {
@@ -23,7 +24,7 @@ struct spectrum_state {
     fftwf_plan plan;
 };
 
-spectrum_state *spectrum_new(int64_t ny, int64_t nx)
+spectrum_state *cpu_spectrum_new(int64_t ny, int64_t nx)
 {
     if (ny < 1 || nx < 1 || ny > INT32_MAX || nx > INT32_MAX) return NULL;
     spectrum_state *s = calloc(1, sizeof *s);
@@ -39,13 +40,13 @@ spectrum_state *spectrum_new(int64_t ny, int64_t nx)
         cpu_fftw_unlock();
     }
     if (!s->plan) {
-        spectrum_free(s);
+        cpu_spectrum_free(s);
         return NULL;
     }
     return s;
 }
 
-void spectrum_free(spectrum_state *s)
+void cpu_spectrum_free(spectrum_state *s)
 {
     if (!s) return;
     if (s->plan) {
@@ -58,14 +59,14 @@ void spectrum_free(spectrum_state *s)
     free(s);
 }
 
-size_t spectrum_len(const spectrum_state *s)
+size_t cpu_spectrum_len(const spectrum_state *s)
 {
     return (size_t)(s->ny * s->nh);
 }
 
-void spectrum_logmag(spectrum_state *s, const float *plane, double *out)
+void cpu_spectrum_logmag(spectrum_state *s, const float *plane, double *out)
 {
-    size_t n = (size_t)(s->ny * s->nx), m = spectrum_len(s);
+    size_t n = (size_t)(s->ny * s->nx), m = cpu_spectrum_len(s);
     double sum = 0;
     for (size_t i = 0; i < n; i++) sum += plane[i];
     double mean = sum / (double)n;
@@ -82,7 +83,7 @@ void spectrum_logmag(spectrum_state *s, const float *plane, double *out)
     out[0] = log(1.0 + fabs(sum));
 }
 
-double spectrum_mse(const spectrum_state *s, const double *a, const double *b)
+double cpu_spectrum_mse(const spectrum_state *s, const double *a, const double *b)
 {
     /* Column 0 and, for even nx, column nx/2 are their own mirror images;
      * every other stored column stands for two columns of the full grid. */

@@ -3,9 +3,13 @@
 #include "cpu.h"
 #include "quality.h"
 #include "register.h"
+#include "siren_cpu.h"
+
+static const char *const none_filled[] = {NULL};
 
 static const kernels cpu_table = {
     .name = "cpu",
+    .filled = none_filled,
     .fuse_mean_f32 = cpu_fuse_mean_f32,
     .fuse_median_f32 = cpu_fuse_median_f32,
     .affine_f32 = cpu_affine_f32,
@@ -24,6 +28,14 @@ static const kernels cpu_table = {
     .siren_loss_grad = siren_cpu_loss_grad,
     .siren_eval = siren_cpu_eval,
     .adam_step = adam_cpu_step,
+    .siren_work_new = siren_cpu_work_new,
+    .siren_work_free = siren_cpu_work_free,
+    .siren_work_kernel = siren_cpu_work_kernel,
+    .spectrum_new = cpu_spectrum_new,
+    .spectrum_free = cpu_spectrum_free,
+    .spectrum_len = cpu_spectrum_len,
+    .spectrum_logmag = cpu_spectrum_logmag,
+    .spectrum_mse = cpu_spectrum_mse,
 };
 
 const kernels *kernels_cpu(void)

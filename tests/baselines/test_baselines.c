@@ -11,6 +11,7 @@
 #endif
 
 #include "../tap.h"
+#include "host.h"
 #include "kernels.h"
 
 static const kernels *K;

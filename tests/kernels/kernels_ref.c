@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "kernels.h"
 
 static void *read_all(const char *path, size_t *bytes)

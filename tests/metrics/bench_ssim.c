@@ -20,6 +20,7 @@
 #endif
 
 #include "../tap.h"
+#include "host.h"
 #include "kernels.h"
 
 static double now(void)

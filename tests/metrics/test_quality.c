@@ -13,6 +13,7 @@
 #endif
 
 #include "../tap.h"
+#include "host.h"
 #include "kernels.h"
 
 static const kernels *K;
@@ -186,34 +187,34 @@ static void test_spectrum(ss_rng *r)
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         int64_t ny = sizes[t][0], nx = sizes[t][1];
         float *a = test_volume(r, 1, ny, nx, 2), *b = test_volume(r, 1, ny, nx, 6);
-        spectrum_state *s = spectrum_new(ny, nx);
+        spectrum_state *s = K->spectrum_new(ny, nx);
         CHECK(s != NULL, "spectrum state %lld x %lld", (long long)ny, (long long)nx);
         if (!s) continue;
-        double *sa = malloc(spectrum_len(s) * sizeof *sa), *sb = malloc(spectrum_len(s) * sizeof *sb);
-        spectrum_logmag(s, a, sa);
-        spectrum_logmag(s, b, sb);
-        double got = spectrum_mse(s, sa, sb);
+        double *sa = malloc(K->spectrum_len(s) * sizeof *sa), *sb = malloc(K->spectrum_len(s) * sizeof *sb);
+        K->spectrum_logmag(s, a, sa);
+        K->spectrum_logmag(s, b, sb);
+        double got = K->spectrum_mse(s, sa, sb);
         double *da = logmag_direct(a, ny, nx), *db = logmag_direct(b, ny, nx), want = 0;
         for (int64_t i = 0; i < ny * nx; i++) want += (da[i] - db[i]) * (da[i] - db[i]);
         want /= (double)(ny * nx);
         CHECK_NEAR(got / want, 1.0, 1e-5, "%lld x %lld: spectrum MSE equals the direct DFT over the full grid",
                    (long long)ny, (long long)nx);
-        CHECK(spectrum_mse(s, sa, sa) == 0, "%lld x %lld: spectrum MSE of a plane with itself is 0", (long long)ny,
+        CHECK(K->spectrum_mse(s, sa, sa) == 0, "%lld x %lld: spectrum MSE of a plane with itself is 0", (long long)ny,
               (long long)nx);
         free(sa), free(sb), free(da), free(db), free(a), free(b);
-        spectrum_free(s);
+        K->spectrum_free(s);
     }
     /* A unit impulse has |F| = 1 at every frequency. */
     float imp[8 * 6] = {0};
     imp[0] = 1;
-    spectrum_state *s = spectrum_new(8, 6);
+    spectrum_state *s = K->spectrum_new(8, 6);
     double out[8 * 4];
-    spectrum_logmag(s, imp, out);
+    K->spectrum_logmag(s, imp, out);
     double worst = 0;
     for (int i = 0; i < 8 * 4; i++) worst = fmax(worst, fabs(out[i] - log(2.0)));
     CHECK(worst < 1e-6, "impulse: log(1 + |F|) = log 2 everywhere (worst error %g)", worst);
-    spectrum_free(s);
-    CHECK(spectrum_new(0, 5) == NULL && spectrum_new(5, (int64_t)1 << 40) == NULL, "bad sizes refused");
+    K->spectrum_free(s);
+    CHECK(K->spectrum_new(0, 5) == NULL && K->spectrum_new(5, (int64_t)1 << 40) == NULL, "bad sizes refused");
 }
 
 int main(void)

@@ -4,8 +4,9 @@
  * measured in the same process, to report the fraction reached. Counts
  * 2e5 FLOP per voxel-step, as the issue's target does.
  * Usage: bench_siren [VOXELS [STEPS [THREADS]]] */
+#include "host.h"
 #include "kernels.h"
-#include "siren.h"
+#include "cpu/siren_cpu.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
     float *t = malloc(sizeof *t * (size_t)n);
     for (int64_t i = 0; i < n; i++) idx[i] = i, t[i] = (float)(i % 97) / 97.0f;
     siren_batch b = {.grid = &grid, .index = idx, .n = n, .target = t, .R = 1, .loss = SIREN_LOSS_MSE, .scale = 1};
-    siren_work *w = siren_work_new(&a, threads);
+    siren_work *w = siren_cpu_work_new(&a, threads);
     siren_cpu_loss_grad(&a, p, &b, g, w); /* warm up */
     double t0 = now();
     for (int s = 0; s < steps; s++) {
@@ -78,8 +79,8 @@ int main(int argc, char **argv)
     double peak = sgemm_peak(threads);
     printf("voxel_steps_per_s=%.0f kernel=%s threads=%d voxels=%lld steps=%d seconds=%.3f sgemm_peak_gflops=%.1f "
            "fraction=%.3f\n",
-           rate, siren_work_kernel(w), threads, (long long)n, steps, el, peak / 1e9, rate * 2e5 / peak);
-    siren_work_free(w);
+           rate, siren_cpu_work_kernel(w), threads, (long long)n, steps, el, peak / 1e9, rate * 2e5 / peak);
+    siren_cpu_work_free(w);
     free(p), free(g), free(m), free(v), free(zc), free(idx), free(t);
     return 0;
 }

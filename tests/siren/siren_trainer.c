@@ -4,8 +4,9 @@
  *   DIR/coords.f32   n x 3 coordinates, DIR/targets.f32 n x R targets
  *   DIR/losses.f64   the loss before each of STEPS steps
  * Usage: siren_trainer DIR STEPS LOSS(mse|l1|huber|cauchy) */
+#include "host.h"
 #include "kernels.h"
-#include "siren.h"
+#include "cpu/siren_cpu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -56,14 +57,14 @@ int main(int argc, char **argv)
     dump(argv[1], "coords.f32", coords, sizeof *coords * (size_t)n * 3);
     dump(argv[1], "targets.f32", t, sizeof *t * (size_t)n * R);
     siren_batch b = {.grid = &grid, .index = idx, .n = n, .target = t, .R = R, .loss = kind, .scale = 0.1f};
-    siren_work *w = siren_work_new(&a, 2);
+    siren_work *w = siren_cpu_work_new(&a, 2);
     double *losses = malloc(sizeof *losses * (size_t)steps);
     for (int s = 0; s < steps; s++) {
         losses[s] = siren_cpu_loss_grad(&a, p, &b, g, w);
         adam_cpu_step(p, g, m, v, np, s + 1, 1e-3f, 0.9f, 0.999f, 1e-8f);
     }
     int rc = dump(argv[1], "losses.f64", losses, sizeof *losses * (size_t)steps);
-    siren_work_free(w);
+    siren_cpu_work_free(w);
     free(p), free(g), free(m), free(v), free(idx), free(coords), free(t), free(losses);
     return rc ? 74 : 0;
 }

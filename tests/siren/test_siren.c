@@ -6,8 +6,9 @@
  * reference at widths they take, across blocks with ragged tails; Adam
  * against its closed form. */
 #include "cpu/siren_simd.h"
+#include "host.h"
 #include "kernels.h"
-#include "siren.h"
+#include "cpu/siren_cpu.h"
 #include "../tap.h"
 
 #include <math.h>
@@ -139,15 +140,15 @@ static void kernel_paths(ss_rng *rng)
         const char *paths[2] = {"avx512", "blas"};
         for (int path = 0; path < 2; path++) {
             setenv("SIRENSTACK_SIREN_KERNEL", paths[path], 1);
-            siren_work *w = siren_work_new(&a, 2);
+            siren_work *w = siren_cpu_work_new(&a, 2);
             unsetenv("SIRENSTACK_SIREN_KERNEL");
-            const char *k = siren_work_kernel(w);
+            const char *k = siren_cpu_work_kernel(w);
             const siren_simd *set = path == 0 ? &siren_simd_avx512 : NULL;
             if (set && !set->cpu_ok()) {
                 CHECK(!strcmp(k, "blas"), "width %d: %s cannot run here, the sgemm path (%s) stands in", a.width,
                       paths[path], k);
                 printf("ok %d - # SKIP width %d: this CPU does not run %s\n", ++tap_n, a.width, paths[path]);
-                siren_work_free(w);
+                siren_cpu_work_free(w);
                 continue;
             }
             CHECK(!strcmp(k, paths[path]), "width %d: the %s path is selected when asked for (got %s)", a.width,
@@ -166,7 +167,7 @@ static void kernel_paths(ss_rng *rng)
                 ee = fmax(ee, fabs(fabs((double)y[i]) - sqrt(ref)));
             }
             CHECK(ee < 1e-4, "width %d, %s: evaluation = reference forward (max error %.2g)", a.width, k, ee);
-            siren_work_free(w);
+            siren_cpu_work_free(w);
         }
         free(pf), free(gf), free(pd), free(gd), free(idx), free(xd), free(tg), free(y);
     }
@@ -262,7 +263,7 @@ int main(void)
 
         /* The float kernel against the reference. */
         float *gf = malloc(np * sizeof *gf);
-        siren_work *w = siren_work_new(&a, 2);
+        siren_work *w = siren_cpu_work_new(&a, 2);
         siren_batch b = {.grid = &grid, .index = idx, .n = n, .target = tg, .R = R, .loss = kinds[k], .scale = (float)sc};
         double lf = siren_cpu_loss_grad(&a, pf, &b, gf, w);
         double lr = ref_loss_grad(&a, pd, xd, tg, n, R, kinds[k], sc, gd);
@@ -275,19 +276,19 @@ int main(void)
         float *g2 = malloc(np * sizeof *g2);
         siren_cpu_loss_grad(&a, pf, &b, g2, w);
         CHECK(!memcmp(gf, g2, np * sizeof *gf), "%s: repeated call is bit-identical", names[k]);
-        siren_work *w3 = siren_work_new(&a, 3);
+        siren_work *w3 = siren_cpu_work_new(&a, 3);
         siren_cpu_loss_grad(&a, pf, &b, g2, w3);
         double d3 = 0;
         for (size_t i = 0; i < np; i++) d3 += (gf[i] - g2[i]) * (gf[i] - g2[i]);
         CHECK(sqrt(d3) <= 1e-5 * sqrt(gnorm), "%s: 3 threads agree with 2 up to rounding", names[k]);
-        siren_work_free(w3);
+        siren_cpu_work_free(w3);
         free(g2);
         free(gf);
-        siren_work_free(w);
+        siren_cpu_work_free(w);
     }
 
     /* Evaluation equals the reference forward pass, by index and by range. */
-    siren_work *w = siren_work_new(&a, 2);
+    siren_work *w = siren_cpu_work_new(&a, 2);
     float *y = malloc(sizeof *y * (size_t)n), *y2 = malloc(sizeof *y2 * (size_t)n);
     siren_cpu_eval(&a, pf, &grid, NULL, 0, n, y, w);
     siren_cpu_eval(&a, pf, &grid, idx, 0, n, y2, w);
@@ -301,7 +302,7 @@ int main(void)
     }
     CHECK(ee < 1e-4, "evaluation = reference forward (max error %.2g)", ee);
     CHECK(perm_ok, "evaluation by index = evaluation by range");
-    siren_work_free(w);
+    siren_cpu_work_free(w);
 
     kernel_paths(&rng);
 

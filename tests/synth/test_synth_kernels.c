@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../tap.h"
+#include "host.h"
 #include "kernels.h"
 
 static void zipfel(void)

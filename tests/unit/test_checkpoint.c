@@ -5,6 +5,7 @@
  * fingerprint is ignored, a corrupt one is an error. */
 #include "checkpoint.h"
 #include "error.h"
+#include "host.h"
 #include "kernels.h"
 #include "util.h"
 #include "../tap.h"

@@ -1,0 +1,134 @@
+/* Host helpers: CPU code no backend will replace, called directly (not
+ * through the dispatch table): percentiles over a stream of planes, random
+ * numbers with a serialisable state, two-photon PSFs, FFT convolution and
+ * geometric phantoms for synthetic data, and detector noise. They depend on
+ * nothing else in the project. */
+#ifndef SS_KERNELS_HOST_H
+#define SS_KERNELS_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- exact and streaming percentiles (CPU, multi-pass over a stream) ---- */
+
+/* Percentiles with numpy's default ('linear') interpolation between order
+ * statistics, over a stream of float values fed in any number of pieces.
+ *   exact:     the result equals numpy.percentile; floats take 2 passes over
+ *              the data (radix selection on the value bits), memory 512 KiB
+ *              plus 256 KiB per distinct 16-bit key bin holding a needed
+ *              order statistic (at most 8.5 MiB for 16 quantiles, usually
+ *              about 1 MiB). One deliberate difference: where the float32
+ *              difference of the two bracketing values overflows (numpy then
+ *              returns Inf or NaN), this takes the difference in double.
+ *   streaming: 1 pass, 8 MiB (a 2^20-bin histogram of the top key bits).
+ *              Each order statistic is replaced by its value truncated toward
+ *              zero to 11 mantissa bits (exact for integers below 4096), so
+ *              |est - exact| <= 2^-11 * max(|lo|,|hi|) + 2^-137, where lo, hi
+ *              are the two order statistics numpy interpolates between (the
+ *              absolute term only matters for subnormal values).
+ * Usage:
+ *   pct_state *p = pct_new(nq, q, exact);
+ *   while (pct_need_pass(p)) { for each piece: pct_feed(p, x, n); pct_end_pass(p); }
+ *   pct_result(p, i);
+ * Non-finite values must be rejected before feeding. pct_new returns NULL
+ * when nq is not 1..16, a q is outside [0, 100] or memory runs out.
+ * pct_result is NaN for N == 0, before the last pass has ended, and when the
+ * second pass saw a different number of values than the first or its memory
+ * ran out. pct_count is the number of values fed in the first pass. */
+typedef struct pct_state pct_state;
+pct_state *pct_new(int nq, const double *q_percent, int exact);
+void pct_free(pct_state *p);
+int pct_need_pass(const pct_state *p);
+void pct_feed(pct_state *p, const float *x, size_t n);
+void pct_end_pass(pct_state *p);
+double pct_result(const pct_state *p, int i);
+uint64_t pct_count(const pct_state *p);
+
+/* ---- random numbers (deterministic, serialisable state) ---- */
+
+/* xoshiro256** seeded through splitmix64. The state is plain data so that
+ * checkpoints can save it. */
+typedef struct {
+    uint64_t s[4];
+} ss_rng;
+void rng_seed(ss_rng *r, uint64_t seed);
+uint64_t rng_next(ss_rng *r);
+double rng_uniform(ss_rng *r);       /* [0, 1) */
+double rng_normal(ss_rng *r);        /* standard normal (polar method) */
+/* Exact: Knuth's product of uniforms below lambda 30, PTRS (Hormann 1993)
+ * above. 0 for lambda <= 0 or NaN. */
+uint64_t rng_poisson(ss_rng *r, double lambda);
+/* An independent stream: rng_seed(out, hash(seed, stream)). */
+void rng_split(ss_rng *out, uint64_t seed, uint64_t stream);
+
+/* ---- two-photon PSFs and phantoms (kernels/cpu/psf.c, fftconv.c, phantom.c) ---- */
+
+/* FWHM of the two-photon PSF (excitation intensity squared) by the Gaussian
+ * fits of Zipfel et al. 2003, in the units of wavelength: lateral and axial.
+ * n: refractive index of the immersion medium (na < n). */
+void psf2p_fwhm(double na, double wavelength, double n, double *fwhm_xy, double *fwhm_z);
+/* The scalar Debye two-photon PSF, |integral over the aperture|^4 with the
+ * aplanatic sqrt(cos) apodisation, sampled on an nz x ny x nx grid of
+ * spacing dz, dy, dx (lengths in the units of wavelength) centred on
+ * (nz/2, ny/2, nx/2), normalised to sum 1. Returns 0, or -1 for bad
+ * arguments or when memory runs out. */
+int psf2p_debye(double na, double wavelength, double n, int64_t nz, int64_t ny, int64_t nx, double dz,
+                double dy, double dx, float *out);
+
+/* Circular convolution of ny x nx planes with nk kernels of kh x kw (odd
+ * sizes, centred, kh <= ny, kw <= nx) by FFT: spectra of planes
+ * (fftconv2_spectrum_len floats) are multiplied with kernel k and summed
+ * into an accumulator, which fftconv2_inverse turns back into a plane
+ * (destroying the accumulator). fftconv2_new returns NULL when memory runs
+ * out or a size is unusable; plans are made under the FFTW planner lock. */
+typedef struct fftconv2 fftconv2;
+fftconv2 *fftconv2_new(int64_t ny, int64_t nx, int nk, const float *kern, int64_t kh, int64_t kw);
+void fftconv2_free(fftconv2 *c);
+size_t fftconv2_spectrum_len(const fftconv2 *c);
+void fftconv2_forward(const fftconv2 *c, const float *plane, float *spec);
+void fftconv2_accumulate(const fftconv2 *c, float *acc, const float *spec, int k);
+void fftconv2_inverse(const fftconv2 *c, float *acc, float *out);
+
+/* Geometric phantoms in micrometres, coordinates (z, y, x). Solids combine
+ * by maximum (compartments filled with one dye); Voronoi cell membranes add
+ * on top (a second stain). Textures multiply a value by 1 + tex T(p), T an
+ * average of random plane waves with wavelengths in [tex_lo, tex_hi]
+ * (in [-1, 1]). Labels must be >= 1. The add functions return 0, or -1 when
+ * memory runs out. */
+typedef struct phantom phantom;
+phantom *phantom_new(void); /* NULL when memory runs out; free with phantom_free */
+void phantom_free(phantom *p);
+/* A capsule (a sphere when a == b) of the given radius. */
+int phantom_add_capsule(phantom *p, const double a[3], const double b[3], double radius, double value,
+                        int32_t label);
+/* An ellipsoid with semi-axes semi[i] along column i of rot (3 x 3, row
+ * major, orthonormal). */
+int phantom_add_ellipsoid(phantom *p, const double c[3], const double semi[3], const double rot[9], double value,
+                          double tex, double tex_lo, double tex_hi, uint64_t seed, int32_t label);
+/* Membranes between the Voronoi cells of n seeds (copied): sheets of the
+ * given thickness. label_cells: points in no solid get their cell's index
+ * + 1 as label. */
+int phantom_set_cells(phantom *p, const double *seeds, int n, double thickness, double value, double tex,
+                      double tex_lo, double tex_hi, uint64_t seed, int label_cells);
+typedef struct {
+    int64_t ny, nx; /* pixels */
+    double y0, x0;  /* centre of pixel (0, 0) */
+    double dy, dx;  /* pixel size */
+    int sub;        /* samples per pixel along y and x */
+} phantom_plane;
+/* out[y][x] = mean intensity over [z0, z1) x the pixel, from nzs x sub x sub
+ * samples with edges anti-aliased over one sample spacing. Returns 0, or -1
+ * when memory runs out. Deterministic for any thread count. */
+int phantom_render_box(const phantom *p, const phantom_plane *g, double z0, double z1, int nzs, float *out);
+/* The label of the solid containing each pixel centre of plane z (the one
+ * reaching deepest where solids overlap), else the cell's label (with
+ * label_cells), else 0. */
+int phantom_labels(const phantom *p, const phantom_plane *g, double z, int32_t *out);
+/* Detector counts round(gain Poisson(photons) + Normal(0, read_noise)),
+ * clipped to 0..65535, for an ny x nx plane (kernels/cpu/noise.c). Each row
+ * draws from its own stream of (seed, stream, row): the same counts for any
+ * thread count. Returns how many values were clipped. */
+int64_t noise_poisson_gauss_u16(const float *photons, int64_t ny, int64_t nx, double gain, double read_noise,
+                                uint64_t seed, uint64_t stream, uint16_t *out);
+
+#endif
