@@ -1,0 +1,573 @@
+/* Every kernel table entry on every backend, against the CPU reference.
+ *
+ *   backend_ops [compare|grad|perf] [-o ENTRY] [-b BACKEND]
+ *
+ * compare (the default): each case runs its entries on random inputs of
+ * several shapes, once on the reference (the CPU table on one thread) and
+ * once on each backend under test, and compares within the entry's
+ * tolerance. The backends: "cpu" on two threads (every CPU kernel promises
+ * a result that does not depend on the thread count, or says how it may
+ * differ), and "cuda" where kernels_cuda() gives a table; a backend that is
+ * not built is a skip, never a pass. A table entry that no case covers is a
+ * failure, so a new kernel cannot arrive untested.
+ * grad: central finite differences of the differentiable entry
+ * (siren_loss_grad) against its gradient, for each loss, on each backend.
+ * perf: times each entry on each backend (median of repeats) and prints a
+ * table; always passes, it measures.
+ *
+ * Output is TAP. -o keeps the cases covering ENTRY, -b the named backend. */
+#include "host.h"
+#include "kernels.h"
+#include "../tap.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct {
+    const char *name;
+    const kernels *k;
+    int threads;
+} backend;
+
+static void use_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+static ss_rng rng;
+
+static float *rnd(size_t n, float lo, float hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x) abort();
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)rng_uniform(&rng);
+    return x;
+}
+
+static float *dup(const float *x, size_t n)
+{
+    float *y = malloc((n ? n : 1) * sizeof *y);
+    if (!y) abort();
+    memcpy(y, x, n * sizeof *y);
+    return y;
+}
+
+/* Largest |a - b| / max(1, |a|) over n values; NaN equal to NaN, a NaN
+ * against a number is infinitely wrong. */
+static double rel_err_f(const float *a, const float *b, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) || isnan(b[i])) {
+            if (isnan(a[i]) != isnan(b[i])) return INFINITY;
+            continue;
+        }
+        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs((double)a[i]));
+        if (d > worst) worst = d;
+    }
+    return worst;
+}
+
+static double rel_err_d(double a, double b)
+{
+    if (isnan(a) || isnan(b)) return isnan(a) == isnan(b) ? 0 : INFINITY;
+    if (a == b) return 0;
+    return fabs(a - b) / fmax(1.0, fabs(a));
+}
+
+/* One comparison: reports a TAP point. */
+static void report(const char *entry, const backend *b, const char *shape, double err, double tol)
+{
+    CHECK(err <= tol, "%s on %s, %s: error %.3g within %.3g", entry, b->name, shape, err, tol);
+}
+
+/* ---- cases: each runs its entries on ref and on b, and reports ----------- */
+
+typedef void (*case_fn)(const backend *ref, const backend *b);
+
+static void case_fuse(const backend *ref, const backend *b)
+{
+    static const int Rs[] = {1, 2, 3, 4, 5, 8};
+    static const size_t ns[] = {1, 1000, 100003};
+    for (int ri = 0; ri < 6; ri++)
+        for (int ni = 0; ni < 3; ni++) {
+            int R = Rs[ri];
+            size_t n = ns[ni];
+            float *rep = rnd((size_t)R * n, -5, 5), *o1 = rnd(n, 0, 0), *o2 = rnd(n, 0, 0);
+            char shape[64];
+            snprintf(shape, sizeof shape, "R %d, n %zu", R, n);
+            use_threads(ref->threads);
+            ref->k->fuse_mean_f32(rep, R, n, o1);
+            use_threads(b->threads);
+            b->k->fuse_mean_f32(rep, R, n, o2);
+            report("fuse_mean_f32", b, shape, rel_err_f(o1, o2, n), 1e-6);
+            use_threads(ref->threads);
+            ref->k->fuse_median_f32(rep, R, n, o1);
+            use_threads(b->threads);
+            b->k->fuse_median_f32(rep, R, n, o2);
+            report("fuse_median_f32", b, shape, rel_err_f(o1, o2, n), 0);
+            free(rep), free(o1), free(o2);
+        }
+}
+
+static void case_pointwise(const backend *ref, const backend *b)
+{
+    static const size_t ns[] = {1, 7, 32768, 100003};
+    for (int ni = 0; ni < 4; ni++) {
+        size_t n = ns[ni];
+        float *x = rnd(n, -1e3f, 1e3f);
+        if (n > 7) x[3] = NAN, x[5] = INFINITY, x[6] = -0.0f;
+        char shape[32];
+        snprintf(shape, sizeof shape, "n %zu", n);
+        for (int clip = 0; clip < 2; clip++) {
+            float *a = dup(x, n), *c = dup(x, n);
+            use_threads(ref->threads);
+            ref->k->affine_f32(a, n, -250.0, 1.0 / 700.0, clip);
+            use_threads(b->threads);
+            b->k->affine_f32(c, n, -250.0, 1.0 / 700.0, clip);
+            report(clip ? "affine_f32 (clip)" : "affine_f32", b, shape, rel_err_f(a, c, n), 0);
+            free(a), free(c);
+        }
+        use_threads(ref->threads);
+        size_t c1 = ref->k->count_nonfinite_f32(x, n);
+        float mn1, mx1, mn2, mx2;
+        ref->k->minmax_f32(x, n, &mn1, &mx1);
+        use_threads(b->threads);
+        size_t c2 = b->k->count_nonfinite_f32(x, n);
+        b->k->minmax_f32(x, n, &mn2, &mx2);
+        report("count_nonfinite_f32", b, shape, c1 == c2 ? 0 : INFINITY, 0);
+        report("minmax_f32", b, shape, fmax(rel_err_f(&mn1, &mn2, 1), rel_err_f(&mx1, &mx2, 1)), 0);
+        float *y = rnd(n, -1e3f, 1e3f);
+        if (n > 7) x[3] = 1, x[5] = 2; /* sq_diff_sum takes finite data */
+        use_threads(ref->threads);
+        double s1 = ref->k->sq_diff_sum_f32(x, y, n);
+        use_threads(b->threads);
+        double s2 = b->k->sq_diff_sum_f32(x, y, n);
+        report("sq_diff_sum_f32", b, shape, rel_err_d(s1, s2), 1e-12);
+        free(x), free(y);
+    }
+    /* weighted sums of 1..9 arrays */
+    for (int nw = 1; nw <= 9; nw += 4) {
+        size_t len = 50001;
+        float *x[9];
+        double w[9];
+        for (int j = 0; j < nw; j++) x[j] = rnd(len, -3, 3), w[j] = rng_uniform(&rng) - 0.3;
+        float *o1 = rnd(len, 0, 0), *o2 = rnd(len, 0, 0);
+        use_threads(ref->threads);
+        ref->k->weighted_sum_f32((const float *const *)x, w, nw, len, o1);
+        use_threads(b->threads);
+        b->k->weighted_sum_f32((const float *const *)x, w, nw, len, o2);
+        char shape[32];
+        snprintf(shape, sizeof shape, "%d arrays", nw);
+        report("weighted_sum_f32", b, shape, rel_err_f(o1, o2, len), 1e-7);
+        for (int j = 0; j < nw; j++) free(x[j]);
+        free(o1), free(o2);
+    }
+}
+
+static void case_blur(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][3] = {{1, 7, 9}, {5, 33, 17}, {9, 64, 48}};
+    static const double sig[][3] = {{0, 1, 1}, {1.5, 2, 3}, {4, 0.5, 0}};
+    for (int si = 0; si < 3; si++)
+        for (int gi = 0; gi < 3; gi++) {
+            const int64_t *s = shapes[si];
+            size_t n = (size_t)(s[0] * s[1] * s[2]);
+            float *v = rnd(n, 0, 1), *a = dup(v, n), *c = dup(v, n);
+            use_threads(ref->threads);
+            ref->k->gauss_blur3d_f32(a, s[0], s[1], s[2], sig[gi][0], sig[gi][1], sig[gi][2]);
+            use_threads(b->threads);
+            b->k->gauss_blur3d_f32(c, s[0], s[1], s[2], sig[gi][0], sig[gi][1], sig[gi][2]);
+            char shape[96];
+            snprintf(shape, sizeof shape, "%lldx%lldx%lld sigma %g,%g,%g", (long long)s[0], (long long)s[1],
+                     (long long)s[2], sig[gi][0], sig[gi][1], sig[gi][2]);
+            report("gauss_blur3d_f32", b, shape, rel_err_f(a, c, n), 1e-6);
+            free(v), free(a), free(c);
+        }
+}
+
+static void case_ssim(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][2] = {{11, 11}, {40, 33}, {128, 96}};
+    for (int g = 0; g < 2; g++)
+        for (int si = 0; si < 3; si++) {
+            int64_t ny = shapes[si][0], nx = shapes[si][1];
+            ssim_spec s2, s3;
+            ssim_spec_init(&s2, g, 2, 1.0, 0.01, 0.03);
+            ssim_spec_init(&s3, g, 3, 1.0, 0.01, 0.03);
+            if (ny < s2.win || nx < s2.win) continue;
+            size_t plane = (size_t)(ny * nx);
+            float *pa[11], *pb[11];
+            for (int i = 0; i < s3.win; i++) pa[i] = rnd(plane, 0, 1), pb[i] = rnd(plane, 0, 1);
+            double *work = malloc(ssim_work_len(s2.win, ny, nx) * sizeof *work), r[2], o[2];
+            char shape[64];
+            snprintf(shape, sizeof shape, "%lldx%lld %s window", (long long)ny, (long long)nx,
+                     g ? "gaussian" : "uniform");
+            use_threads(ref->threads);
+            ref->k->ssim2d_f32(&s2, pa[0], pb[0], ny, nx, work, r);
+            use_threads(b->threads);
+            b->k->ssim2d_f32(&s2, pa[0], pb[0], ny, nx, work, o);
+            report("ssim2d_f32", b, shape, fmax(rel_err_d(r[0], o[0]), rel_err_d(r[1], o[1])), 1e-12);
+            use_threads(ref->threads);
+            ref->k->ssim3d_plane_f32(&s3, (const float *const *)pa, (const float *const *)pb, ny, nx, work, r);
+            use_threads(b->threads);
+            b->k->ssim3d_plane_f32(&s3, (const float *const *)pa, (const float *const *)pb, ny, nx, work, o);
+            report("ssim3d_plane_f32", b, shape, fmax(rel_err_d(r[0], o[0]), rel_err_d(r[1], o[1])), 1e-12);
+            for (int i = 0; i < s3.win; i++) free(pa[i]), free(pb[i]);
+            free(work);
+        }
+}
+
+/* A smooth random volume and a copy moved by a known shift. */
+static void case_register(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][3] = {{1, 64, 48}, {8, 32, 32}};
+    for (int si = 0; si < 2; si++)
+        for (int phase = 0; phase < 2; phase++) {
+            const int64_t *s = shapes[si];
+            size_t n = (size_t)(s[0] * s[1] * s[2]);
+            float *vol = rnd(n, 0, 1);
+            ref->k->gauss_blur3d_f32(vol, s[0], s[1], s[2], s[0] > 1 ? 1 : 0, 2, 2);
+            double shift[3] = {s[0] > 1 ? 1.25 : 0, -2.5, 3.75};
+            char shape[96];
+            snprintf(shape, sizeof shape, "%lldx%lldx%lld, %s", (long long)s[0], (long long)s[1], (long long)s[2],
+                     phase ? "phase correlation" : "cross-correlation");
+            double found[2][3], peak[2];
+            float *moved[2];
+            for (int w = 0; w < 2; w++) {
+                const backend *x = w ? b : ref;
+                use_threads(x->threads);
+                moved[w] = dup(vol, n);
+                int rc = x->k->shift_f32(moved[w], s[0], s[1], s[2], shift, SHIFT_CUBIC, EDGE_REFLECT);
+                xcorr_opts o = {.hann = 1, .phase = phase, .upsample = 20, .max_shift = 0};
+                xcorr_state *st = rc == 0 ? x->k->xcorr_new(s[0], s[1], s[2], &o) : NULL;
+                if (!st) {
+                    CHECK(0, "%s: shift_f32 and xcorr_new run (%s)", x->name, shape);
+                    found[w][0] = found[w][1] = found[w][2] = peak[w] = NAN;
+                    continue;
+                }
+                x->k->xcorr_reference_f32(st, vol);
+                x->k->xcorr_find_f32(st, moved[w], found[w], &peak[w]);
+                x->k->xcorr_free(st);
+            }
+            report("shift_f32", b, shape, rel_err_f(moved[0], moved[1], n), 1e-5);
+            double e = 0;
+            for (int d = 0; d < 3; d++) e = fmax(e, fabs(found[0][d] - found[1][d]));
+            report("xcorr_find_f32 (shift)", b, shape, e, 1e-9);
+            report("xcorr_find_f32 (peak)", b, shape, rel_err_d(peak[0], peak[1]), 1e-6);
+            free(vol), free(moved[0]), free(moved[1]);
+        }
+}
+
+static void case_spectrum(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {8, 6}, {33, 17}, {128, 128}};
+    for (int si = 0; si < 4; si++) {
+        int64_t ny = shapes[si][0], nx = shapes[si][1];
+        size_t plane = (size_t)(ny * nx);
+        float *a = rnd(plane, 0, 1), *c = rnd(plane, 0, 1);
+        double mse[2] = {0, 0};
+        double *spec[2][2] = {{NULL, NULL}, {NULL, NULL}};
+        size_t len[2] = {0, 0};
+        for (int w = 0; w < 2; w++) {
+            const backend *x = w ? b : ref;
+            use_threads(x->threads);
+            spectrum_state *s = x->k->spectrum_new(ny, nx);
+            if (!s) {
+                CHECK(0, "%s: spectrum_new(%lld, %lld)", x->name, (long long)ny, (long long)nx);
+                continue;
+            }
+            len[w] = x->k->spectrum_len(s);
+            spec[w][0] = malloc(len[w] * sizeof(double));
+            spec[w][1] = malloc(len[w] * sizeof(double));
+            x->k->spectrum_logmag(s, a, spec[w][0]);
+            x->k->spectrum_logmag(s, c, spec[w][1]);
+            mse[w] = x->k->spectrum_mse(s, spec[w][0], spec[w][1]);
+            x->k->spectrum_free(s);
+        }
+        char shape[32];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)ny, (long long)nx);
+        double e = len[0] == len[1] ? 0 : INFINITY;
+        for (size_t i = 0; i < len[0] && len[0] == len[1]; i++) e = fmax(e, rel_err_d(spec[0][0][i], spec[1][0][i]));
+        report("spectrum_logmag", b, shape, e, 1e-6);
+        report("spectrum_len", b, shape, len[0] == len[1] ? 0 : INFINITY, 0);
+        report("spectrum_mse", b, shape, rel_err_d(mse[0], mse[1]), 1e-6);
+        for (int w = 0; w < 2; w++) free(spec[w][0]), free(spec[w][1]);
+        free(a), free(c);
+    }
+}
+
+/* A small network on a small grid, for the SIREN entries. */
+typedef struct {
+    siren_arch a;
+    float *params, zc[4];
+    siren_grid g;
+    int64_t *index;
+    float *target;
+    int64_t n;
+    int R;
+} siren_case;
+
+static void siren_case_make(siren_case *s, int width, int hidden, int R, uint64_t seed)
+{
+    s->a = (siren_arch){.in_dim = 3, .width = width, .hidden = hidden, .out_dim = 1, .omega_first = 30,
+                        .omega_hidden = 30};
+    s->params = malloc(siren_n_params(&s->a) * sizeof(float));
+    siren_init(&s->a, s->params, seed);
+    for (int i = 0; i < 4; i++) s->zc[i] = -1 + (float)i * 2 / 3;
+    s->g = (siren_grid){.nz = 4, .ny = 13, .nx = 11, .z = s->zc, .y0 = -1, .dy = 2.0f / 12, .x0 = -1, .dx = 0.2f};
+    s->n = 4 * 13 * 11 - 7;
+    s->R = R;
+    s->index = malloc((size_t)s->n * sizeof *s->index);
+    for (int64_t i = 0; i < s->n; i++) s->index[i] = (i * 37) % (4 * 13 * 11);
+    s->target = rnd((size_t)(s->n * R), -0.5f, 1.5f);
+}
+
+static void siren_case_free(siren_case *s)
+{
+    free(s->params), free(s->index), free(s->target);
+}
+
+static double run_loss_grad(const backend *x, const siren_case *s, siren_loss loss, float *grad, const char **path)
+{
+    use_threads(x->threads);
+    siren_work *w = x->k->siren_work_new(&s->a, x->threads);
+    if (!w) return NAN;
+    if (path) *path = x->k->siren_work_kernel(w);
+    siren_batch bt = {.grid = &s->g, .index = s->index, .n = s->n, .target = s->target, .R = s->R, .loss = loss,
+                      .scale = 0.1f};
+    double L = x->k->siren_loss_grad(&s->a, s->params, &bt, grad, w);
+    x->k->siren_work_free(w);
+    return L;
+}
+
+static void case_siren(const backend *ref, const backend *b)
+{
+    static const int widths[] = {16, 32, 64};
+    for (int wi = 0; wi < 3; wi++)
+        for (int loss = SIREN_LOSS_MSE; loss <= SIREN_LOSS_CAUCHY; loss++) {
+            siren_case s;
+            siren_case_make(&s, widths[wi], 2, 1 + loss % 3, 7 + (uint64_t)wi);
+            size_t np = siren_n_params(&s.a);
+            float *g1 = rnd(np, 0, 0), *g2 = rnd(np, 0, 0);
+            const char *p1 = "?", *p2 = "?";
+            double l1 = run_loss_grad(ref, &s, (siren_loss)loss, g1, &p1);
+            double l2 = run_loss_grad(b, &s, (siren_loss)loss, g2, &p2);
+            char shape[96];
+            snprintf(shape, sizeof shape, "width %d, loss %d, R %d (%s vs %s)", widths[wi], loss, s.R, p1, p2);
+            report("siren_loss_grad (loss)", b, shape, rel_err_d(l1, l2), 1e-5);
+            /* gradients: relative to the largest component */
+            double gmax = 0, e = 0;
+            for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(g1[i]));
+            for (size_t i = 0; i < np; i++) e = fmax(e, fabs((double)g1[i] - g2[i]) / fmax(gmax, 1e-30));
+            report("siren_loss_grad (gradient)", b, shape, e, 1e-4);
+            report("siren_work_new/free/kernel", b, shape, p1 && p2 && *p1 && *p2 ? 0 : INFINITY, 0);
+            /* evaluation: listed voxels and a consecutive run */
+            float *o1 = rnd((size_t)s.n, 0, 0), *o2 = rnd((size_t)s.n, 0, 0);
+            for (int w = 0; w < 2; w++) {
+                const backend *x = w ? b : ref;
+                use_threads(x->threads);
+                siren_work *wk = x->k->siren_work_new(&s.a, x->threads);
+                x->k->siren_eval(&s.a, s.params, &s.g, s.index, 0, s.n, w ? o2 : o1, wk);
+                x->k->siren_work_free(wk);
+            }
+            report("siren_eval (indexed)", b, shape, rel_err_f(o1, o2, (size_t)s.n), 1e-5);
+            for (int w = 0; w < 2; w++) {
+                const backend *x = w ? b : ref;
+                use_threads(x->threads);
+                siren_work *wk = x->k->siren_work_new(&s.a, x->threads);
+                x->k->siren_eval(&s.a, s.params, &s.g, NULL, 5, s.n - 5, w ? o2 : o1, wk);
+                x->k->siren_work_free(wk);
+            }
+            report("siren_eval (consecutive)", b, shape, rel_err_f(o1, o2, (size_t)(s.n - 5)), 1e-5);
+            free(o1), free(o2), free(g1), free(g2);
+            siren_case_free(&s);
+        }
+    /* Adam: several steps from the same state */
+    static const size_t ns[] = {1, 1000, 70001};
+    for (int ni = 0; ni < 3; ni++) {
+        size_t n = ns[ni];
+        float *p0 = rnd(n, -1, 1), *g = rnd(n, -1, 1);
+        float *p[2], *m[2], *v[2];
+        for (int w = 0; w < 2; w++) {
+            const backend *x = w ? b : ref;
+            p[w] = dup(p0, n), m[w] = rnd(n, 0, 0), v[w] = rnd(n, 0, 0);
+            use_threads(x->threads);
+            for (int64_t t = 1; t <= 5; t++) x->k->adam_step(p[w], g, m[w], v[w], n, t, 1e-3f, 0.9f, 0.999f, 1e-8f);
+        }
+        char shape[32];
+        snprintf(shape, sizeof shape, "n %zu, 5 steps", n);
+        report("adam_step", b, shape, fmax(rel_err_f(p[0], p[1], n), rel_err_f(v[0], v[1], n)), 1e-6);
+        for (int w = 0; w < 2; w++) free(p[w]), free(m[w]), free(v[w]);
+        free(p0), free(g);
+    }
+}
+
+/* ---- the registry: which entries each case covers ------------------------- */
+
+typedef struct {
+    const char *name;
+    case_fn fn;
+    const char *entries; /* space-separated table entries it exercises */
+} case_def;
+
+static const case_def cases[] = {
+    {"fuse", case_fuse, "fuse_mean_f32 fuse_median_f32"},
+    {"pointwise", case_pointwise, "affine_f32 count_nonfinite_f32 minmax_f32 sq_diff_sum_f32 weighted_sum_f32"},
+    {"blur", case_blur, "gauss_blur3d_f32"},
+    {"ssim", case_ssim, "ssim2d_f32 ssim3d_plane_f32"},
+    {"register", case_register, "shift_f32 xcorr_new xcorr_free xcorr_reference_f32 xcorr_find_f32"},
+    {"spectrum", case_spectrum, "spectrum_new spectrum_free spectrum_len spectrum_logmag spectrum_mse"},
+    {"siren", case_siren,
+     "siren_loss_grad siren_eval adam_step siren_work_new siren_work_free siren_work_kernel"},
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static int covers(const case_def *c, const char *entry)
+{
+    size_t n = strlen(entry);
+    for (const char *p = c->entries; (p = strstr(p, entry)); p += n)
+        if ((p == c->entries || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+    return 0;
+}
+
+#define ENTRY_NAME(e) #e,
+static const char *const entry_names[] = {KERNEL_ENTRIES(ENTRY_NAME) NULL};
+
+/* ---- grad mode: finite differences of siren_loss_grad --------------------- */
+
+static void grad_mode(const backend *b)
+{
+    for (int loss = SIREN_LOSS_MSE; loss <= SIREN_LOSS_CAUCHY; loss++) {
+        siren_case s;
+        siren_case_make(&s, 16, 1, 2, 11);
+        size_t np = siren_n_params(&s.a);
+        float *g = rnd(np, 0, 0), *scratch = rnd(np, 0, 0);
+        run_loss_grad(b, &s, (siren_loss)loss, g, NULL);
+        double gmax = 0;
+        for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(g[i]));
+        /* A sample of parameters of every layer; float32 differences with a
+         * step large enough to rise above rounding. */
+        double worst = 0;
+        int checked = 0;
+        for (size_t i = 0; i < np; i += np / 40 + 1) {
+            float keep = s.params[i], h = 1e-2f * fmaxf(1.0f, fabsf(keep));
+            s.params[i] = keep + h;
+            double lp = run_loss_grad(b, &s, (siren_loss)loss, scratch, NULL);
+            s.params[i] = keep - h;
+            double lm = run_loss_grad(b, &s, (siren_loss)loss, scratch, NULL);
+            s.params[i] = keep;
+            double fd = (lp - lm) / (2.0 * ((double)(keep + h) - keep));
+            worst = fmax(worst, fabs(fd - g[i]) / fmax(gmax, 1e-30));
+            checked++;
+        }
+        CHECK(worst < 2e-2, "siren_loss_grad on %s, loss %d: gradient = central differences at %d parameters "
+              "(worst %.3g of the largest component)", b->name, loss, checked, worst);
+        free(g), free(scratch);
+        siren_case_free(&s);
+    }
+}
+
+/* ---- perf mode ------------------------------------------------------------- */
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void perf_mode(const backend *b, const char *only)
+{
+    printf("# %-28s %-8s %12s\n", "case", "backend", "ms (median)");
+    for (int c = 0; c < N_CASES; c++) {
+        if (only && !covers(&cases[c], only)) continue;
+        double t[5];
+        for (int r = 0; r < 5; r++) {
+            double t0 = now();
+            cases[c].fn(b, b);
+            t[r] = now() - t0;
+        }
+        for (int i = 1; i < 5; i++)
+            for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+                double x = t[j];
+                t[j] = t[j - 1], t[j - 1] = x;
+            }
+        printf("# %-28s %-8s %12.2f\n", cases[c].name, b->name, 1e3 * t[2]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = "compare", *only = NULL, *only_backend = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "-b") && i + 1 < argc) only_backend = argv[++i];
+        else if (!strcmp(argv[i], "compare") || !strcmp(argv[i], "grad") || !strcmp(argv[i], "perf")) mode = argv[i];
+        else {
+            fprintf(stderr, "usage: backend_ops [compare|grad|perf] [-o ENTRY] [-b BACKEND]\n");
+            return 64;
+        }
+    }
+    rng_seed(&rng, 20261203);
+    backend ref = {"cpu-1t", kernels_cpu(), 1};
+    backend all[2] = {{"cpu", kernels_cpu(), 2}, {"cuda", kernels_cuda(), 2}};
+
+    if (!strcmp(mode, "compare") && !only) {
+        /* every entry has a case */
+        for (const char *const *e = entry_names; *e; e++) {
+            int found = 0;
+            for (int c = 0; c < N_CASES && !found; c++) found = covers(&cases[c], *e);
+            CHECK(found, "table entry %s has a case in backend_ops", *e);
+        }
+        const kernels *k = kernels_cpu();
+        int complete = 1;
+#define SET_ENTRY(e) complete &= k->e != NULL;
+        KERNEL_ENTRIES(SET_ENTRY)
+#undef SET_ENTRY
+        CHECK(complete && k->filled && !k->filled[0], "the CPU table sets every entry itself");
+        /* a backend with a few entries is completed from the CPU, saying which */
+        kernels partial = {.name = "partial", .fuse_mean_f32 = k->fuse_mean_f32, .adam_step = k->adam_step};
+        const char *filled[64];
+        int n = kernels_fill(&partial, k, filled);
+        int all_set = 1;
+#define SET_ENTRY(e) all_set &= partial.e == k->e;
+        KERNEL_ENTRIES(SET_ENTRY)
+#undef SET_ENTRY
+        int listed_adam = 0;
+        for (int i = 0; i < n; i++) listed_adam |= !strcmp(filled[i], "adam_step");
+        CHECK(all_set && n == (int)(sizeof entry_names / sizeof *entry_names) - 3 && partial.filled == filled &&
+                  !filled[n] && !listed_adam,
+              "kernels_fill completes a partial table from the CPU's and lists the %d entries it filled", n);
+    }
+
+    for (int bi = 0; bi < 2; bi++) {
+        const backend *b = &all[bi];
+        if (only_backend && strcmp(only_backend, b->name)) continue;
+        if (!b->k) {
+            TAP_SKIP("backend %s: not built or no device here", b->name);
+            continue;
+        }
+        if (!strcmp(mode, "perf")) {
+            perf_mode(b, only);
+            continue;
+        }
+        if (!strcmp(mode, "grad")) {
+            grad_mode(b);
+            continue;
+        }
+        for (int c = 0; c < N_CASES; c++)
+            if (!only || covers(&cases[c], only)) cases[c].fn(&ref, b);
+    }
+    return tap_done();
+}
