@@ -1,6 +1,7 @@
 #include "stage_ctx.h"
 #include "error.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,31 @@ int ctx_open_input(stage_ctx *c, const char *port, store_array **a)
     if (r < 0) return r;
     if (r == 0) return ss_fail(SS_ERR_INTERNAL, "input port '%s' is not connected", port);
     return open_for_port(c, port, stage, array, a);
+}
+
+int ctx_read_f32(stage_ctx *c, store_array *a, const char *label, int rank, const int64_t *start,
+                 const int64_t *count, float *buf)
+{
+    int rc = store_array_read(a, start, count, DT_F32, buf);
+    if (rc != SS_OK) return rc;
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)count[i];
+    size_t bad = c->k->count_nonfinite_f32(buf, n);
+    if (!bad) return SS_OK;
+    size_t first = 0;
+    while (first < n && isfinite(buf[first])) first++;
+    /* the index of the first bad value along each axis */
+    int64_t at[STORE_MAX_RANK] = {0};
+    for (int i = rank - 1; i >= 0; i--) {
+        at[i] = start[i] + (int64_t)(first % (size_t)count[i]);
+        first /= (size_t)count[i];
+    }
+    const char *type = c->cfg->stages[c->stage].type->name;
+    char where[96] = "";
+    if (rank == 4) snprintf(where, sizeof where, " repeat %lld plane %lld", (long long)at[0], (long long)at[1]);
+    else if (rank >= 3) snprintf(where, sizeof where, " plane %lld", (long long)at[rank - 3]);
+    return ss_fail(SS_ERR_INPUT, "%s: %s%s holds %zu NaN or infinite value%s", type, label, where, bad,
+                   bad == 1 ? "" : "s");
 }
 
 void ctx_progress_begin(stage_ctx *c, const char *what, int64_t total)

@@ -12,6 +12,7 @@
 #include "stage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ static int run(stage_ctx *c)
     store_array *in, *out = NULL;
     const char *in_stage, *in_name;
     ctx_input(c, "image", &in_stage, &in_name);
+    char label[256];
+    snprintf(label, sizeof label, "%s.%s", in_stage, in_name);
     int rc = ctx_open_input(c, "image", &in);
     if (rc != SS_OK) return rc;
     array_info info;
@@ -71,13 +74,7 @@ static int run(stage_ctx *c)
         for (; loaded <= need && rc == SS_OK; loaded++) {
             float *p = ring + (size_t)(loaded % W) * plane;
             int64_t st[3] = {loaded, 0, 0}, ct[3] = {1, Y, X};
-            if ((rc = store_array_read(in, st, ct, DT_F32, p)) != SS_OK) break;
-            size_t bad = k->count_nonfinite_f32(p, plane);
-            if (bad)
-                rc = ss_fail(SS_ERR_INPUT, "filter_gaussian: %s.%s plane %lld holds %zu NaN or infinite values",
-                             in_stage, in_name, (long long)loaded, bad);
-            else
-                k->gauss_blur3d_f32(p, 1, Y, X, 0.0, sy, sx);
+            if ((rc = ctx_read_f32(c, in, label, 3, st, ct, p)) == SS_OK) k->gauss_blur3d_f32(p, 1, Y, X, 0.0, sy, sx);
         }
         if (rc != SS_OK) break;
         for (int64_t i = -r; i <= r; i++) taps[i + r] = ring + (size_t)(reflect_index(z + i, Z) % W) * plane;

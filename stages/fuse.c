@@ -2,12 +2,17 @@
  * stack, voxel by voxel, streamed plane by plane. */
 #include "stage.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int fuse(stage_ctx *c, int median)
 {
     store_array *in, *out = NULL;
+    const char *in_stage, *in_name;
+    ctx_input(c, "repeats", &in_stage, &in_name);
+    char label[256];
+    snprintf(label, sizeof label, "%s.%s", in_stage, in_name);
     int rc = ctx_open_input(c, "repeats", &in);
     if (rc != SS_OK) return rc;
     array_info info;
@@ -28,7 +33,7 @@ static int fuse(stage_ctx *c, int median)
     ctx_progress_begin(c, "planes", Z);
     for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
         int64_t st[4] = {0, z, 0, 0}, ct[4] = {R, 1, Y, X};
-        if ((rc = store_array_read(in, st, ct, DT_F32, rep)) != SS_OK) break;
+        if ((rc = ctx_read_f32(c, in, label, 4, st, ct, rep)) != SS_OK) break;
         if (median) k->fuse_median_f32(rep, (int)R, plane, res);
         else k->fuse_mean_f32(rep, (int)R, plane, res);
         int64_t so[3] = {z, 0, 0}, co[3] = {1, Y, X};

@@ -23,6 +23,7 @@
 #include "stage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,7 @@ typedef struct {
     int held, max_held; /* planes in memory now, and at most */
     int64_t Y, X;
     const kernels *k;
+    stage_ctx *c;
     const char *who, *in_stage, *in_name;
 } plane_cache;
 
@@ -178,11 +180,9 @@ static int cache_load(plane_cache *pc, int j)
     float *p = malloc(n * sizeof *p);
     if (!p) return ss_fail(SS_ERR_NOMEM, "%s: out of memory for a plane", pc->who);
     int64_t st[3] = {pc->kz[j], 0, 0}, ct[3] = {1, pc->Y, pc->X};
-    int rc = store_array_read(pc->in, st, ct, DT_F32, p);
-    size_t bad = rc == SS_OK ? pc->k->count_nonfinite_f32(p, n) : 0;
-    if (rc == SS_OK && bad)
-        rc = ss_fail(SS_ERR_INPUT, "%s: %s.%s plane %lld holds %zu NaN or infinite values", pc->who, pc->in_stage,
-                     pc->in_name, (long long)pc->kz[j], bad);
+    char label[256];
+    snprintf(label, sizeof label, "%s.%s", pc->in_stage, pc->in_name);
+    int rc = ctx_read_f32(pc->c, pc->in, label, 3, st, ct, p);
     if (rc != SS_OK) {
         free(p);
         return rc;
@@ -195,7 +195,7 @@ static int cache_load(plane_cache *pc, int j)
 static int run_interp(stage_ctx *c, int cubic)
 {
     const char *who = cubic ? "interp_cubic" : "interp_linear";
-    plane_cache pc = {.k = ctx_kernels(c), .who = who};
+    plane_cache pc = {.k = ctx_kernels(c), .c = c, .who = who};
     store_array *out = NULL, *pred = NULL, *mask = NULL;
     int64_t *kz = NULL;
     prediction *pr = NULL;

@@ -39,52 +39,32 @@ typedef struct {
     double ref_contrast;  /* head mean - annulus mean in the reference; NaN where a region is empty */
 } spine;
 
-typedef struct {
-    int64_t n, cap;
-    char (*method)[TABLE_STR_LEN];
-    int64_t *z;
-    double *v[4]; /* mse, psnr, ssim, spectrum_mse */
-} plane_rows;
-
-typedef struct {
-    int64_t n, cap;
-    char (*method)[TABLE_STR_LEN];
-    char (*metric)[TABLE_STR_LEN];
-    double *mean, *std;
-    int64_t *count;
-} summary_rows;
-
 static const char *const plane_metric[4] = {"mse", "psnr", "ssim", "spectrum_mse"};
 
-static int grow(void **p, int64_t cap, size_t elem)
+/* The two tables: per_plane (method, z, mse, psnr, ssim, spectrum_mse) and
+ * summary (method, metric, mean, std, n). */
+static table_builder *plane_table_new(void)
 {
-    void *q = realloc(*p, (size_t)cap * elem);
-    if (!q) return -1;
-    *p = q;
-    return 0;
+    const char *names[6] = {"method", "z", plane_metric[0], plane_metric[1], plane_metric[2], plane_metric[3]};
+    const col_type types[6] = {COL_STR, COL_I64, COL_F64, COL_F64, COL_F64, COL_F64};
+    return tb_new(6, names, types);
 }
 
-static int plane_rows_add(plane_rows *t, const char *method, int64_t z, const double v[4])
+static table_builder *summary_table_new(void)
 {
-    if (t->n == t->cap) {
-        int64_t cap = t->cap ? 2 * t->cap : 64;
-        int bad = grow((void **)&t->method, cap, sizeof *t->method) | grow((void **)&t->z, cap, sizeof *t->z);
-        for (int i = 0; i < 4; i++) bad |= grow((void **)&t->v[i], cap, sizeof *t->v[i]);
-        if (bad) return ss_fail(SS_ERR_NOMEM, "metrics: out of memory for the per-plane table");
-        t->cap = cap;
-    }
-    snprintf(t->method[t->n], TABLE_STR_LEN, "%s", method);
-    t->z[t->n] = z;
-    for (int i = 0; i < 4; i++) t->v[i][t->n] = v[i];
-    t->n++;
+    static const char *const names[5] = {"method", "metric", "mean", "std", "n"};
+    static const col_type types[5] = {COL_STR, COL_STR, COL_F64, COL_F64, COL_I64};
+    return tb_new(5, names, types);
+}
+
+static int plane_rows_add(table_builder *t, const char *method, int64_t z, const double v[4])
+{
+    int rc = tb_row(t);
+    if (rc != SS_OK) return rc;
+    tb_str(t, 0, method);
+    tb_i64(t, 1, z);
+    for (int i = 0; i < 4; i++) tb_f64(t, 2 + i, v[i]);
     return SS_OK;
-}
-
-static void plane_rows_free(plane_rows *t)
-{
-    free(t->method);
-    free(t->z);
-    for (int i = 0; i < 4; i++) free(t->v[i]);
 }
 
 /* NaN from inf - inf has the sign bit set, which printf shows as "-nan". */
@@ -93,32 +73,16 @@ static double plain_nan(double v)
     return isnan(v) ? NAN : v;
 }
 
-static int summary_add(summary_rows *t, const char *method, const char *metric, double mean, double std, int64_t n)
+static int summary_add(table_builder *t, const char *method, const char *metric, double mean, double std, int64_t n)
 {
-    if (t->n == t->cap) {
-        int64_t cap = t->cap ? 2 * t->cap : 16;
-        int bad = grow((void **)&t->method, cap, sizeof *t->method) | grow((void **)&t->metric, cap, sizeof *t->metric) |
-                  grow((void **)&t->mean, cap, sizeof *t->mean) | grow((void **)&t->std, cap, sizeof *t->std) |
-                  grow((void **)&t->count, cap, sizeof *t->count);
-        if (bad) return ss_fail(SS_ERR_NOMEM, "metrics: out of memory for the summary table");
-        t->cap = cap;
-    }
-    snprintf(t->method[t->n], TABLE_STR_LEN, "%s", method);
-    snprintf(t->metric[t->n], TABLE_STR_LEN, "%s", metric);
-    t->mean[t->n] = plain_nan(mean);
-    t->std[t->n] = plain_nan(std);
-    t->count[t->n] = n;
-    t->n++;
+    int rc = tb_row(t);
+    if (rc != SS_OK) return rc;
+    tb_str(t, 0, method);
+    tb_str(t, 1, metric);
+    tb_f64(t, 2, plain_nan(mean));
+    tb_f64(t, 3, plain_nan(std));
+    tb_i64(t, 4, n);
     return SS_OK;
-}
-
-static void summary_free(summary_rows *t)
-{
-    free(t->method);
-    free(t->metric);
-    free(t->mean);
-    free(t->std);
-    free(t->count);
 }
 
 /* Population mean and standard deviation (numpy's defaults), two passes. */
@@ -219,6 +183,7 @@ static int load_spines(stage_ctx *c, const char *stg, const char *arr, spine **o
 
 typedef struct {
     stage_ctx *c;
+    const char *ref_name;
     const kernels *k;
     int64_t Z, Y, X;
     size_t plane;
@@ -235,23 +200,16 @@ typedef struct {
     float **ring_r, **ring_m; /* win planes each */
     double *work, *spec_r, *spec_m, *plane_vals[4];
     spectrum_state *spec;
-    plane_rows pr;
-    summary_rows sr;
+    table_builder *pr, *sr;
 } metrics_run;
 
-static int read_plane(store_array *a, int64_t z, int64_t Y, int64_t X, float *buf)
+/* Plane z of an input, checked (ctx_read_f32); what: "reference" or "method". */
+static int read_plane(metrics_run *m, store_array *a, const char *what, const char *name, int64_t z, float *buf)
 {
-    int64_t st[3] = {z, 0, 0}, ct[3] = {1, Y, X};
-    return store_array_read(a, st, ct, DT_F32, buf);
-}
-
-static int check_finite(metrics_run *m, const float *p, const char *what, const char *name, int64_t z)
-{
-    size_t bad = m->k->count_nonfinite_f32(p, m->plane);
-    if (bad)
-        return ss_fail(SS_ERR_INPUT, "metrics: %s %s plane %lld holds %zu NaN or infinite values", what, name,
-                       (long long)z, bad);
-    return SS_OK;
+    int64_t st[3] = {z, 0, 0}, ct[3] = {1, m->Y, m->X};
+    char label[256];
+    snprintf(label, sizeof label, "%s %s", what, name);
+    return ctx_read_f32(m->c, a, label, 3, st, ct, buf);
 }
 
 /* One method against the reference: plane rows, then its summary rows. */
@@ -268,8 +226,9 @@ static int eval_method(metrics_run *m, store_array *ref, store_array *met, const
     for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
         if (ctx_cancelled(m->c)) return ss_fail(SS_ERR_INTERRUPTED, "metrics: interrupted");
         float *pr = m->ring_r[z % win], *pm = m->ring_m[z % win];
-        if ((rc = read_plane(ref, z, Y, X, pr)) != SS_OK || (rc = read_plane(met, z, Y, X, pm)) != SS_OK) break;
-        if ((rc = check_finite(m, pm, "method", name, z)) != SS_OK) break;
+        if ((rc = read_plane(m, ref, "reference", m->ref_name, z, pr)) != SS_OK ||
+            (rc = read_plane(m, met, "method", name, z, pm)) != SS_OK)
+            break;
         while (spines && si < m->n_spines && m->spines[si].plane < z) si++;
         if (m->eval[z]) {
             double sse = m->k->sq_diff_sum_f32(pr, pm, m->plane), v[4], sums[2];
@@ -283,7 +242,7 @@ static int eval_method(metrics_run *m, store_array *ref, store_array *met, const
             for (int i = 0; i < 4; i++) m->plane_vals[i][n_vals] = v[i];
             n_vals++;
             sse_total += sse;
-            if ((rc = plane_rows_add(&m->pr, name, z, v)) != SS_OK) break;
+            if ((rc = plane_rows_add(m->pr, name, z, v)) != SS_OK) break;
             for (; spines && si < m->n_spines && m->spines[si].plane == z; si++) {
                 const spine *s = &m->spines[si];
                 if (!(s->ref_contrast > 0)) continue;
@@ -310,18 +269,18 @@ static int eval_method(metrics_run *m, store_array *ref, store_array *met, const
     for (int i = 0; i < 4 && rc == SS_OK; i++) {
         double mean, std;
         mean_std(m->plane_vals[i], n_vals, &mean, &std);
-        rc = summary_add(&m->sr, name, plane_metric[i], mean, std, n_vals);
+        rc = summary_add(m->sr, name, plane_metric[i], mean, std, n_vals);
     }
     if (rc != SS_OK) return rc;
     double mse_vol = sse_total / ((double)n_vals * (double)m->plane);
-    rc = summary_add(&m->sr, name, "psnr_volume", mse_vol > 0 ? 10 * log10(m->L * m->L / mse_vol) : INFINITY, NAN,
+    rc = summary_add(m->sr, name, "psnr_volume", mse_vol > 0 ? 10 * log10(m->L * m->L / mse_vol) : INFINITY, NAN,
                      n_vals * (int64_t)m->plane);
     if (rc != SS_OK) return rc;
     double mean3 = n3 ? s3 / (double)n3 : NAN, std3 = n3 ? sqrt(fmax(0, q3 / (double)n3 - mean3 * mean3)) : NAN;
-    if ((rc = summary_add(&m->sr, name, "ssim3d", mean3, std3, n3)) != SS_OK) return rc;
+    if ((rc = summary_add(m->sr, name, "ssim3d", mean3, std3, n3)) != SS_OK) return rc;
     if (spines) {
         double p = m->n_counted ? (double)visible / (double)m->n_counted : NAN;
-        rc = summary_add(&m->sr, name, "spine_recovery", p, m->n_counted ? sqrt(p * (1 - p)) : NAN, m->n_counted);
+        rc = summary_add(m->sr, name, "spine_recovery", p, m->n_counted ? sqrt(p * (1 - p)) : NAN, m->n_counted);
     }
     return rc;
 }
@@ -395,12 +354,14 @@ static int load_mask(stage_ctx *c, metrics_run *m)
 
 static int run(stage_ctx *c)
 {
-    metrics_run m = {.c = c, .k = ctx_kernels(c)};
+    metrics_run m = {.c = c, .k = ctx_kernels(c), .pr = plane_table_new(), .sr = summary_table_new()};
     store_array *ref = NULL, *met = NULL;
     char ref_name[TABLE_STR_LEN], met_name[TABLE_STR_LEN];
     float *rbuf = NULL;
     array_info ri;
-    int rc = open_checked(c, "reference", -1, NULL, NULL, &ref, ref_name);
+    int rc = m.pr && m.sr ? open_checked(c, "reference", -1, NULL, NULL, &ref, ref_name)
+                          : ss_fail(SS_ERR_NOMEM, "metrics: out of memory");
+    m.ref_name = ref_name;
     if (rc == SS_OK) rc = store_array_info(ref, &ri);
     if (rc != SS_OK) goto done;
     m.Z = ri.shape[0], m.Y = ri.shape[1], m.X = ri.shape[2];
@@ -448,8 +409,7 @@ static int run(stage_ctx *c)
             rc = ss_fail(SS_ERR_INTERRUPTED, "metrics: interrupted");
             goto done;
         }
-        if ((rc = read_plane(ref, z, m.Y, m.X, rbuf)) != SS_OK) goto done;
-        if ((rc = check_finite(&m, rbuf, "reference", ref_name, z)) != SS_OK) goto done;
+        if ((rc = read_plane(&m, ref, "reference", ref_name, z, rbuf)) != SS_OK) goto done;
         float mn, mx;
         m.k->minmax_f32(rbuf, m.plane, &mn, &mx);
         lo = fmin(lo, mn);
@@ -516,32 +476,8 @@ static int run(stage_ctx *c)
     }
     if (rc != SS_OK) goto done;
 
-    size_t np = (size_t)(m.pr.n ? m.pr.n : 1), ns = (size_t)(m.sr.n ? m.sr.n : 1);
-    const char **pm = malloc(np * sizeof *pm), **sm = malloc(ns * sizeof *sm), **sk = malloc(ns * sizeof *sk);
-    if (!pm || !sm || !sk) rc = ss_fail(SS_ERR_NOMEM, "metrics: out of memory");
-    if (rc == SS_OK) {
-        for (int64_t i = 0; i < m.pr.n; i++) pm[i] = m.pr.method[i];
-        for (int64_t i = 0; i < m.sr.n; i++) sm[i] = m.sr.method[i], sk[i] = m.sr.metric[i];
-        table_col pc[6] = {
-            {.name = "method", .type = COL_STR, .str = pm},
-            {.name = "z", .type = COL_I64, .i64 = m.pr.z},
-        };
-        for (int i = 0; i < 4; i++) pc[2 + i] = (table_col){.name = plane_metric[i], .type = COL_F64, .f64 = m.pr.v[i]};
-        table_view pv = {.n_cols = 6, .n_rows = m.pr.n, .cols = pc};
-        table_col sc[5] = {
-            {.name = "method", .type = COL_STR, .str = sm},
-            {.name = "metric", .type = COL_STR, .str = sk},
-            {.name = "mean", .type = COL_F64, .f64 = m.sr.mean},
-            {.name = "std", .type = COL_F64, .f64 = m.sr.std},
-            {.name = "n", .type = COL_I64, .i64 = m.sr.count},
-        };
-        table_view sv = {.n_cols = 5, .n_rows = m.sr.n, .cols = sc};
-        rc = store_writer_table(ctx_writer(c), "per_plane", &pv);
-        if (rc == SS_OK) rc = store_writer_table(ctx_writer(c), "summary", &sv);
-    }
-    free(pm);
-    free(sm);
-    free(sk);
+    rc = tb_write(m.pr, ctx_writer(c), "per_plane");
+    if (rc == SS_OK) rc = tb_write(m.sr, ctx_writer(c), "summary");
     if (rc == SS_OK) {
         ctx_attr(c, "data_range_value", json_real(m.L));
         ctx_attr(c, "ssim_window_size", json_integer(m.win));
@@ -568,8 +504,8 @@ done:
     free(m.spines);
     free(m.eval);
     free(rbuf);
-    plane_rows_free(&m.pr);
-    summary_free(&m.sr);
+    tb_free(m.pr);
+    tb_free(m.sr);
     store_array_close(met);
     store_array_close(ref);
     return rc;

@@ -6,10 +6,13 @@
 #include "stage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
+    stage_ctx *c;
+    char label[256]; /* "stage.array", for errors */
     store_array *a;
     array_info info;
     int64_t planes; /* leading axes flattened: R*Z or Z */
@@ -35,7 +38,7 @@ static int read_plane(stack_view *v, int64_t p, float *buf)
 {
     int64_t st[4], ct[4];
     plane_slab(v, p, st, ct);
-    return store_array_read(v->a, st, ct, DT_F32, buf);
+    return ctx_read_f32(v->c, v->a, v->label, v->info.rank, st, ct, buf);
 }
 
 static int write_plane(store_array *out, const stack_view *v, int64_t p, const float *buf)
@@ -78,6 +81,8 @@ static int run(stage_ctx *c)
     pct_state *ps = NULL;
     const char *in_stage, *in_name, *ref_stage, *ref_name;
     ctx_input(c, "stack", &in_stage, &in_name);
+    v.c = ref.c = c;
+    snprintf(v.label, sizeof v.label, "%s.%s", in_stage, in_name);
     int rc = ctx_open_input(c, "stack", &v.a);
     if (rc != SS_OK) return rc;
     if ((rc = store_array_info(v.a, &v.info)) != SS_OK) goto done;
@@ -101,19 +106,12 @@ static int run(stage_ctx *c)
         rc = ss_fail(SS_ERR_NOMEM, "normalize: out of memory");
         goto done;
     }
-    const kernels *k = ctx_kernels(c);
     int passes = exact ? 3 : 2; /* estimate, (refine,) write */
     ctx_progress_begin(c, "planes", v.planes * passes);
     int64_t done_planes = 0;
     while (pct_need_pass(ps) && rc == SS_OK) {
         for (int64_t p = 0; p < v.planes && rc == SS_OK; p++) {
             if ((rc = read_plane(&v, p, buf)) != SS_OK) break;
-            size_t bad = k->count_nonfinite_f32(buf, v.plane);
-            if (bad) {
-                rc = ss_fail(SS_ERR_INPUT, "normalize: %s.%s plane %lld holds %zu NaN or infinite values", in_stage,
-                             in_name, (long long)p, bad);
-                break;
-            }
             pct_feed(ps, buf, v.plane);
             ctx_progress(c, ++done_planes);
         }
@@ -136,6 +134,7 @@ static int run(stage_ctx *c)
     done_planes = v.planes * (passes - 1);
     rc = write_normalized(c, &v, "data", buf, lo, scale, clip, &done_planes);
     if (rc == SS_OK && ctx_input(c, "reference", &ref_stage, &ref_name) == 1) {
+        snprintf(ref.label, sizeof ref.label, "%s.%s", ref_stage, ref_name);
         if ((rc = ctx_open_input(c, "reference", &ref.a)) != SS_OK) goto done;
         if ((rc = store_array_info(ref.a, &ref.info)) != SS_OK) goto done;
         int rr = ref.info.rank;

@@ -65,15 +65,12 @@ typedef struct {
     int64_t rows;
 } reg_job;
 
-static int check_finite(reg_job *j, const float *x, size_t n, int64_t r, int64_t z)
+/* Reads a slab of the input, checked (ctx_read_f32). */
+static int read_checked(reg_job *j, const int64_t *st, const int64_t *ct, float *buf)
 {
-    size_t bad = j->k->count_nonfinite_f32(x, n);
-    if (!bad) return SS_OK;
-    if (z < 0)
-        return ss_fail(SS_ERR_INPUT, "register_rigid: %s.%s repeat %lld holds %zu NaN or infinite values", j->in_stage,
-                       j->in_name, (long long)r, bad);
-    return ss_fail(SS_ERR_INPUT, "register_rigid: %s.%s repeat %lld plane %lld holds %zu NaN or infinite values",
-                   j->in_stage, j->in_name, (long long)r, (long long)z, bad);
+    char label[256];
+    snprintf(label, sizeof label, "%s.%s", j->in_stage, j->in_name);
+    return ctx_read_f32(j->c, j->in, label, 4, st, ct, buf);
 }
 
 /* Checks the shift found (step) against max_shift_px and records the
@@ -127,9 +124,7 @@ static int run_planes(reg_job *j)
             break;
         }
         int64_t st[4] = {0, z, 0, 0}, ct[4] = {R, 1, j->Y, j->X};
-        if ((rc = store_array_read(j->in, st, ct, DT_F32, rep)) != SS_OK) break;
-        for (int64_t r = 0; r < R && rc == SS_OK; r++) rc = check_finite(j, rep + (size_t)r * plane, plane, r, z);
-        if (rc != SS_OK) break;
+        if ((rc = read_checked(j, st, ct, rep)) != SS_OK) break;
         if (j->ref_kind == REF_MEAN) j->k->fuse_mean_f32(rep, (int)R, plane, ref);
         else if (j->ref_kind == REF_MEDIAN) j->k->fuse_median_f32(rep, (int)R, plane, ref);
         else memcpy(ref, rep + (size_t)j->ref_index * plane, plane * sizeof *ref);
@@ -159,8 +154,7 @@ static int run_planes(reg_job *j)
 static int read_volume(reg_job *j, int64_t r, float *vol)
 {
     int64_t st[4] = {r, 0, 0, 0}, ct[4] = {1, j->Z, j->Y, j->X};
-    int rc = store_array_read(j->in, st, ct, DT_F32, vol);
-    return rc == SS_OK ? check_finite(j, vol, (size_t)(j->Z * j->Y * j->X), r, -1) : rc;
+    return read_checked(j, st, ct, vol);
 }
 
 static int run_volumes(reg_job *j)
@@ -180,9 +174,7 @@ static int run_volumes(reg_job *j)
             rc = ss_fail(SS_ERR_NOMEM, "register_rigid: out of memory for one plane of %lld repeats", (long long)R);
         for (int64_t z = 0; z < j->Z && rc == SS_OK; z++) {
             int64_t st[4] = {0, z, 0, 0}, ct[4] = {R, 1, j->Y, j->X};
-            if ((rc = store_array_read(j->in, st, ct, DT_F32, rep)) != SS_OK) break;
-            for (int64_t r = 0; r < R && rc == SS_OK; r++) rc = check_finite(j, rep + (size_t)r * plane, plane, r, z);
-            if (rc != SS_OK) break;
+            if ((rc = read_checked(j, st, ct, rep)) != SS_OK) break;
             if (j->ref_kind == REF_MEAN) j->k->fuse_mean_f32(rep, (int)R, plane, vol + (size_t)z * plane);
             else j->k->fuse_median_f32(rep, (int)R, plane, vol + (size_t)z * plane);
         }

@@ -8,6 +8,7 @@
 #include "siren_fit.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ static int run(stage_ctx *c)
     store_array *in, *out = NULL;
     const char *src_stage, *src_name;
     ctx_input(c, "repeats", &src_stage, &src_name);
+    char label[256];
+    snprintf(label, sizeof label, "%s.%s", src_stage, src_name);
     int rc = ctx_open_input(c, "repeats", &in);
     if (rc != SS_OK) return rc;
     array_info info;
@@ -51,17 +54,10 @@ static int run(stage_ctx *c)
      * voxels are one run of the list). */
     ss_rng pick;
     rng_split(&pick, ctx_seed(c), 0x7e9eull);
-    const kernels *k = ctx_kernels(c);
     int64_t at = 0;
     for (int64_t z = 0; z < shape[0] && rc == SS_OK; z++) {
         int64_t st[4] = {0, z, 0, 0}, ct[4] = {R, 1, shape[1], shape[2]};
-        if ((rc = store_array_read(in, st, ct, DT_F32, plane)) != SS_OK) break;
-        size_t bad = k->count_nonfinite_f32(plane, (size_t)(R * P));
-        if (bad) {
-            rc = ss_fail(SS_ERR_INPUT, "siren_fuse: %s.%s plane %lld holds %zu NaN or infinite values", src_stage,
-                         src_name, (long long)z, bad);
-            break;
-        }
+        if ((rc = ctx_read_f32(c, in, label, 4, st, ct, plane)) != SS_OK) break;
         for (; at < n && d.index[at] < (z + 1) * P; at++) {
             int64_t off = d.index[at] - z * P;
             if (stacked)

@@ -6,6 +6,7 @@
 #include "siren_fit.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,8 @@ static int run(stage_ctx *c)
     store_array *in, *a_pred = NULL, *a_rest = NULL, *a_mask = NULL, *a_up = NULL;
     const char *src_stage, *src_name;
     ctx_input(c, "stack", &src_stage, &src_name);
+    char label[256];
+    snprintf(label, sizeof label, "%s.%s", src_stage, src_name);
     int rc = ctx_open_input(c, "stack", &in);
     if (rc != SS_OK) return rc;
     array_info info;
@@ -82,13 +85,7 @@ static int run(stage_ctx *c)
     for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
         if (!kept[z]) continue;
         int64_t st[3] = {z, 0, 0}, ct[3] = {1, Y, X};
-        if ((rc = store_array_read(in, st, ct, DT_F32, plane)) != SS_OK) break;
-        size_t bad = k->count_nonfinite_f32(plane, (size_t)P);
-        if (bad) {
-            rc = ss_fail(SS_ERR_INPUT, "siren_interplane: %s.%s plane %lld holds %zu NaN or infinite values", src_stage,
-                         src_name, (long long)z, bad);
-            break;
-        }
+        if ((rc = ctx_read_f32(c, in, label, 3, st, ct, plane)) != SS_OK) break;
         for (; at < n && d.index[at] < (kz + 1) * P; at++) {
             int64_t off = d.index[at] - kz * P;
             d.target[at] = plane[off];

@@ -156,6 +156,29 @@ int ctx_input(const stage_ctx *c, const char *port, const char **stage, const ch
  * with one repeat as a Z x Y x X image (same voxel size); one with more
  * repeats is refused (SS_ERR_INPUT, "fuse them first"). */
 int ctx_open_input(stage_ctx *c, const char *port, store_array **a);
+/* Reads count[] elements from start[] (the array's rank) of an input array as
+ * float32 into buf and rejects NaN and infinity: an input error naming the
+ * stage type, `label` (e.g. "norm.data") and, for the first bad value, its
+ * repeat and plane ("repeat 2 plane 7" for R x Z x Y x X, "plane 7" for
+ * Z x Y x X). The one checked way stages read image data. */
+int ctx_read_f32(stage_ctx *c, store_array *a, const char *label, int rank, const int64_t *start,
+                 const int64_t *count, float *buf);
+/* A table built a row at a time (stages/table_builder.c): tb_row appends a
+ * zeroed row, tb_f64/tb_i64/tb_str set its columns (strings are cut to
+ * TABLE_STR_LEN - 1 bytes), tb_write hands it to the store. tb_new returns
+ * NULL when memory runs out; a failed tb_row fails every later one. */
+typedef struct table_builder table_builder;
+table_builder *tb_new(int n_cols, const char *const *names, const col_type *types);
+void tb_free(table_builder *t);
+int tb_row(table_builder *t);
+void tb_f64(table_builder *t, int col, double v);
+void tb_i64(table_builder *t, int col, int64_t v);
+void tb_str(table_builder *t, int col, const char *s);
+int64_t tb_rows(const table_builder *t);
+/* Values already set (NaN or 0 for a wrong type or row). */
+double tb_get_f64(const table_builder *t, int col, int64_t row);
+int64_t tb_get_i64(const table_builder *t, int col, int64_t row);
+int tb_write(const table_builder *t, store_writer *w, const char *name);
 /* Ports with `multiple`: how many references, and the i-th (in config order). */
 int ctx_input_count(const stage_ctx *c, const char *port);
 int ctx_input_at(const stage_ctx *c, const char *port, int i, const char **stage, const char **array);

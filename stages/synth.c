@@ -37,76 +37,47 @@ static const char *const phantom_names[] = {"dendrites", "nuclei", "membranes", 
 
 enum { PSF_GAUSS, PSF_COMPUTED, PSF_NONE };
 
-/* Rows of the spine table and of the artefact table grow as they are
- * made. */
-typedef struct {
-    int64_t *id, *dendrite;
-    double *z, *y, *x, *radius;
-    int64_t n, cap;
-} spine_rows;
+/* The spine table and the artefact table grow as they are made. */
+enum { SP_ID, SP_DENDRITE, SP_Z, SP_Y, SP_X, SP_RADIUS };
+enum { AR_REPEAT, AR_Z, AR_ROW_START, AR_ROW_END, AR_SHIFT_X, AR_SHIFT_Y, AR_BAND };
 
-typedef struct {
-    int64_t *repeat, *z, *row_start, *row_end, *band;
-    double *shift_x, *shift_y;
-    int64_t n, cap;
-} artefact_rows;
-
-static int grow_cols(void **cols, size_t *sizes, int ncol, int64_t *cap, int64_t n)
+static table_builder *spine_table_new(void)
 {
-    if (n < *cap) return 0;
-    int64_t nc = *cap ? *cap * 2 : 256;
-    for (int i = 0; i < ncol; i++) {
-        void *q = realloc(((void **)cols)[i], (size_t)nc * sizes[i]);
-        if (!q) return -1;
-        ((void **)cols)[i] = q;
-    }
-    *cap = nc;
+    static const char *const names[] = {"id", "dendrite", "z", "y", "x", "radius_um"};
+    static const col_type types[] = {COL_I64, COL_I64, COL_F64, COL_F64, COL_F64, COL_F64};
+    return tb_new(6, names, types);
+}
+
+static table_builder *artefact_table_new(void)
+{
+    static const char *const names[] = {"repeat", "z", "row_start", "row_end", "shift_x", "shift_y", "band"};
+    static const col_type types[] = {COL_I64, COL_I64, COL_I64, COL_I64, COL_F64, COL_F64, COL_I64};
+    return tb_new(7, names, types);
+}
+
+static int spine_add(table_builder *s, int64_t dendrite, const double h[3], const double vox[3], double r)
+{
+    if (tb_row(s) != SS_OK) return -1;
+    tb_i64(s, SP_ID, tb_rows(s));
+    tb_i64(s, SP_DENDRITE, dendrite);
+    tb_f64(s, SP_Z, h[0] / vox[0]);
+    tb_f64(s, SP_Y, h[1] / vox[1]);
+    tb_f64(s, SP_X, h[2] / vox[2]);
+    tb_f64(s, SP_RADIUS, r);
     return 0;
 }
 
-static int spine_add(spine_rows *s, int64_t dendrite, const double h[3], const double vox[3], double r)
+static int artefact_add(table_builder *a, int64_t r, int64_t z, int64_t r0, int64_t r1, double sx, double sy, int band)
 {
-    void *cols[6] = {s->id, s->dendrite, s->z, s->y, s->x, s->radius};
-    size_t sz[6] = {8, 8, 8, 8, 8, 8};
-    if (grow_cols(cols, sz, 6, &s->cap, s->n)) return -1;
-    s->id = cols[0], s->dendrite = cols[1], s->z = cols[2], s->y = cols[3], s->x = cols[4], s->radius = cols[5];
-    s->id[s->n] = s->n + 1;
-    s->dendrite[s->n] = dendrite;
-    s->z[s->n] = h[0] / vox[0];
-    s->y[s->n] = h[1] / vox[1];
-    s->x[s->n] = h[2] / vox[2];
-    s->radius[s->n] = r;
-    s->n++;
+    if (tb_row(a) != SS_OK) return -1;
+    tb_i64(a, AR_REPEAT, r);
+    tb_i64(a, AR_Z, z);
+    tb_i64(a, AR_ROW_START, r0);
+    tb_i64(a, AR_ROW_END, r1);
+    tb_f64(a, AR_SHIFT_X, sx);
+    tb_f64(a, AR_SHIFT_Y, sy);
+    tb_i64(a, AR_BAND, band);
     return 0;
-}
-
-static int artefact_add(artefact_rows *a, int64_t r, int64_t z, int64_t r0, int64_t r1, double sx, double sy, int band)
-{
-    void *cols[7] = {a->repeat, a->z, a->row_start, a->row_end, a->band, a->shift_x, a->shift_y};
-    size_t sz[7] = {8, 8, 8, 8, 8, 8, 8};
-    if (grow_cols(cols, sz, 7, &a->cap, a->n)) return -1;
-    a->repeat = cols[0], a->z = cols[1], a->row_start = cols[2], a->row_end = cols[3], a->band = cols[4];
-    a->shift_x = cols[5], a->shift_y = cols[6];
-    a->repeat[a->n] = r;
-    a->z[a->n] = z;
-    a->row_start[a->n] = r0;
-    a->row_end[a->n] = r1;
-    a->shift_x[a->n] = sx;
-    a->shift_y[a->n] = sy;
-    a->band[a->n] = band;
-    a->n++;
-    return 0;
-}
-
-static void spine_free(spine_rows *s)
-{
-    free(s->id), free(s->dendrite), free(s->z), free(s->y), free(s->x), free(s->radius);
-}
-
-static void artefact_free(artefact_rows *a)
-{
-    free(a->repeat), free(a->z), free(a->row_start), free(a->row_end), free(a->band), free(a->shift_x);
-    free(a->shift_y);
 }
 
 static double uni(ss_rng *r, double lo, double hi) { return lo + (hi - lo) * rng_uniform(r); }
@@ -144,7 +115,7 @@ static double norm3(double v[3])
  * plane do), wander a little in z, and extend well past the field's edges;
  * spines point in every direction around the shaft. Heads inside the field
  * go to the table. */
-static int make_dendrites(stage_ctx *c, const field *f, ss_rng *rng, phantom *ph, spine_rows *spines)
+static int make_dendrites(stage_ctx *c, const field *f, ss_rng *rng, phantom *ph, table_builder *spines)
 {
     int nd = (int)ctx_int(c, "dendrites");
     double rr[2], dens[2], neck[2], head[2];
@@ -578,7 +549,7 @@ typedef struct {
  * whole frame and, in some planes, a band of rows displaced along x (the
  * fast axis of a resonant scanner). The table lists every run of rows that
  * is displaced, with its total shift. */
-static int plan_motion(stage_ctx *c, const field *f, int R, uint64_t seed, artefact_rows *art, motion_index *idx,
+static int plan_motion(stage_ctx *c, const field *f, int R, uint64_t seed, table_builder *art, motion_index *idx,
                        int *moving)
 {
     ss_rng rng;
@@ -607,7 +578,7 @@ static int plan_motion(stage_ctx *c, const field *f, int R, uint64_t seed, artef
     for (int r = 0; r < R; r++)
         for (int64_t z = 0; z < Z; z++) {
             motion_index *mi = &idx[r * Z + z];
-            mi->first = art->n;
+            mi->first = tb_rows(art);
             mi->count = 0;
             if (!moving[r]) continue;
             double jy = jit > 0 ? uni(&rng, -jit, jit) : 0, jx = jit > 0 ? uni(&rng, -jit, jit) : 0;
@@ -635,29 +606,10 @@ static int plan_motion(stage_ctx *c, const field *f, int R, uint64_t seed, artef
 
 /* ---- the stage ------------------------------------------------------------ */
 
-static int write_tables(stage_ctx *c, const spine_rows *s, const artefact_rows *a)
+static int write_tables(stage_ctx *c, const table_builder *s, const table_builder *a)
 {
-    table_col sc[] = {
-        {.name = "id", .type = COL_I64, .i64 = s->id},
-        {.name = "dendrite", .type = COL_I64, .i64 = s->dendrite},
-        {.name = "z", .type = COL_F64, .f64 = s->z},
-        {.name = "y", .type = COL_F64, .f64 = s->y},
-        {.name = "x", .type = COL_F64, .f64 = s->x},
-        {.name = "radius_um", .type = COL_F64, .f64 = s->radius},
-    };
-    table_view sv = {.n_cols = 6, .n_rows = s->n, .cols = sc};
-    int rc = store_writer_table(ctx_writer(c), "spines", &sv);
-    table_col ac[] = {
-        {.name = "repeat", .type = COL_I64, .i64 = a->repeat},
-        {.name = "z", .type = COL_I64, .i64 = a->z},
-        {.name = "row_start", .type = COL_I64, .i64 = a->row_start},
-        {.name = "row_end", .type = COL_I64, .i64 = a->row_end},
-        {.name = "shift_x", .type = COL_F64, .f64 = a->shift_x},
-        {.name = "shift_y", .type = COL_F64, .f64 = a->shift_y},
-        {.name = "band", .type = COL_I64, .i64 = a->band},
-    };
-    table_view av = {.n_cols = 7, .n_rows = a->n, .cols = ac};
-    if (rc == SS_OK) rc = store_writer_table(ctx_writer(c), "artifacts", &av);
+    int rc = tb_write(s, ctx_writer(c), "spines");
+    if (rc == SS_OK) rc = tb_write(a, ctx_writer(c), "artifacts");
     return rc;
 }
 
@@ -710,8 +662,7 @@ static int run(stage_ctx *c)
     ss_rng rng;
     rng_split(&rng, seed, 0);
     phantom *ph = phantom_new();
-    spine_rows spines = {0};
-    artefact_rows art = {0};
+    table_builder *spines = spine_table_new(), *art = artefact_table_new();
     imager im = {0};
     motion_index *midx = calloc((size_t)(R * Z) + 1, sizeof *midx);
     int *moving = calloc((size_t)R, sizeof *moving);
@@ -720,20 +671,20 @@ static int run(stage_ctx *c)
     int32_t *labels = NULL;
     store_array *a_truth = NULL, *a_rep = NULL, *a_lab = NULL;
     int rc = SS_OK;
-    if (!ph || !midx || !moving) {
+    if (!ph || !midx || !moving || !spines || !art) {
         rc = ss_fail(SS_ERR_NOMEM, "synth: out of memory");
         goto done;
     }
     int64_t n_objects = 0;
     switch (ph_kind) {
-    case PH_DENDRITES: rc = make_dendrites(c, &f, &rng, ph, &spines); break;
+    case PH_DENDRITES: rc = make_dendrites(c, &f, &rng, ph, spines); break;
     case PH_NUCLEI: rc = make_cells(c, &f, &rng, ph, 1, 0, &n_objects); break;
     case PH_MEMBRANES: rc = make_cells(c, &f, &rng, ph, 0, 1, &n_objects); break;
     case PH_NUCLEI_MEMBRANES: rc = make_cells(c, &f, &rng, ph, 1, 1, &n_objects); break;
     default: rc = make_beads(c, &f, &rng, ph, &n_objects); break;
     }
     if (rc != SS_OK) goto done;
-    if ((rc = plan_motion(c, &f, R, seed, &art, midx, moving)) != SS_OK) goto done;
+    if ((rc = plan_motion(c, &f, R, seed, art, midx, moving)) != SS_OK) goto done;
     int any_motion = 0;
     for (int r = 0; r < R; r++) any_motion |= moving[r];
     int64_t margin = any_motion ? ctx_int(c, "motion_shift_px") + (int64_t)ceil(ctx_num(c, "jitter_px")) + 3 : 0;
@@ -775,7 +726,7 @@ static int run(stage_ctx *c)
     array_meta rm = m;
     strcpy(rm.axes, "rzyx");
     int64_t shape[3] = {Z, Y, X}, rshape[4] = {R, Z, Y, X};
-    if ((rc = write_tables(c, &spines, &art)) != SS_OK) goto done;
+    if ((rc = write_tables(c, spines, art)) != SS_OK) goto done;
     if ((rc = store_writer_array(ctx_writer(c), "truth", DT_F32, 3, shape, NULL, &m, &a_truth)) != SS_OK) goto done;
     if ((rc = store_writer_array(ctx_writer(c), "labels", DT_I32, 3, shape, NULL, &m, &a_lab)) != SS_OK) goto done;
     if ((rc = store_writer_array(ctx_writer(c), "repeats", DT_U16, 4, rshape, NULL, &rm, &a_rep)) != SS_OK) goto done;
@@ -807,7 +758,8 @@ static int run(stage_ctx *c)
             const motion_index *mi = &midx[r * Z + z];
             for (size_t j = 0; j < plane; j++) frame[j] = truth[j] / (float)gain;
             for (int64_t q = mi->first; q < mi->first + mi->count; q++)
-                shifted_rows(&im, pad, X, art.row_start[q], art.row_end[q], art.shift_y[q], art.shift_x[q], frame);
+                shifted_rows(&im, pad, X, tb_get_i64(art, AR_ROW_START, q), tb_get_i64(art, AR_ROW_END, q),
+                             tb_get_f64(art, AR_SHIFT_Y, q), tb_get_f64(art, AR_SHIFT_X, q), frame);
             /* One stream per (repeat, plane): the noise does not depend on
              * the order planes are made in. */
             clipped += noise_poisson_gauss_u16(frame, Y, X, gain, rn, seed, 2 + (uint64_t)r * (uint64_t)Z + (uint64_t)z,
@@ -831,15 +783,15 @@ static int run(stage_ctx *c)
     ctx_attr(c, "voxel_size", json_pack("[f,f,f]", f.vox[0], f.vox[1], f.vox[2]));
     ctx_attr(c, "signal_max", json_real(smax));
     ctx_attr(c, "objects", json_integer((json_int_t)(ph_kind == PH_DENDRITES ? ctx_int(c, "dendrites") : n_objects)));
-    ctx_attr(c, "spines_in_field", json_integer((json_int_t)spines.n));
+    ctx_attr(c, "spines_in_field", json_integer((json_int_t)tb_rows(spines)));
 done:
     store_array_close(a_truth);
     store_array_close(a_lab);
     store_array_close(a_rep);
     imager_free(&im);
     phantom_free(ph);
-    spine_free(&spines);
-    artefact_free(&art);
+    tb_free(spines);
+    tb_free(art);
     free(midx);
     free(moving);
     free(pad);
