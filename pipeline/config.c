@@ -8,29 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ERRORS 50
-
-void cfg_error(cfg_errors *e, int line, int col, const char *keypath, const char *fmt, ...)
-{
-    e->count++;
-    if (e->count > MAX_ERRORS) return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    char line_buf[1600];
-    if (line > 0)
-        snprintf(line_buf, sizeof line_buf, "%s:%d:%d: %s%s%s", e->file, line, col, keypath ? keypath : "",
-                 keypath && keypath[0] ? ": " : "", msg);
-    else
-        snprintf(line_buf, sizeof line_buf, "%s: %s%s%s", e->file, keypath ? keypath : "",
-                 keypath && keypath[0] ? ": " : "", msg);
-    if (e->count == 1) ss_fail(SS_ERR_CONFIG, "%s", line_buf);
-    sbuf_put(e->out, line_buf);
-    sbuf_put(e->out, "\n");
-}
-
 static const char *describe(const ynode *n)
 {
     static _Thread_local char buf[96];
@@ -838,7 +815,7 @@ int config_load(const char *path, config **out, sbuf *errors)
     if (e.count == 0) check_substitutions(&e, c, stages);
 done:
     ydoc_free(doc);
-    if (e.count > MAX_ERRORS) sbuf_printf(errors, "%s: ... and %d more errors\n", path, e.count - MAX_ERRORS);
+    if (e.count > CFG_MAX_ERRORS) sbuf_printf(errors, "%s: ... and %d more errors\n", path, e.count - CFG_MAX_ERRORS);
     if (e.count) {
         config_free(c);
         return SS_ERR_CONFIG;

@@ -81,19 +81,7 @@ void config_kinds_text(unsigned kinds, char *buf, size_t n);
 /* " in [lo, hi]" ("(" and ")" where open) for a parameter with a range, else "". */
 void config_param_range_text(const param_spec *p, char *buf, size_t n);
 
-/* Internal to config.c and samples.c: error collection. */
-typedef struct {
-    const char *file;
-    sbuf *out;
-    int count;
-} cfg_errors;
-void cfg_error(cfg_errors *e, int line, int col, const char *keypath, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-/* samples.c */
-int samples_load_inline(const ynode *seq, cfg_errors *e, sample_info **out, int *n);
-int samples_load_manifest(const char *path, cfg_errors *e, const char *cfg_file, int line, int col,
-                          sample_info **out, int *n);
-void samples_free(sample_info *s, int n);
-int sample_id_valid(const char *id);
+#include "cfg_errors.h"
+#include "samples.h"
 
 #endif

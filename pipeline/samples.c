@@ -2,7 +2,7 @@
  * header row) with one sample per row. Known fields: id (required), input,
  * voxel_size (three numbers z y x in micrometer), repeats. Every other column
  * is free metadata (animal, session, ...) available to {field} substitution. */
-#include "config.h"
+#include "samples.h"
 #include "error.h"
 #include "yamltree.h"
 
