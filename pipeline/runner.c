@@ -1,5 +1,6 @@
 #include "runner.h"
 #include "error.h"
+#include "formats/filepattern.h"
 #include "fingerprint.h"
 #include "graph.h"
 #include "provenance.h"
@@ -9,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -219,39 +219,22 @@ static int list_file(sbuf *all, const char *path, json_t *cache, int may_be_miss
     return SS_OK;
 }
 
-/* Content hash of every file a pattern or folder names: the hash of the
- * sorted list of (file name, content hash). */
+/* Content hash of every file a pattern names, found by the same expansion
+ * the import reads them with (formats/filepattern.h), so the fingerprint
+ * covers exactly the files read: the hash of the list of (file name,
+ * content hash) in the expansion's order. */
 static int hash_pattern(const char *pattern, json_t *cache, char out[FP_HEX])
 {
-    sbuf g = {0};
-    if (path_is_dir(pattern)) {
-        sbuf_put(&g, pattern);
-        sbuf_put(&g, "/*");
-    } else {
-        for (const char *p = pattern; *p; p++) {
-            const char *end = *p == '{' ? strchr(p, '}') : NULL;
-            if (end && strchr("zrtc", p[1]) && (p[2] == '}' || p[2] == ':')) {
-                sbuf_put(&g, "*");
-                p = end;
-            } else {
-                sbuf_putn(&g, p, 1);
-            }
-        }
-    }
-    glob_t gl;
-    int grc = glob(sbuf_str(&g), 0, NULL, &gl);
-    sbuf_free(&g);
-    if (grc != 0 || gl.gl_pathc == 0) {
-        if (grc == 0) globfree(&gl);
+    fpat_set fs;
+    int rc = fpat_expand(pattern, &fs);
+    if (rc != SS_OK) return rc;
+    if (fs.n == 0) {
+        fpat_free(&fs);
         return ss_fail(SS_ERR_INPUT, "%s: matches no file", pattern);
     }
-    qsort(gl.gl_pathv, gl.gl_pathc, sizeof *gl.gl_pathv, cmp_strp);
     sbuf all = {0};
-    int rc = SS_OK;
-    for (size_t i = 0; i < gl.gl_pathc && rc == SS_OK; i++)
-        if (!path_is_dir(gl.gl_pathv[i])) rc = list_file(&all, gl.gl_pathv[i], cache, 0);
-    globfree(&gl);
-    if (rc == SS_OK && !all.len) rc = ss_fail(SS_ERR_INPUT, "%s: matches no file", pattern);
+    for (size_t i = 0; i < fs.n && rc == SS_OK; i++) rc = list_file(&all, fs.files[i].path, cache, 0);
+    fpat_free(&fs);
     if (rc == SS_OK) fp_hash_bytes(all.s, all.len, out);
     sbuf_free(&all);
     return rc;

@@ -40,10 +40,10 @@ enum {
     PARAM_HI_OPEN = 1u << 2,    /* hi is exclusive */
     PARAM_INPUT_FILE = 1u << 3, /* a raw input file: its content hash joins the fingerprint */
     PARAM_NULLABLE = 1u << 4,   /* null is allowed (means "not given") */
-    PARAM_INPUT_GLOB = 1u << 5, /* raw input files given as a pattern or a folder: every
-                                   file it matches joins the fingerprint. Glob characters
-                                   and {z}, {r}, {t}, {c} fields (optionally {z:04d}) match
-                                   any text; a folder means every file in it */
+    PARAM_INPUT_GLOB = 1u << 5, /* raw input files given as a pattern (formats/filepattern.h:
+                                   wildcards and {z}, {r}, {t}, {c} fields, {z:04d}): every
+                                   file the pattern matches, as the stage expands it, joins
+                                   the fingerprint, and no other */
 };
 
 typedef struct {
