@@ -194,9 +194,7 @@ static const param_spec params[] = {
      .doc = "one dataset path per repeat, instead of 'dataset'"},
     {.name = "axes", .type = P_ENUM, .def = "\"rzyx\"", .choices = "rzyx|zryx|tzyx|ztyx|zyx|ryx|tyx|yx",
      .doc = "axis order of the dataset(s); r or t: repeats; zr: each plane acquired R times (plane-major)"},
-    {.name = "voxel_size", .type = P_NUM_LIST, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE | PARAM_LO_OPEN,
-     .lo = 0, .hi = 1e6, .list_min = 3, .list_max = 3,
-     .doc = "voxel size [z, y, x] in micrometer (default: sample's, then the file's element_size_um)"},
+    PARAM_VOXEL_SIZE("voxel size [z, y, x] in micrometer (default: sample's, then the file's element_size_um)"),
     {0},
 };
 static const port_spec no_inputs[] = {{0}};

@@ -840,9 +840,7 @@ static const param_spec params[] = {
      .doc = "channel to import from multi-channel ImageJ or OME files (0-based), or the {c} value of a pattern"},
     {.name = "index_base", .type = P_ENUM, .def = "\"auto\"", .choices = "auto|0|1",
      .doc = "first index of {z} and {r} in file names (auto: the smallest found, 0 or 1)"},
-    {.name = "voxel_size", .type = P_NUM_LIST, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE | PARAM_LO_OPEN,
-     .lo = 0, .hi = 1e6, .list_min = 3, .list_max = 3,
-     .doc = "voxel size [z, y, x] in micrometer (default: the sample's, then the file's metadata)"},
+    PARAM_VOXEL_SIZE("voxel size [z, y, x] in micrometer (default: the sample's, then the file's metadata)"),
     {0},
 };
 static const port_spec no_inputs[] = {{0}};

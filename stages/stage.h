@@ -57,6 +57,20 @@ typedef struct {
     const char *doc;     /* one line, shown by `sirenstack stages` and in the JSON Schema */
 } param_spec;
 
+/* Parameters several stage types share, written once. */
+#define PARAM_VOXEL_SIZE(doc_)                                                                                     \
+    {.name = "voxel_size", .type = P_NUM_LIST, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE | PARAM_LO_OPEN, \
+     .lo = 0, .hi = 1e6, .list_min = 3, .list_max = 3, .doc = (doc_)}
+/* Poisson-Gaussian detector noise of the synthetic stages. */
+#define PARAM_PHOTONS(def_, doc_)                                                                                  \
+    {.name = "photons", .type = P_NUM, .def = (def_), .flags = PARAM_RANGE, .lo = 0, .hi = 60000, .doc = (doc_)}
+#define PARAM_BACKGROUND(def_)                                                                                     \
+    {.name = "background", .type = P_NUM, .def = (def_), .flags = PARAM_RANGE, .lo = 0, .hi = 60000,                \
+     .doc = "expected background photons per voxel"}
+#define PARAM_READ_NOISE(def_)                                                                                     \
+    {.name = "read_noise", .type = P_NUM, .def = (def_), .flags = PARAM_RANGE, .lo = 0, .hi = 10000,                \
+     .doc = "Gaussian read noise, standard deviation in counts"}
+
 /* Kinds of data flowing between stages. */
 enum {
     KIND_IMAGE = 1u << 0,   /* ZYX image stack */

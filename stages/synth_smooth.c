@@ -86,12 +86,9 @@ static const param_spec params[] = {
      .doc = "lateral smoothness of the structure, voxels"},
     {.name = "sigma_z", .type = P_NUM, .def = "1.5", .flags = PARAM_RANGE, .lo = 0, .hi = 100,
      .doc = "axial smoothness of the structure, voxels"},
-    {.name = "photons", .type = P_NUM, .def = "200", .flags = PARAM_RANGE, .lo = 0, .hi = 60000,
-     .doc = "peak signal in photons"},
-    {.name = "background", .type = P_NUM, .def = "10", .flags = PARAM_RANGE, .lo = 0, .hi = 60000,
-     .doc = "background photons per voxel"},
-    {.name = "read_noise", .type = P_NUM, .def = "2", .flags = PARAM_RANGE, .lo = 0, .hi = 1000,
-     .doc = "Gaussian read noise, standard deviation in counts"},
+    PARAM_PHOTONS("200", "peak signal in photons"),
+    PARAM_BACKGROUND("10"),
+    PARAM_READ_NOISE("2"),
     {0},
 };
 static const port_spec no_inputs[] = {{0}};
