@@ -1,5 +1,5 @@
-#include "siren_fit.h"
-#include "../pipeline/util.h"
+#include "fitting.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * n-th plane, or a list - and evaluated at the skipped ones, and optionally on
  * a z grid any factor finer. The held-out mask lets `metrics` score the
  * predictions against acquired planes only. */
-#include "siren_fit.h"
+#include "fitting.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * arbitrary z positions (fractional plane numbers of the fitted stack, so 2.5
  * lies halfway between planes 2 and 3) and a finer xy grid: analysing the
  * sample at positions that were never acquired. Streams plane by plane. */
-#include "siren_fit.h"
+#include "fitting.h"
 
 #include <math.h>
 #include <stdlib.h>

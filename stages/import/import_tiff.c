@@ -29,10 +29,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../pipeline/formats/filepattern.h"
-#include "../pipeline/formats/tiff_meta.h"
-#include "../pipeline/formats/tiff_read.h"
-#include "../pipeline/util.h"
+#include "formats/filepattern.h"
+#include "formats/tiff_meta.h"
+#include "formats/tiff_read.h"
+#include "util.h"
 
 typedef struct {
     int file;

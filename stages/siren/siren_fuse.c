@@ -5,7 +5,7 @@
  *   stacked:       every training voxel carries all R repeats as targets
  *   random_repeat: every training voxel carries one repeat drawn at random
  *                  (the paper's faster mode: one stack sampled from the repeats) */
-#include "siren_fit.h"
+#include "fitting.h"
 
 #include <math.h>
 #include <stdio.h>
