@@ -365,8 +365,9 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
-static int zarr_open(store *s, int create)
+static int zarr_open(store *s, int flags)
 {
+    const int create = flags & STORE_OPEN_CREATE;
     struct stat st;
     int rc = SS_OK;
     if (stat(s->path, &st) != 0) {
