@@ -395,6 +395,7 @@ int store_commit_stage(store_writer *w)
     utc_micro(now);
     json_t *name = json_string(w->stage), *when = json_string(now);
     int rc = name && when ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) rc = w->s->be->writer_attr(w, STORE_ARRAYS_ATTR, w->arrays);
     if (rc == SS_OK) rc = w->s->be->writer_attr(w, STORE_STAGE_ATTR, name);
     if (rc == SS_OK) rc = w->s->be->writer_attr(w, STORE_COMMIT_TIME_ATTR, when);
     json_decref(name);

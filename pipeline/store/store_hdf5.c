@@ -1285,13 +1285,7 @@ static int region_read(const h5array *ha, const int64_t *start, const int64_t *e
 /* Compares the committed entry with the dataset and loads its checksums. */
 static int member_committed(store *s, const char *stage, const char *name, h5array *ha, const json_t *entry)
 {
-    json_t *found = member_entry(ha);
-    sbuf why = {0};
-    int rc = !found ? ss_fail(SS_ERR_NOMEM, "out of memory") : SS_OK;
-    if (rc == SS_OK && store_entry_differs(entry, found, &why))
-        rc = store_fail_damaged(s, stage, name, "%s (metadata damaged)", sbuf_str(&why));
-    json_decref(found);
-    sbuf_free(&why);
+    int rc = store_check_entry(s, stage, name, entry, member_entry(ha));
     if (rc != SS_OK) return rc;
     int64_t n = store_chunk_count(ha->rank, ha->shape, ha->chunk);
     hid_t a = H5Aexists(ha->dset, SUMS_ATTR) > 0 ? H5Aopen(ha->dset, SUMS_ATTR, H5P_DEFAULT) : H5I_INVALID_HID;

@@ -140,6 +140,9 @@ uint64_t store_hash_block(const void *buf, int rank, const int64_t *dims, const 
 json_t *store_entry_new(int rank, const int64_t *shape, const int64_t *chunk, json_t *dtype, const char *compressor);
 /* 0 when found describes what committed does; else 1 and what differs in why. */
 int store_entry_differs(const json_t *committed, const json_t *found, sbuf *why);
+/* SS_OK when found (stolen) describes what committed does; else the
+ * difference, as damage of stage/name. */
+int store_check_entry(store *s, const char *stage, const char *name, const json_t *committed, json_t *found);
 /* The committed entry of stage/name (a new reference), or NULL when the
  * stage has no record (committed before checksums). SS_ERR_INPUT when the
  * stage has a record that does not name the member. */

@@ -235,6 +235,17 @@ int store_entry_differs(const json_t *committed, const json_t *found, sbuf *why)
     return 0;
 }
 
+int store_check_entry(store *s, const char *stage, const char *name, const json_t *committed, json_t *found)
+{
+    sbuf why = {0};
+    int rc = !found ? ss_fail(SS_ERR_NOMEM, "out of memory") : SS_OK;
+    if (rc == SS_OK && store_entry_differs(committed, found, &why))
+        rc = store_fail_damaged(s, stage, name, "%s (metadata damaged)", sbuf_str(&why));
+    json_decref(found);
+    sbuf_free(&why);
+    return rc;
+}
+
 int store_committed_entry(store *s, const char *stage, const char *name, json_t **entry)
 {
     *entry = NULL;
