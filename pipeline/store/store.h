@@ -240,14 +240,15 @@ int store_index_verify(store *s, store_finding_fn fn, void *ctx);
 /* Damage records: what a full check or a failed read found wrong with a
  * committed stage, kept in the work directory until that stage is committed
  * again, so that status reports it and the next run recomputes it.
- * store_mark_damaged records it (a failure to write only loses the record);
+ * store_mark_damaged records it (a failure to write only loses the record;
+ * why NULL removes the record: a full check found the stage intact);
  * store_damage_of gives the reason (malloc'd) when a record is there for the
  * stage as it is committed now, else NULL. */
 int store_mark_damaged(store *s, const char *stage, const char *why);
 char *store_damage_of(store *s, const char *stage);
-/* Stages whose damage the reads of this store found (a JSON object stage ->
- * reason, borrowed; empty when none). */
-const json_t *store_damage_seen(const store *s);
+/* Stages whose damage the reads and checks of this store found since the
+ * last call: a JSON object stage -> reason (new reference, empty when none). */
+json_t *store_damage_take(store *s);
 
 /* Names a stage, array or sample may take: [A-Za-z0-9_-], 1 to 100 chars. */
 int store_valid_name(const char *name);

@@ -80,8 +80,10 @@ typedef struct h5array {
     char axes[STORE_MAX_RANK + 1];
     int has_sums;     /* reading: checksums to verify against; writing: being made */
     store_sums sums;
-    void *scratch;    /* reads: the file-typed copy of a slab or chunk */
+    void *scratch;    /* reads: the file-typed copy of a slab */
     size_t scratch_size;
+    void *chunk_buf;  /* one chunk, for its checksum */
+    size_t chunk_buf_size;
 } h5array;
 
 /* The arrays of a stage (defined with the reading code, used by the writer). */
@@ -1249,19 +1251,21 @@ static void member_release(h5array *ha)
     ha->rtype = H5I_INVALID_HID;
     store_sums_free(&ha->sums);
     free(ha->scratch);
-    ha->scratch = NULL;
-    ha->scratch_size = 0;
+    free(ha->chunk_buf);
+    ha->scratch = ha->chunk_buf = NULL;
+    ha->scratch_size = ha->chunk_buf_size = 0;
 }
 
-static void *scratch_get(h5array *ha, size_t n)
+/* *buf of at least n bytes, grown as needed (*size: what it holds). */
+static void *buffer_get(void **buf, size_t *size, size_t n)
 {
-    if (n > ha->scratch_size) {
-        void *p = realloc(ha->scratch, n ? n : 1);
+    if (n > *size || !*buf) {
+        void *p = realloc(*buf, n ? n : 1);
         if (!p) return NULL;
-        ha->scratch = p;
-        ha->scratch_size = n;
+        *buf = p;
+        *size = n;
     }
-    return ha->scratch ? ha->scratch : (ha->scratch = malloc(1));
+    return *buf;
 }
 
 static size_t region_elems(int rank, const int64_t *ext)
@@ -1313,7 +1317,7 @@ static int chunk_verify(store *s, const char *stage, const char *name, h5array *
     store_chunk_region(ha->rank, ha->shape, ha->chunk, idx, rs, re);
     int64_t k = store_chunk_linear(ha->rank, ha->shape, ha->chunk, idx);
     size_t n = region_elems(ha->rank, re);
-    void *buf = scratch_get(ha, n * ha->elem);
+    void *buf = buffer_get(&ha->chunk_buf, &ha->chunk_buf_size, n * ha->elem);
     if (!buf) return ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", n * ha->elem);
     sbuf where = {0};
     store_chunk_text(&where, ha->rank, ha->shape, ha->chunk, idx, ha->axes, ha->table);
@@ -1577,7 +1581,7 @@ static int h5_array_read(store_array *a, const int64_t *start, const int64_t *co
      * would have. */
     size_t n = region_elems(ha->rank, count), msize = dtype_size(mem);
     void *slab = buf;
-    if (mem != ha->dtype && !(slab = scratch_get(ha, n * (msize > ha->elem ? msize : ha->elem))))
+    if (mem != ha->dtype && !(slab = buffer_get(&ha->scratch, &ha->scratch_size, n * (msize > ha->elem ? msize : ha->elem))))
         return ss_fail(SS_ERR_NOMEM, "out of memory for a slab of %zu elements", n);
     slab_ctx c = {.a = a, .ha = ha, .start = start, .count = count, .buf = slab, .rc = SS_OK};
     if (region_read(ha, start, count, slab) != 0) {
@@ -1652,7 +1656,7 @@ static int sums_finish(h5array *ha, const char *tmp_path)
         store_chunk_index(ha->rank, ha->shape, ha->chunk, k, idx);
         store_chunk_region(ha->rank, ha->shape, ha->chunk, idx, rs, re);
         size_t bytes = region_elems(ha->rank, re) * ha->elem;
-        void *buf = scratch_get(ha, bytes);
+        void *buf = buffer_get(&ha->chunk_buf, &ha->chunk_buf_size, bytes);
         if (!buf) {
             rc = ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", bytes);
             break;
@@ -1856,7 +1860,10 @@ static int h5_check_member(store *s, const char *stage, const char *name, const 
     problems = rc == SS_OK ? 0 : store_finding_of(rc, fn, ctx, stage, name);
     if (problems == 0) {
         hsize_t nc = 0;
-        if (H5Dget_num_chunks(d, H5S_ALL, &nc) < 0 || (int64_t)nc != ha.sums.n)
+        hid_t sp = H5Dget_space(d);
+        herr_t e = H5Dget_num_chunks(d, sp, &nc);
+        H5Sclose(sp);
+        if (e < 0 || (int64_t)nc != ha.sums.n)
             problems = store_finding_of(
                 store_fail_damaged(s, stage, name, "%lld of its %lld chunks are missing",
                                    (long long)(ha.sums.n - (int64_t)nc), (long long)ha.sums.n),

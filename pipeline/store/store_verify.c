@@ -315,12 +315,11 @@ int store_finding_of(int code, store_finding_fn fn, void *ctx, const char *stage
     return 1;
 }
 
-const json_t *store_damage_seen(const store *s)
+json_t *store_damage_take(store *s)
 {
-    static json_t *none;
-    if (s->damage_seen) return s->damage_seen;
-    if (!none) none = json_object();
-    return none;
+    json_t *seen = s->damage_seen ? s->damage_seen : json_object();
+    s->damage_seen = NULL;
+    return seen;
 }
 
 void store_set_verify(store *s, int on) { s->verify = on; }
@@ -374,9 +373,10 @@ static int check_stage(store *s, const char *stage, int content, int stop, findi
     int rc = SS_OK;
     *state = STORE_DAMAGED;
     if (!stage_record(s, stage, &attrs, &arrays, f)) return SS_OK;
-    char *recorded = store_damage_of(s, stage);
+    /* the full check looks for itself; the cheap one trusts the record */
+    char *recorded = content ? NULL : store_damage_of(s, stage);
     if (recorded) {
-        char *m = ss_asprintf("%s (recorded %s)", recorded, "by an earlier check; the next run recomputes the stage");
+        char *m = ss_asprintf("%s (found earlier)", recorded);
         collect(f, STORE_PROBLEM, stage, NULL, m ? m : recorded);
         free(m);
         free(recorded);
@@ -466,6 +466,10 @@ static char *damage_path(store *s, const char *stage)
 
 int store_mark_damaged(store *s, const char *stage, const char *why)
 {
+    if (!why) {
+        store_clear_damage(s, stage);
+        return SS_OK;
+    }
     char *p = damage_path(s, stage), *id = commit_identity(s, stage);
     char *dir = ss_asprintf("%s/damaged", s->workdir);
     json_t *j = id ? json_pack("{s:s,s:s,s:s}", "stage", stage, "reason", why, "commit", id) : NULL;
