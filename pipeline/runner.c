@@ -691,7 +691,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
     } else if (container_exists(c, path)) {
         rc = store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st);
         if (rc == SS_OK && store_index_problem(st))
-            report_warn(rep, "%s: %s; the run writes it", s->id, store_index_problem(st));
+            report_warn(rep, "%s: %s: the run does", s->id, store_index_problem(st));
     }
     if (rc != SS_OK) {
         store_close(st);
@@ -848,7 +848,7 @@ int runner_status(const config *c, const run_options *o)
             continue;
         }
         if (st && store_index_problem(st))
-            fprintf(stderr, "warning: %s: %s; 'sirenstack run' writes it\n", s->id, store_index_problem(st));
+            fprintf(stderr, "warning: %s: %s: 'sirenstack run' does\n", s->id, store_index_problem(st));
         json_t *cache;
         if (st) load_cache(st, &cache);
         else cache = json_object();

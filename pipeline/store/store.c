@@ -201,7 +201,7 @@ int store_open(const char *path, store_format fmt, int flags, store **out)
         return rc;
     }
     if (s->index_problem && !(flags & STORE_OPEN_REPAIRABLE)) {
-        rc = ss_fail(SS_ERR_INPUT, "%s; 'sirenstack run' writes it ('sirenstack verify' checks the stages)",
+        rc = ss_fail(SS_ERR_INPUT, "%s: 'sirenstack run' does ('sirenstack verify' checks the stages)",
                      s->index_problem);
         store_close(s);
         return rc;

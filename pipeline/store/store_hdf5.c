@@ -51,6 +51,7 @@ typedef struct {
     char *stagedir;  /* <workdir>/stages */
     index_entry *entries;
     int n;
+    char *rebuilt;   /* with s->index_problem: what recovery says once it wrote the index */
 } h5store;
 
 typedef struct {
@@ -352,9 +353,12 @@ static int index_from_stage_files(store *s, h5store *h, const char *why)
 {
     sbuf names = {0};
     int n = index_rebuild(s, h, &names);
-    if (n > 0)
-        s->index_problem = ss_asprintf("%s: %s; rebuilt from the %d committed stage file%s in %s (%s)", s->path, why, n,
-                                       n == 1 ? "" : "s", h->stagedir, sbuf_str(&names));
+    if (n > 0) {
+        s->index_problem = ss_asprintf("%s: %s; the %d committed stage file%s in %s (%s) can rebuild it", s->path, why,
+                                       n, n == 1 ? "" : "s", h->stagedir, sbuf_str(&names));
+        h->rebuilt = ss_asprintf("%s: %s; rebuilt it from the %d committed stage file%s in %s (%s)", s->path, why, n,
+                                 n == 1 ? "" : "s", h->stagedir, sbuf_str(&names));
+    }
     sbuf_free(&names);
     return n > 0;
 }
@@ -415,6 +419,7 @@ static int h5_open(store *s, int flags)
     return SS_OK;
 fail:
     s->impl = NULL;
+    free(h->rebuilt);
     index_clear(h);
     free(h->dir);
     free(h->base);
@@ -427,6 +432,7 @@ static void h5_close(store *s)
 {
     h5store *h = s->impl;
     if (!h) return;
+    free(h->rebuilt);
     index_clear(h);
     free(h->dir);
     free(h->base);
@@ -444,7 +450,9 @@ static int h5_recover(store *s)
         if ((rc = fs_mkdir_p(h->stagedir)) == SS_OK) rc = index_write(s, h);
         if (rc != SS_OK) return rc;
         free(s->repaired);
-        s->repaired = s->index_problem;
+        s->repaired = h->rebuilt;
+        h->rebuilt = NULL;
+        free(s->index_problem);
         s->index_problem = NULL;
     }
     /* Stage files no index entry refers to: temporaries of killed runs and

@@ -18,6 +18,16 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "ss_build.h"
+#if SS_HAVE_XXH_DISPATCH
+#include <xxh_x86dispatch.h>
+#define hash_oneshot XXH3_64bits_dispatch
+#define hash_update XXH3_64bits_update_dispatch
+#else
+#define hash_oneshot XXH3_64bits
+#define hash_update XXH3_64bits_update
+#endif
+
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checksums are taken over memory as is, which must be the little-endian file layout"
 #endif
@@ -149,7 +159,7 @@ uint64_t store_hash_block(const void *buf, int rank, const int64_t *dims, const 
                           size_t elem)
 {
     for (int i = 0; i < rank; i++)
-        if (ext[i] <= 0) return XXH3_64bits(NULL, 0);
+        if (ext[i] <= 0) return hash_oneshot(NULL, 0);
     /* The longest contiguous run: the last axis, and the axes before it for
      * as long as the block spans the whole buffer along the axis after. */
     int j = rank - 1;
@@ -163,14 +173,14 @@ uint64_t store_hash_block(const void *buf, int rank, const int64_t *dims, const 
     for (int i = rank - 2; i >= 0; i--) stride[i] = stride[i + 1] * dims[i + 1];
     const unsigned char *base = buf;
     for (int i = 0; i < rank; i++) base += off[i] * stride[i];
-    if (j == 0) return XXH3_64bits(base, run);
+    if (j == 0) return hash_oneshot(base, run);
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     int64_t p[STORE_MAX_RANK] = {0};
     for (;;) {
         const unsigned char *q = base;
         for (int i = 0; i < j; i++) q += p[i] * stride[i];
-        XXH3_64bits_update(&st, q, run);
+        hash_update(&st, q, run);
         int i = j - 1;
         for (; i >= 0; i--) {
             if (++p[i] < ext[i]) break;
@@ -434,7 +444,11 @@ int store_stage_verify(store *s, const char *stage, store_finding_fn fn, void *c
 int store_index_verify(store *s, store_finding_fn fn, void *ctx)
 {
     findings f = {.fn = fn, .ctx = ctx};
-    if (s->index_problem) collect(&f, STORE_PROBLEM, NULL, NULL, s->index_problem);
+    if (s->index_problem) {
+        char *m = ss_asprintf("%s: the next run does", s->index_problem);
+        collect(&f, STORE_PROBLEM, NULL, NULL, m ? m : s->index_problem);
+        free(m);
+    }
     int n = s->be->check_index(s, collect, &f);
     free(f.first);
     return n < 0 ? n : f.problems;
