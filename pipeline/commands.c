@@ -55,7 +55,11 @@ static const char run_help[] =
     "\n"
     "Runs every stage of every sample that is not up to date. A committed stage\n"
     "is reused when its fingerprint (type, version, parameters, inputs, input\n"
-    "file contents) matches; a changed stage reruns with everything downstream.\n"
+    "file contents) matches and it is intact (every array, table and chunk it\n"
+    "committed is there, as committed); a changed or damaged stage reruns with\n"
+    "everything downstream. Every chunk read is checked against its checksum\n"
+    "(SIRENSTACK_VERIFY=0 in the environment skips that, for trusted disks). A\n"
+    "damaged HDF5 index is rebuilt from the stage files, with a warning.\n"
     "\n"
     "  --sample ID          only this sample\n"
     "  --array-index N      only the N-th sample of the config (0-based), as a\n"
@@ -184,7 +188,9 @@ static const char status_help[] =
     "\n"
     "Shows, per sample and stage: done (fingerprint matches), stale (and what\n"
     "changed), pending, running (with pid and host), failed (with the error),\n"
-    "blocked (an input cannot be read). Reads only; safe while a run is going.\n";
+    "blocked (an input cannot be read), damaged (what it committed is missing or\n"
+    "not as committed, with the reason; run recomputes it and its dependants).\n"
+    "Reads only; safe while a run is going.\n";
 
 int cmd_status(int argc, char **argv)
 {

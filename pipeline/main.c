@@ -12,7 +12,7 @@ static const char usage[] =
     "commands:\n"
     "  run CONFIG        run the pipeline (reuses committed stages whose fingerprint matches)\n"
     "  validate CONFIG   check a config and its manifest; run nothing\n"
-    "  status CONFIG     show, per sample and stage: done, stale, pending, running, failed\n"
+    "  status CONFIG     show, per sample and stage: done, stale, pending, running, failed, damaged\n"
     "  inspect CONTAINER print a container's tree: arrays, shapes, chunks, compression, provenance\n"
     "  verify CONTAINER  check every stage, array, table and chunk checksum of a container; run nothing\n"
     "  export CONTAINER  write an array or table to TIFF, OME-TIFF, OME-Zarr, NPY or CSV\n"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Damaged containers are noticed and repaired (schemas/container-layout.md, "Checksums"), in TAP.
 
-A reference run commits raw -> norm -> {mean, median} and is copied for every
+A reference run commits raw -> norm -> {mean, median} -> scores (a table) and is copied for every
 case; each case damages the copy, then:
 
   * `sirenstack verify` exits 3 with a line naming the container, the stage,
@@ -30,16 +30,25 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import numpy as np  # noqa: E402
+
 import sslib  # noqa: E402
 from sslib import h5py  # noqa: E402
 
 T = sslib.Tap()
 RNG = sslib.seeded_rng(T, "SS_FLIP_SEED", "flip positions")
 ROOT = T.tmpdir("integrity")
-ALL = {"raw", "norm", "mean", "median"}
+ALL = {"raw", "norm", "mean", "median", "scores"}
 BLOSC_HEADER = 16  # version, flags, sizes: a flip there need not change the data (versionlz is not read)
 # a stage and those that read it, in sslib.synth_stages
-DEPENDANTS = {"norm": {"norm", "mean", "median"}, "mean": {"mean"}, "raw": ALL}
+DEPENDANTS = {"norm": {"norm", "mean", "median", "scores"}, "mean": {"mean", "scores"}, "raw": ALL}
+
+
+def stages():
+    """raw -> norm -> {mean, median} -> scores (a table)"""
+    st = sslib.synth_stages()
+    st["scores"] = {"uses": "metrics", "inputs": {"reference": "raw.truth", "methods": ["mean.fused", "median.fused"]}}
+    return st
 
 
 class Ref:
@@ -49,7 +58,7 @@ class Ref:
         self.store = store
         self.dir = os.path.join(ROOT, f"ref-{store}")
         os.makedirs(self.dir)
-        self.cfg = sslib.make_config(os.path.join(self.dir, "c.yaml"), sslib.synth_stages(), store=store)
+        self.cfg = sslib.make_config(os.path.join(self.dir, "c.yaml"), stages(), store=store)
         p = sslib.run(["run", self.cfg, "-q", "--threads", "2"])
         if p.returncode != 0:
             raise RuntimeError("reference run failed\n" + sslib.describe(p))
@@ -225,8 +234,8 @@ def damaged_reads(ref):
     st = status_of(cfg)
     T.check(st.get("norm", ("?",))[0] == "damaged", f"{ref.store}: status then says norm is damaged", str(st))
     p, ev, ran, _ = sslib.run_logged(cfg, d)
-    T.check(p.returncode == 0 and sslib.stages_ran(ran) == {"norm", "mean", "median"},
-            f"{ref.store}: the next run recomputes norm, mean and median", f"ran {sorted(ran)}\n" + sslib.describe(p))
+    T.check(p.returncode == 0 and sslib.stages_ran(ran) == DEPENDANTS["norm"],
+            f"{ref.store}: the next run recomputes norm and what depends on it", f"ran {sorted(ran)}\n" + sslib.describe(p))
     eq, det = sslib.arrays_equal(sslib.read_arrays(cont, ref.store), ref.arrays)
     T.check(eq, f"{ref.store}: and every array equals the undamaged run", det)
 
@@ -290,7 +299,8 @@ def hdf5_index(ref):
                 f"hdf5: {how} index: run rebuilds it and reuses every stage",
                 f"ran {sorted(ran)}, reused {sorted(reused)}\n" + sslib.describe(p))
         T.check("warning:" in p.stderr and f"the index is {'damaged' if how == 'truncated' else 'missing'}" in p.stderr
-                and "rebuilt it from the 4 committed stage files" in p.stderr and "raw, norm, mean, median" in p.stderr,
+                and "rebuilt it from the 5 committed stage files" in p.stderr
+                and "raw, norm, mean, median, scores" in p.stderr,
                 f"hdf5: {how} index: a warning names what was rebuilt", p.stderr)
         T.check(sslib.stage_hashes(cont, "hdf5") == ref.hashes, f"hdf5: {how} index: the stage files are untouched")
         eq, det = sslib.arrays_equal(sslib.read_arrays(cont, "hdf5"), ref.arrays)
@@ -298,7 +308,7 @@ def hdf5_index(ref):
         order = []
         with h5py.File(cont, "r", locking=False) as f:
             f.id.links.iterate(lambda n: order.append(n.decode()), idx_type=h5py.h5.INDEX_CRT_ORDER)
-        T.check(order == ["raw", "norm", "mean", "median"], f"hdf5: {how} index: links in commit order", order)
+        T.check(order == ["raw", "norm", "mean", "median", "scores"], f"hdf5: {how} index: links in commit order", order)
         p = sslib.run(["verify", cont])
         T.check(p.returncode == 0, f"hdf5: {how} index: verify exits 0 afterwards", sslib.describe(p))
     # two committed files of one stage (a recommit killed before its old file
@@ -331,9 +341,66 @@ def zarr_order(ref):
     T.check(p.returncode == 0 and not ran and "order.json" in p.stderr and "rebuilt" in p.stderr,
             "zarr: damaged order.json: run rebuilds it with a warning, recomputes nothing", sslib.describe(p))
     with open(order) as f:
-        T.check(json.load(f) == ["raw", "norm", "mean", "median"], "zarr: the rebuilt order is the commit order")
+        T.check(json.load(f) == ["raw", "norm", "mean", "median", "scores"], "zarr: the rebuilt order is the commit order")
     p = sslib.run(["verify", cont])
     T.check(p.returncode == 0, "zarr: verify exits 0 afterwards", sslib.describe(p))
+
+
+def xxh3_64():
+    """XXH3-64 through libxxhash (what the layout specifies), without a Python package."""
+    import ctypes
+    lib = ctypes.CDLL("libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return lambda b: lib.XXH3_64bits(b, len(b))
+
+
+def chunk_slices(shape, chunks):
+    grid = [-(-n // c) for n, c in zip(shape, chunks)]
+    for k in range(int(np.prod(grid))):
+        idx, rest = [], k
+        for g in reversed(grid):
+            idx.append(rest % g)
+            rest //= g
+        yield tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(reversed(idx), chunks, shape))
+
+
+def external_checksums(ref):
+    """A reader without sirenstack recomputes every chunk's checksum from the
+    values h5py or zarr-python give, as the layout specifies them (arrays, and
+    the tables of scores as their records)."""
+    h = xxh3_64()
+    bad, n = [], 0
+    if ref.store == "hdf5":
+        with h5py.File(ref.cont, "r", locking=False) as f:
+            for st in ALL:
+                rec = json.loads(f[st].attrs["sirenstack_arrays"])
+                for name, entry in rec.items():
+                    d = f[st][name]
+                    sums = [int(x) for x in d.attrs["sirenstack_checksums"]]
+                    got = [h(d[sl].tobytes()) for sl in chunk_slices(d.shape, d.chunks)]
+                    n += len(got)
+                    if got != sums or list(d.shape) != entry["shape"] or list(d.chunks) != entry["chunks"]:
+                        bad.append(f"{st}/{name}")
+    else:
+        import zarr
+        for st in ALL:
+            with open(os.path.join(ref.cont, st, ".sirenstack_checksums.json")) as fh:
+                listed = json.load(fh)
+            with open(os.path.join(ref.cont, st, ".zattrs")) as fh:
+                rec = json.load(fh)["sirenstack_arrays"]
+            for name, entry in rec.items():
+                p = os.path.join(ref.cont, st, name)
+                a = zarr.open_array(os.path.join(p, "0") if os.path.isdir(os.path.join(p, "0")) else p, mode="r")
+                sums = [int(x, 16) if x else None for x in listed["arrays"][name]]
+                got = [h(np.ascontiguousarray(a[sl]).tobytes()) for sl in chunk_slices(a.shape, a.chunks)]
+                n += len(got)
+                if got != sums or list(a.shape) != entry["shape"] or list(a.chunks) != entry["chunks"]:
+                    bad.append(f"{st}/{name}")
+        T.check(listed["algorithm"] == "xxh3-64", "zarr: the checksum file names its algorithm", listed)
+    T.check(not bad and n >= 13, f"{ref.store}: libxxhash's XXH3-64 of each chunk's values, read by "
+            f"{'h5py' if ref.store == 'hdf5' else 'zarr-python'}, is the stored checksum ({n} chunks)",
+            f"differ: {bad}")
 
 
 def help_text():
@@ -352,6 +419,7 @@ for store in ("hdf5", "zarr"):
     ref = T.guard(f"{store}: reference run", Ref, store)
     if ref is None:
         continue
+    T.guard(f"{store}: checksums as an external reader computes them", external_checksums, ref)
     T.guard(f"{store}: bit flips", bit_flips, ref)
     T.guard(f"{store}: damaged reads", damaged_reads, ref)
     T.guard(f"{store}: verify --json, unverified stages", verify_json_and_unverified, ref)
