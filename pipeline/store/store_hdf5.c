@@ -363,6 +363,37 @@ static int index_from_stage_files(store *s, h5store *h, const char *why)
     return n > 0;
 }
 
+/* Reads the index into h. One that is missing or damaged beside committed
+ * stage files is built from them instead, and s->index_problem says so;
+ * anything else, such as someone's own HDF5 file, is an error and left
+ * alone. *none: neither an index nor a stage file is there. */
+static int index_load(store *s, h5store *h, int *none)
+{
+    *none = 0;
+    free(s->index_problem);
+    free(h->rebuilt);
+    s->index_problem = h->rebuilt = NULL;
+    if (!path_exists(s->path)) {
+        /* deleted: writing an empty one would let recovery delete every stage */
+        if (index_from_stage_files(s, h, "the index is missing")) return SS_OK;
+        *none = 1;
+        return ss_fail(SS_ERR_INPUT, "%s: no such container", s->path);
+    }
+    if (path_is_dir(s->path)) return ss_fail(SS_ERR_INPUT, "%s: is a directory, not an HDF5 container", s->path);
+    int damaged = 0, rc = index_read(s, h, &damaged);
+    if (rc == SS_OK || !damaged) return rc;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", ss_errmsg());
+    size_t lp = strlen(s->path);
+    const char *reason = !strncmp(why, s->path, lp) && !strncmp(why + lp, ": ", 2) ? why + lp + 2 : why;
+    char *said = ss_asprintf("the index is damaged (%s)", reason);
+    int rebuilt = said && index_from_stage_files(s, h, said);
+    free(said);
+    if (!rebuilt) return ss_fail(rc, "%s", why);
+    ss_errclear();
+    return SS_OK;
+}
+
 static int h5_open(store *s, int flags)
 {
     const int create = flags & STORE_OPEN_CREATE;
@@ -380,40 +411,13 @@ static int h5_open(store *s, int flags)
         rc = ss_fail(SS_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (!path_exists(s->path)) {
-        /* Committed stages without their index: it was deleted. Writing an
-         * empty one would let recovery delete every stage. */
-        if ((flags & STORE_OPEN_REPAIRABLE) && index_from_stage_files(s, h, "the index is missing")) return SS_OK;
-        if (!create) {
-            rc = ss_fail(SS_ERR_INPUT, "%s: no such container", s->path);
-            goto fail;
-        }
+    int none = 0;
+    if ((rc = index_load(s, h, &none)) != SS_OK) {
+        if (!none || !create) goto fail;
+        ss_errclear();
         if ((rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
         if ((rc = index_write(s, h)) != SS_OK) goto fail;
         return SS_OK;
-    }
-    if (path_is_dir(s->path)) {
-        rc = ss_fail(SS_ERR_INPUT, "%s: is a directory, not an HDF5 container", s->path);
-        goto fail;
-    }
-    int damaged = 0;
-    if ((rc = index_read(s, h, &damaged)) != SS_OK) {
-        /* A damaged index beside committed stage files is rebuilt from them
-         * (store_open refuses it unless the caller can repair it); anything
-         * else, such as someone's own HDF5 file, is left alone. */
-        char why[1024];
-        snprintf(why, sizeof why, "%s", ss_errmsg());
-        size_t lp = strlen(s->path);
-        const char *reason = !strncmp(why, s->path, lp) && !strncmp(why + lp, ": ", 2) ? why + lp + 2 : why;
-        char *said = damaged ? ss_asprintf("the index is damaged (%s)", reason) : NULL;
-        int rebuilt = said && index_from_stage_files(s, h, said);
-        free(said);
-        if (!rebuilt) {
-            rc = ss_fail(rc, "%s", why);
-            goto fail;
-        }
-        ss_errclear();
-        rc = SS_OK;
     }
     if (create && (rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
     return SS_OK;
@@ -444,7 +448,10 @@ static void h5_close(store *s)
 static int h5_recover(store *s)
 {
     h5store *h = s->impl;
-    int rc = SS_OK;
+    /* Under the lock what the index says is final: read it again, for a run
+     * that committed between our open and our lock. */
+    int none, rc = index_load(s, h, &none);
+    if (rc != SS_OK) return rc;
     if (s->index_problem) {
         /* the same atomic replacement as a commit's */
         if ((rc = fs_mkdir_p(h->stagedir)) == SS_OK) rc = index_write(s, h);
