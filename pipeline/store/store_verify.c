@@ -18,15 +18,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "ss_build.h"
-#if SS_HAVE_XXH_DISPATCH
-#include <xxh_x86dispatch.h>
-#define hash_oneshot XXH3_64bits_dispatch
-#define hash_update XXH3_64bits_update_dispatch
-#else
+/* libxxhash's SSE2 kernels. Its run-time dispatch (xxh_x86dispatch.h) hashes
+ * faster on its own, but its AVX-512 code made the rest of a stage write
+ * several times slower (BENCHMARKS.md). */
 #define hash_oneshot XXH3_64bits
 #define hash_update XXH3_64bits_update
-#endif
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checksums are taken over memory as is, which must be the little-endian file layout"
