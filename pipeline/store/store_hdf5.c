@@ -85,7 +85,12 @@ typedef struct h5array {
     size_t scratch_size;
     void *chunk_buf;  /* one chunk, for its checksum */
     size_t chunk_buf_size;
+    int direct;       /* the chunks can be decoded here: DIRECT_RAW, DIRECT_BLOSC, or 0 */
+    void *stored_buf; /* a chunk as stored, for direct reads */
+    size_t stored_buf_size;
 } h5array;
+
+enum { DIRECT_RAW = 1, DIRECT_BLOSC = 2 };
 
 /* The arrays of a stage (defined with the reading code, used by the writer). */
 static int member_fill(h5array *ha, hid_t d, const char *what);
@@ -1219,6 +1224,13 @@ static int member_fill(h5array *ha, hid_t d, const char *what)
             ha->chunk[i] = chunked ? (int64_t)ch[i] : (dims[i] ? (int64_t)dims[i] : 1);
         }
         ha->table = H5Tget_class(t) == H5T_COMPOUND;
+        /* no filter, or blosc alone: whole chunks can be decoded here */
+        int nf = chunked ? H5Pget_nfilters(dcpl) : -1;
+        unsigned fl, cd[8];
+        size_t ncd = 8;
+        if (nf == 0) ha->direct = DIRECT_RAW;
+        else if (nf == 1 && H5Pget_filter2(dcpl, 0, &fl, &ncd, cd, 0, NULL, NULL) == SS_H5Z_FILTER_BLOSC)
+            ha->direct = DIRECT_BLOSC;
         if (ha->table) {
             ha->rtype = H5Tcopy(t);
             ha->elem = H5Tget_size(t);
@@ -1267,8 +1279,9 @@ static void member_release(h5array *ha)
     store_sums_free(&ha->sums);
     free(ha->scratch);
     free(ha->chunk_buf);
-    ha->scratch = ha->chunk_buf = NULL;
-    ha->scratch_size = ha->chunk_buf_size = 0;
+    free(ha->stored_buf);
+    ha->scratch = ha->chunk_buf = ha->stored_buf = NULL;
+    ha->scratch_size = ha->chunk_buf_size = ha->stored_buf_size = 0;
 }
 
 /* *buf of at least n bytes, grown as needed (*size: what it holds). */
@@ -1585,6 +1598,29 @@ static int find_undecodable(void *op, const int64_t *idx, const int64_t *rs, con
     return c->rc != SS_OK;
 }
 
+/* Reads the whole chunk at start straight into buf (bytes) as the filter
+ * would decode it, without HDF5's copy of it: its checksum is then taken
+ * while the chunk is in the cache. -1 when that cannot be done here; the
+ * caller reads the usual way, which names any error. */
+static int direct_read(h5array *ha, const int64_t *start, void *buf, size_t bytes)
+{
+    hsize_t off[STORE_MAX_RANK], stored = 0;
+    uint32_t mask = 0;
+    for (int i = 0; i < ha->rank; i++) off[i] = (hsize_t)start[i];
+    if (H5Dget_chunk_storage_size(ha->dset, off, &stored) < 0 || stored == 0) return -1;
+    int raw = ha->direct == DIRECT_RAW;
+    void *c = raw && stored == bytes ? buf : buffer_get(&ha->stored_buf, &ha->stored_buf_size, stored);
+    if (!c || H5Dread_chunk(ha->dset, H5P_DEFAULT, off, &mask, c) < 0) return -1;
+    if (raw || (mask & 1)) { /* stored as it is (an optional filter that did not shrink it) */
+        if (stored != bytes) return -1;
+        if (c != buf) memcpy(buf, c, bytes);
+        return 0;
+    }
+    size_t out = 0;
+    if (blosc_cbuffer_validate(c, stored, &out) != 0 || out != bytes) return -1;
+    return blosc_decompress_ctx(c, buf, bytes, 1) == (int)bytes ? 0 : -1;
+}
+
 static int h5_array_read(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, void *buf)
 {
     h5array *ha = a->impl;
@@ -1599,6 +1635,12 @@ static int h5_array_read(store_array *a, const int64_t *start, const int64_t *co
     if (mem != ha->dtype && !(slab = buffer_get(&ha->scratch, &ha->scratch_size, n * (msize > ha->elem ? msize : ha->elem))))
         return ss_fail(SS_ERR_NOMEM, "out of memory for a slab of %zu elements", n);
     slab_ctx c = {.a = a, .ha = ha, .start = start, .count = count, .buf = slab, .rc = SS_OK};
+    int one_chunk = ha->direct && slab == buf;
+    for (int i = 0; one_chunk && i < ha->rank; i++) one_chunk = start[i] % ha->chunk[i] == 0 && count[i] == ha->chunk[i];
+    if (one_chunk && direct_read(ha, start, buf, n * msize) == 0) {
+        store_for_chunks(ha->rank, ha->shape, ha->chunk, start, count, verify_in_slab, &c);
+        return c.rc;
+    }
     if (region_read(ha, start, count, slab) != 0) {
         memset(ha->sums.seen, 0, (size_t)(ha->sums.n > 0 ? ha->sums.n : 1));
         store_for_chunks(ha->rank, ha->shape, ha->chunk, start, count, find_undecodable, &c);
