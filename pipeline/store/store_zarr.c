@@ -1549,6 +1549,19 @@ static int slab_io(zarr_array *za, const int64_t *start, const int64_t *count, s
         ustride[i] = ustride[i + 1] * count[i + 1];
         cstride[i] = cstride[i + 1] * h->chunk[i + 1];
     }
+    /* Reading one whole chunk (plane by plane with one-plane chunks): it is
+     * decoded straight into buf, and checked there while in the cache,
+     * instead of going through a cache slot and a copy. */
+    int whole_chunk = !writing && !za->w && mem == h->dtype && !h->is_table;
+    for (int i = 0; whole_chunk && i < r; i++) {
+        whole_chunk = start[i] % h->chunk[i] == 0 && count[i] == h->chunk[i];
+        ci[i] = start[i] / h->chunk[i];
+    }
+    if (whole_chunk) {
+        zcheck c;
+        int rc = ensure_cbuf(za);
+        return rc == SS_OK ? chunk_load(za->dir, h, ci, buf, za->cbuf, array_check(za, &c)) : rc;
+    }
     int64_t touched = 1;
     for (int i = 0; i < r; i++) {
         c0[i] = ci[i] = start[i] / h->chunk[i];
