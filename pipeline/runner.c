@@ -682,7 +682,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
     int rc = SS_OK;
     if (!o->dry_run) {
         rc = fs_mkdir_p(c->output);
-        if (rc == SS_OK) rc = store_open(path, c->store, 1, &st);
+        if (rc == SS_OK) rc = store_open(path, c->store, STORE_OPEN_CREATE, &st);
         if (rc == SS_OK) rc = store_lock(st);
         if (rc == SS_OK) rc = store_recover(st);
         if (rc == SS_OK && store_repaired(st)) report_warn(rep, "%s: %s", s->id, store_repaired(st));

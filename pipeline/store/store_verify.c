@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,12 +293,18 @@ void store_chunk_text(sbuf *b, int rank, const int64_t *shape, const int64_t *ch
     sbuf_put(b, ")");
 }
 
+/* Arrays of one store may be read from several threads (the Zarr backend
+ * allows it): what they find goes to one list. */
+static pthread_mutex_t damage_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 static void note_damage(store *s, const char *stage, const char *why)
 {
     if (!stage) return;
+    pthread_mutex_lock(&damage_mutex);
     if (!s->damage_seen) s->damage_seen = json_object();
     if (s->damage_seen && !json_object_get(s->damage_seen, stage))
         json_object_set_new(s->damage_seen, stage, json_string(why));
+    pthread_mutex_unlock(&damage_mutex);
 }
 
 int store_fail_damaged(store *s, const char *stage, const char *name, const char *fmt, ...)
@@ -323,8 +330,10 @@ int store_finding_of(int code, store_finding_fn fn, void *ctx, const char *stage
 
 json_t *store_damage_take(store *s)
 {
+    pthread_mutex_lock(&damage_mutex);
     json_t *seen = s->damage_seen ? s->damage_seen : json_object();
     s->damage_seen = NULL;
+    pthread_mutex_unlock(&damage_mutex);
     return seen;
 }
 
