@@ -72,8 +72,9 @@ static char *container_path(const config *c, const sample_info *s)
     return ss_asprintf("%s/%s.%s", c->output, s->id, c->store == STORE_ZARR ? "zarr" : "h5");
 }
 
-/* Whether there is a container to open: the container, or for HDF5 its
- * stage files without the index (which opening rebuilds). */
+/* Whether there may be a container to open: the container, or for HDF5 its
+ * stages folder without the index (opening rebuilds it from the stage
+ * files; with none there, it is "no such container", as without a folder). */
 static int container_exists(const config *c, const char *path)
 {
     if (path_exists(path)) return 1;
@@ -690,7 +691,8 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         if (rc == SS_OK) store_set_compression(st, c->compression);
     } else if (container_exists(c, path)) {
         rc = store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st);
-        if (rc == SS_OK && store_index_problem(st))
+        if (rc != SS_OK && !path_exists(path)) rc = SS_OK; /* an empty stages folder: nothing committed */
+        if (rc == SS_OK && st && store_index_problem(st))
             report_warn(rep, "%s: %s: the run does", s->id, store_index_problem(st));
     }
     if (rc != SS_OK) {
@@ -841,7 +843,8 @@ int runner_status(const config *c, const run_options *o)
         const sample_info *s = &c->samples[idx[q]];
         char *path = container_path(c, s);
         store *st = NULL;
-        if (container_exists(c, path) && store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st) != SS_OK) {
+        if (container_exists(c, path) && store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st) != SS_OK &&
+            path_exists(path)) {
             printf("%-16s %-20s %-8s %s\n", s->id, "-", "error", ss_errmsg());
             result = SS_ERR_INPUT;
             free(path);
