@@ -55,7 +55,11 @@ static const char run_help[] =
     "\n"
     "Runs every stage of every sample that is not up to date. A committed stage\n"
     "is reused when its fingerprint (type, version, parameters, inputs, input\n"
-    "file contents) matches; a changed stage reruns with everything downstream.\n"
+    "file contents) matches and it is intact (every array, table and chunk it\n"
+    "committed is there, as committed); a changed or damaged stage reruns with\n"
+    "everything downstream. Every chunk read is checked against its checksum\n"
+    "(SIRENSTACK_VERIFY=0 in the environment skips that, for trusted disks). A\n"
+    "damaged HDF5 index is rebuilt from the stage files, with a warning.\n"
     "\n"
     "  --sample ID          only this sample\n"
     "  --array-index N      only the N-th sample of the config (0-based), as a\n"
@@ -184,7 +188,9 @@ static const char status_help[] =
     "\n"
     "Shows, per sample and stage: done (fingerprint matches), stale (and what\n"
     "changed), pending, running (with pid and host), failed (with the error),\n"
-    "blocked (an input cannot be read). Reads only; safe while a run is going.\n";
+    "blocked (an input cannot be read), damaged (what it committed is missing or\n"
+    "not as committed, with the reason; run recomputes it and its dependants).\n"
+    "Reads only; safe while a run is going.\n";
 
 int cmd_status(int argc, char **argv)
 {
@@ -233,16 +239,18 @@ static const char inspect_help[] =
     "fingerprint, parameters and provenance, and every array with shape, dtype,\n"
     "chunking, compression and ratio, axes and voxel size.\n";
 
-static int open_container(const char *path, store **st)
+static int open_container_flags(const char *path, int flags, store **st)
 {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
     store_format f = n > 5 && !strncmp(path + n - 5, ".zarr", 5) ? STORE_ZARR : STORE_HDF5;
     char *p = strndup(path, n);
-    int rc = store_open(p, f, 0, st);
+    int rc = store_open(p, f, flags, st);
     free(p);
     return rc;
 }
+
+static int open_container(const char *path, store **st) { return open_container_flags(path, 0, st); }
 
 /* Attributes every committed stage carries (the runner's provenance); the
  * rest are the stage's own results (final loss, kernel path, files read...). */
@@ -251,7 +259,8 @@ static int is_provenance_attr(const char *key)
     static const char *const keys[] = {"stage_type", "stage_version", "params", "fingerprint", "input_fingerprints",
                                        "inputs", "input_files", "sample", "software_version", "libraries", "host",
                                        "device", "started", "finished", "seconds", "threads", "seed",
-                                       "compression", "sirenstack_committed", NULL};
+                                       "compression", "sirenstack_committed", "sirenstack_arrays",
+                                       "sirenstack_stage", "sirenstack_commit_time", NULL};
     for (const char *const *k = keys; *k; k++)
         if (!strcmp(key, *k)) return 1;
     return 0;
@@ -397,6 +406,131 @@ int cmd_inspect(int argc, char **argv)
     }
     json_decref(all);
     store_names_free(stages);
+    store_close(st);
+    return rc;
+}
+
+/* ---- verify -------------------------------------------------------------- */
+
+static const char verify_help[] =
+    "usage: sirenstack verify CONTAINER [--json]\n"
+    "\n"
+    "Checks a container completely without running anything: the index (HDF5)\n"
+    "or the commit order and image series (Zarr), and for every committed stage\n"
+    "every array and table it recorded: metadata as committed, every chunk\n"
+    "present, and every chunk decoded and compared with its checksum. Prints one\n"
+    "line per problem and a summary; notes (stages committed before checksums,\n"
+    "reported as unverified; leftovers the next run removes) start with 'note:'.\n"
+    "Damaged stages are recorded in the container's work folder, so that\n"
+    "'sirenstack status' shows them and the next 'sirenstack run' recomputes them\n"
+    "and what depends on them (and writes a damaged index anew).\n"
+    "Exit status 0 when intact, 3 when damaged.\n"
+    "\n"
+    "  --json   one JSON object: container, intact, stages {name: intact |\n"
+    "           unverified | damaged}, problems [{stage, member, message}], notes,\n"
+    "           chunks_checked\n";
+
+typedef struct {
+    int as_json;
+    json_t *problems, *notes;
+} verify_out;
+
+static void verify_finding(void *op, store_severity sev, const char *stage, const char *member, const char *msg)
+{
+    verify_out *v = op;
+    if (v->as_json) {
+        json_t *o = json_pack("{s:s?,s:s?,s:s}", "stage", stage, "member", member, "message", msg);
+        json_array_append_new(sev == STORE_PROBLEM ? v->problems : v->notes, o);
+    } else {
+        printf("%s%s\n", sev == STORE_PROBLEM ? "" : "note: ", msg);
+    }
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    verify_out v = {0};
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(verify_help, stdout);
+            return SS_OK;
+        }
+        if (!strcmp(argv[i], "--json")) v.as_json = 1;
+        else if (argv[i][0] == '-') return usage_error(verify_help, "unknown option '%s'", argv[i]);
+        else if (path) return usage_error(verify_help, "%s", "expected one CONTAINER");
+        else path = argv[i];
+    }
+    if (!path) return usage_error(verify_help, "%s", "expected one CONTAINER");
+    store *st;
+    int rc = open_container_flags(path, STORE_OPEN_REPAIRABLE, &st);
+    if (rc != SS_OK) return rc;
+    v.problems = json_array();
+    v.notes = json_array();
+    json_t *states = json_object();
+    int problems = store_index_verify(st, verify_finding, &v);
+    int index_damaged = problems > 0;
+    if (problems < 0) rc = problems, problems = 0;
+    char **stages = NULL;
+    if (rc == SS_OK && (rc = store_list_stages(st, &stages)) != SS_OK) {
+        /* a commit order that cannot be read was reported above */
+        if (index_damaged) rc = SS_OK;
+    }
+    int64_t chunks = 0;
+    int n_stages = 0, n_damaged = 0;
+    sbuf damaged = {0};
+    for (char **s = stages; rc == SS_OK && s && *s; s++) {
+        store_state state;
+        rc = store_stage_verify(st, *s, verify_finding, &v, &state, &chunks);
+        n_stages++;
+        json_object_set_new(states, *s, json_string(state == STORE_INTACT       ? "intact"
+                                                    : state == STORE_UNVERIFIED ? "unverified"
+                                                                                : "damaged"));
+        json_t *seen = store_damage_take(st);
+        if (state == STORE_DAMAGED) {
+            n_damaged++;
+            sbuf_printf(&damaged, "%s%s", damaged.len ? ", " : "", *s);
+            /* for status and the next run; a read-only container keeps none */
+            const char *why = json_string_value(json_object_get(seen, *s));
+            if (store_mark_damaged(st, *s, why ? why : "damaged (found by sirenstack verify)") != SS_OK) ss_errclear();
+        } else if (state == STORE_INTACT && store_mark_damaged(st, *s, NULL) != SS_OK) {
+            ss_errclear();
+        }
+        json_decref(seen);
+    }
+    store_names_free(stages);
+    if (rc == SS_OK) {
+        int intact = n_damaged == 0 && !index_damaged;
+        if (v.as_json) {
+            json_t *o = json_pack("{s:s,s:b,s:o,s:O,s:O,s:I}", "container", store_path(st), "intact", intact,
+                                  "stages", states, "problems", v.problems, "notes", v.notes, "chunks_checked",
+                                  (json_int_t)chunks);
+            states = NULL;
+            char *t = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+            puts(t);
+            free(t);
+            json_decref(o);
+        } else if (intact) {
+            printf("%s: intact: %d stage%s, %lld chunk%s checked\n", store_path(st), n_stages,
+                   n_stages == 1 ? "" : "s", (long long)chunks, chunks == 1 ? "" : "s");
+        } else {
+            sbuf what = {0};
+            if (index_damaged) sbuf_put(&what, "the index (the next run rebuilds it)");
+            if (index_damaged && n_damaged) sbuf_put(&what, "; ");
+            if (n_damaged)
+                sbuf_printf(&what, "%d of %d stage%s (%s; the next run recomputes %s and what depends on %s)",
+                            n_damaged, n_stages, n_stages == 1 ? "" : "s", sbuf_str(&damaged),
+                            n_damaged == 1 ? "it" : "them", n_damaged == 1 ? "it" : "them");
+            printf("%s: damaged: %s\n", store_path(st), sbuf_str(&what));
+            sbuf_free(&what);
+        }
+        if (!intact)
+            rc = ss_fail(SS_ERR_INPUT, "%s: damaged (%s%s%s)", store_path(st), index_damaged ? "index" : "",
+                         index_damaged && n_damaged ? ", " : "", sbuf_str(&damaged));
+    }
+    sbuf_free(&damaged);
+    json_decref(states);
+    json_decref(v.problems);
+    json_decref(v.notes);
     store_close(st);
     return rc;
 }

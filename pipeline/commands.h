@@ -6,6 +6,7 @@ int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_stages(int argc, char **argv);
 int cmd_schema(int argc, char **argv);

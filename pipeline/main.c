@@ -12,8 +12,9 @@ static const char usage[] =
     "commands:\n"
     "  run CONFIG        run the pipeline (reuses committed stages whose fingerprint matches)\n"
     "  validate CONFIG   check a config and its manifest; run nothing\n"
-    "  status CONFIG     show, per sample and stage: done, stale, pending, running, failed\n"
+    "  status CONFIG     show, per sample and stage: done, stale, pending, running, failed, damaged\n"
     "  inspect CONTAINER print a container's tree: arrays, shapes, chunks, compression, provenance\n"
+    "  verify CONTAINER  check every stage, array, table and chunk checksum of a container; run nothing\n"
     "  export CONTAINER  write an array or table to TIFF, OME-TIFF, OME-Zarr, NPY or CSV\n"
     "  stages [NAME]     list the stage types (or one) with their parameters, inputs and outputs\n"
     "  schema            print the JSON Schema of the config format\n"
@@ -29,8 +30,8 @@ static const struct {
     int (*fn)(int, char **);
 } cmds[] = {
     {"run", cmd_run},       {"validate", cmd_validate}, {"status", cmd_status}, {"inspect", cmd_inspect},
-    {"export", cmd_export}, {"stages", cmd_stages},     {"schema", cmd_schema}, {"synth", cmd_synth},
-    {"version", cmd_version},
+    {"verify", cmd_verify}, {"export", cmd_export},     {"stages", cmd_stages}, {"schema", cmd_schema},
+    {"synth", cmd_synth},   {"version", cmd_version},
 };
 #define N_CMDS (sizeof cmds / sizeof *cmds)
 

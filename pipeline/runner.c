@@ -51,6 +51,7 @@ typedef struct {
     sbuf reason;
     int selected;
     int error;            /* planning failed for this stage (missing input file, ...) */
+    int damaged;          /* committed, but unreadable or failing the store's check */
     char kept[160];       /* reused with another compression than the run's: what to say */
 } stage_plan;
 
@@ -69,6 +70,19 @@ static void plan_free(stage_plan *p, int n)
 static char *container_path(const config *c, const sample_info *s)
 {
     return ss_asprintf("%s/%s.%s", c->output, s->id, c->store == STORE_ZARR ? "zarr" : "h5");
+}
+
+/* Whether there may be a container to open: the container, or for HDF5 its
+ * stages folder without the index (opening rebuilds it from the stage
+ * files; with none there, it is "no such container", as without a folder). */
+static int container_exists(const config *c, const char *path)
+{
+    if (path_exists(path)) return 1;
+    if (c->store == STORE_ZARR) return 0;
+    char *stages = ss_asprintf("%s.d/stages", path);
+    int there = stages && path_is_dir(stages);
+    free(stages);
+    return there;
 }
 
 static void value_text(sbuf *b, const json_t *v)
@@ -272,8 +286,11 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
 {
     int n = c->n_stages;
     stage_plan *p = calloc((size_t)n, sizeof *p);
-    unsigned char *forced = calloc((size_t)n, 1);
-    int rc = SS_OK;
+    unsigned char *forced = calloc((size_t)n, 1), *below = calloc((size_t)n, 1);
+    /* redo_from[i]: a damaged stage that i reads, directly or not, or -1 */
+    int *redo_from = malloc((size_t)(n ? n : 1) * sizeof *redo_from);
+    for (int i = 0; i < n && redo_from; i++) redo_from[i] = -1;
+    int rc = p && forced && below && redo_from ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) p[i].selected = o->n_only == 0;
     for (int k = 0; k < o->n_only && rc == SS_OK; k++) {
         int i = stage_index_or_fail(c, o->only[k], "--stages");
@@ -371,10 +388,31 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
             }
         }
         if (rc != SS_OK) break;
+        /* A committed stage is reused only when intact: every array and
+         * table it recorded is there with its metadata and every chunk
+         * (no chunk is decoded: reading verifies content, and verify does
+         * it all). Its dependants may have read damaged values, so they
+         * are recomputed with it. */
+        int reusable = sp->committed && !strcmp(sp->fp, sp->committed_fp);
+        if (unreadable) sp->damaged = 1;
+        if (reusable && !forced[i] && store_stage_check(st, d->name) != SS_OK) {
+            sp->damaged = 1;
+            reusable = 0;
+            sbuf_printf(&sp->reason, "committed output is damaged: %s", ss_errmsg());
+            memset(below, 0, (size_t)n);
+            graph_mark_dependants(c, i, below);
+            for (int j = 0; j < n; j++)
+                if (below[j] && j != i && redo_from[j] < 0) redo_from[j] = i;
+        }
         if (forced[i]) {
             sp->act = ACT_RUN;
             sbuf_put(&sp->reason, "forced");
-        } else if (sp->committed && !strcmp(sp->fp, sp->committed_fp)) {
+        } else if (sp->damaged && !unreadable) {
+            sp->act = ACT_RUN;
+        } else if (reusable && redo_from[i] >= 0) {
+            sp->act = ACT_RUN;
+            sbuf_printf(&sp->reason, "input stage %s was damaged (it is recomputed)", c->stages[redo_from[i]].name);
+        } else if (reusable) {
             sp->act = ACT_REUSE;
             sbuf_put(&sp->reason, "fingerprint matches");
             note_kept_compression(c, i, sp);
@@ -387,6 +425,8 @@ static int plan_sample(const config *c, const sample_info *s, store *st, const r
         }
     }
     free(forced);
+    free(below);
+    free(redo_from);
     if (rc != SS_OK) {
         plan_free(p, n);
         return rc;
@@ -588,6 +628,29 @@ static void clean_workdir(store *st)
     free(ckpt);
 }
 
+/* A stage that failed on damaged input: the damaged stages are recorded, so
+ * that status shows them and the next run recomputes them with what depends
+ * on them; the message says so. */
+static void note_damage(store *st, int rc)
+{
+    json_t *seen = store_damage_take(st);
+    if (json_object_size(seen)) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", ss_errmsg());
+        sbuf names = {0};
+        const char *stage;
+        json_t *why;
+        json_object_foreach(seen, stage, why)
+        {
+            store_mark_damaged(st, stage, json_string_value(why));
+            sbuf_printf(&names, "%s%s", names.len ? ", " : "", stage);
+        }
+        ss_fail(rc, "%s; the next run recomputes %s and what depends on it", msg, sbuf_str(&names));
+        sbuf_free(&names);
+    }
+    json_decref(seen);
+}
+
 static int worse(int a, int b)
 {
     if (a == SS_OK) return b;
@@ -603,13 +666,17 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
     int rc = SS_OK;
     if (!o->dry_run) {
         rc = fs_mkdir_p(c->output);
-        if (rc == SS_OK) rc = store_open(path, c->store, 1, &st);
+        if (rc == SS_OK) rc = store_open(path, c->store, STORE_OPEN_CREATE, &st);
         if (rc == SS_OK) rc = store_lock(st);
         if (rc == SS_OK) rc = store_recover(st);
+        if (rc == SS_OK && store_repaired(st)) report_warn(rep, "%s: %s", s->id, store_repaired(st));
         if (rc == SS_OK) clean_workdir(st);
         if (rc == SS_OK) store_set_compression(st, c->compression);
-    } else if (path_exists(path)) {
-        rc = store_open(path, c->store, 0, &st);
+    } else if (container_exists(c, path)) {
+        rc = store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st);
+        if (rc != SS_OK && !path_exists(path)) rc = SS_OK; /* an empty stages folder: nothing committed */
+        if (rc == SS_OK && st && store_index_problem(st))
+            report_warn(rep, "%s: %s: the run does", s->id, store_index_problem(st));
     }
     if (rc != SS_OK) {
         store_close(st);
@@ -664,7 +731,9 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
             continue;
         }
         if (!o->quiet) report_info(rep, "%s/%s: running %s (%s)", s->id, d->name, d->type->name, sbuf_str(&sp->reason));
+        json_decref(store_damage_take(st)); /* what planning found is planned for */
         rc = run_stage(c, i, s, st, sp, k, threads, rep);
+        if (rc != SS_OK) note_damage(st, rc);
         /* A stage that finished is committed even when a signal came during
          * it; the run stops before the next one. */
         if (rc == SS_OK && runner_cancel_requested)
@@ -757,12 +826,15 @@ int runner_status(const config *c, const run_options *o)
         const sample_info *s = &c->samples[idx[q]];
         char *path = container_path(c, s);
         store *st = NULL;
-        if (path_exists(path) && store_open(path, c->store, 0, &st) != SS_OK) {
+        if (container_exists(c, path) && store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st) != SS_OK &&
+            path_exists(path)) {
             printf("%-16s %-20s %-8s %s\n", s->id, "-", "error", ss_errmsg());
             result = SS_ERR_INPUT;
             free(path);
             continue;
         }
+        if (st && store_index_problem(st))
+            fprintf(stderr, "warning: %s: %s: 'sirenstack run' does\n", s->id, store_index_problem(st));
         json_t *cache;
         if (st) load_cache(st, &cache);
         else cache = json_object();
@@ -798,6 +870,9 @@ int runner_status(const config *c, const run_options *o)
                 sbuf_printf(&detail, "since %s, pid %lld on %s", json_string_value(json_object_get(run, "started")),
                             (long long)json_integer_value(json_object_get(run, "pid")),
                             json_string_value(json_object_get(run, "host")));
+            } else if (sp->damaged) {
+                state = "damaged";
+                sbuf_put(&detail, sbuf_str(&sp->reason));
             } else if (sp->act == ACT_REUSE) {
                 state = "done";
                 sbuf_printf(&detail, "%.12s, finished %s (%.1fs)", sp->fp,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct {
@@ -164,7 +165,24 @@ int store_valid_name(const char *name)
 
 /* ---- dispatch ---------------------------------------------------------- */
 
-int store_open(const char *path, store_format fmt, int create, store **out)
+static void array_free(store_array *a)
+{
+    free(a->stage);
+    free(a->name);
+    free(a);
+}
+
+static void store_free(store *s)
+{
+    free(s->path);
+    free(s->workdir);
+    free(s->index_problem);
+    free(s->repaired);
+    json_decref(s->damage_seen);
+    free(s);
+}
+
+int store_open(const char *path, store_format fmt, int flags, store **out)
 {
     *out = NULL;
     store *s = calloc(1, sizeof *s);
@@ -174,12 +192,18 @@ int store_open(const char *path, store_format fmt, int create, store **out)
     s->lock_fd = -1;
     s->comp = STORE_COMP_BLOSC_LZ4;
     s->layout_version = STORE_LAYOUT_VERSION;
+    s->verify = store_verify_default();
     s->be = fmt == STORE_ZARR ? &store_backend_zarr : &store_backend_hdf5;
-    int rc = s->be->open(s, create);
+    if (flags & STORE_OPEN_CREATE) flags |= STORE_OPEN_REPAIRABLE;
+    int rc = s->be->open(s, flags);
     if (rc != SS_OK) {
-        free(s->path);
-        free(s->workdir);
-        free(s);
+        store_free(s);
+        return rc;
+    }
+    if (s->index_problem && !(flags & STORE_OPEN_REPAIRABLE)) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: 'sirenstack run' does ('sirenstack verify' checks the stages)",
+                     s->index_problem);
+        store_close(s);
         return rc;
     }
     *out = s;
@@ -191,10 +215,11 @@ void store_close(store *s)
     if (!s) return;
     s->be->close(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
-    free(s->path);
-    free(s->workdir);
-    free(s);
+    store_free(s);
 }
+
+const char *store_repaired(const store *s) { return s->repaired; }
+const char *store_index_problem(const store *s) { return s->index_problem; }
 
 store_format store_get_format(const store *s) { return s->fmt; }
 void store_set_compression(store *s, store_compression c) { s->comp = c; }
@@ -289,9 +314,11 @@ int store_stage_begin(store *s, const char *stage, store_writer **w)
     if (!nw) return ss_fail(SS_ERR_NOMEM, "out of memory");
     nw->s = s;
     nw->stage = ss_strdup(stage);
-    int rc = store_compression_check(s->comp);
+    nw->arrays = json_object();
+    int rc = nw->stage && nw->arrays ? store_compression_check(s->comp) : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = s->be->stage_begin(nw);
     if (rc != SS_OK) {
+        json_decref(nw->arrays);
         free(nw->stage);
         free(nw);
         return rc;
@@ -326,14 +353,17 @@ int store_writer_array(store_writer *w, const char *name, ss_dtype dt, int rank,
     if (!na) return ss_fail(SS_ERR_NOMEM, "out of memory");
     na->s = w->s;
     na->writable = 1;
+    na->stage = ss_strdup(w->stage);
+    na->name = ss_strdup(name);
     int64_t ch[STORE_MAX_RANK];
     if (!chunk) {
         store_default_chunk(rank, shape, dtype_size(dt), ch);
         chunk = ch;
     }
-    int rc = w->s->be->writer_array(w, name, dt, rank, shape, chunk, meta, na);
+    int rc = na->stage && na->name ? w->s->be->writer_array(w, name, dt, rank, shape, chunk, meta, na)
+                                   : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc != SS_OK) {
-        free(na);
+        array_free(na);
         return rc;
     }
     *a = na;
@@ -346,9 +376,37 @@ int store_writer_table(store_writer *w, const char *name, const table_view *t)
     return w->s->be->writer_table(w, name, t);
 }
 
+/* UTC with microseconds, 2026-12-01T10:11:12.123456Z: orders the commits
+ * of one stage even within a second. */
+static void utc_micro(char out[40])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
 int store_commit_stage(store_writer *w)
 {
-    int rc = w->s->be->commit(w);
+    /* What the stage commits, for the checks of every later read. */
+    char now[40];
+    utc_micro(now);
+    json_t *name = json_string(w->stage), *when = json_string(now);
+    int rc = name && when ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) rc = w->s->be->writer_attr(w, STORE_ARRAYS_ATTR, w->arrays);
+    if (rc == SS_OK) rc = w->s->be->writer_attr(w, STORE_STAGE_ATTR, name);
+    if (rc == SS_OK) rc = w->s->be->writer_attr(w, STORE_COMMIT_TIME_ATTR, when);
+    json_decref(name);
+    json_decref(when);
+    if (rc != SS_OK) {
+        store_abort_stage(w);
+        return rc;
+    }
+    rc = w->s->be->commit(w);
+    if (rc == SS_OK) store_clear_damage(w->s, w->stage);
+    json_decref(w->arrays);
     free(w->stage);
     free(w);
     return rc;
@@ -358,6 +416,7 @@ void store_abort_stage(store_writer *w)
 {
     if (!w) return;
     w->s->be->abort(w);
+    json_decref(w->arrays);
     free(w->stage);
     free(w);
 }
@@ -368,9 +427,11 @@ int store_array_open(store *s, const char *stage, const char *name, store_array 
     store_array *na = calloc(1, sizeof *na);
     if (!na) return ss_fail(SS_ERR_NOMEM, "out of memory");
     na->s = s;
-    int rc = s->be->array_open(s, stage, name, na);
+    na->stage = ss_strdup(stage);
+    na->name = ss_strdup(name);
+    int rc = na->stage && na->name ? s->be->array_open(s, stage, name, na) : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc != SS_OK) {
-        free(na);
+        array_free(na);
         return rc;
     }
     *a = na;
@@ -423,7 +484,7 @@ void store_array_close(store_array *a)
 {
     if (!a) return;
     a->s->be->array_close(a);
-    free(a);
+    array_free(a);
 }
 
 int store_table_read(store *s, const char *stage, const char *name, table_data *t)

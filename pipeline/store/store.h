@@ -103,12 +103,18 @@ typedef struct store store;
 typedef struct store_writer store_writer;
 typedef struct store_array store_array;
 
-/* Opens a container. create: make it (and parent directories) if missing.
- * Opening for writing cleans temporary leftovers of earlier killed runs;
- * callers that write must hold the container lock (store_lock) first, so
- * open with create=0 + store_lock + store_recover when writing.
+/* Opens a container. flags: STORE_OPEN_CREATE makes it (and parent
+ * directories) if missing; STORE_OPEN_REPAIRABLE accepts a container whose
+ * HDF5 index is damaged or missing while its committed stage files are there:
+ * it is opened with the index rebuilt from them in memory
+ * (store_index_problem says so), and store_recover writes that index.
+ * CREATE implies REPAIRABLE; without either such a container is an input
+ * error whose message says how to repair it. Callers that write must hold
+ * the container lock (store_lock) and call store_recover first.
  * The path is <dir>/<sample>.h5 or <dir>/<sample>.zarr. */
-int store_open(const char *path, store_format fmt, int create, store **out);
+#define STORE_OPEN_CREATE 1
+#define STORE_OPEN_REPAIRABLE 2
+int store_open(const char *path, store_format fmt, int flags, store **out);
 void store_close(store *s);
 store_format store_get_format(const store *s);
 /* Layout version of the container as found (1..STORE_LAYOUT_VERSION), or
@@ -130,8 +136,15 @@ const char *store_workdir(const store *s);
  * another process has it. Released by store_close. */
 int store_lock(store *s);
 /* Removes what killed runs left behind (temporary files and groups, stage
- * files no committed index refers to). Requires the lock. */
+ * files no committed index refers to), and writes an index or commit order
+ * that was found damaged, rebuilt from the committed stages. Requires the
+ * lock. */
 int store_recover(store *s);
+/* What store_recover rebuilt (one line naming it, for a warning), or NULL. */
+const char *store_repaired(const store *s);
+/* Why the index had to be rebuilt in memory at open (STORE_OPEN_REPAIRABLE),
+ * or NULL when it was intact. Cleared once store_recover has written it. */
+const char *store_index_problem(const store *s);
 
 /* Committed stages, in commit order. *names is a NULL-terminated array the
  * caller frees with store_names_free. */
@@ -181,6 +194,61 @@ int store_array_drop_first_axis(store_array *a);
 int store_table_read(store *s, const char *stage, const char *name, table_data *t);
 /* 1 if name in stage is a table, 0 if an array, negative if neither. */
 int store_is_table(store *s, const char *stage, const char *name);
+
+/* ---- integrity (schemas/container-layout.md, "Checksums") --------------
+ *
+ * Every array and table a stage commits records its shape, chunks, dtype and
+ * compressor in the stage attribute sirenstack_arrays, and an XXH3-64
+ * checksum of every chunk. Opening an array compares its metadata with that
+ * record; reading checks every chunk it decodes against its checksum, once
+ * per open handle (a mismatch is SS_ERR_INPUT naming the container, stage,
+ * array and chunk). Stages committed before checksums existed have no
+ * record: they are read as they are, and are "unverified". */
+
+/* Checksum verification of reads, on by default; SIRENSTACK_VERIFY=0 (or
+ * off, no, false) in the environment turns it off for every store opened
+ * afterwards (trusted local disks). Metadata is compared either way. */
+#define STORE_VERIFY_ENV "SIRENSTACK_VERIFY"
+void store_set_verify(store *s, int on);
+int store_get_verify(const store *s);
+
+/* Cheap check of a committed stage before it is reused: its record is there,
+ * every array and table it names exists with the committed metadata and
+ * checksum list, and every chunk it stored is there (chunk files, HDF5 chunk
+ * records); no chunk is decoded. SS_OK when intact or unverified;
+ * SS_ERR_INPUT with the first problem as the message when damaged; other
+ * codes for errors of the check itself. */
+int store_stage_check(store *s, const char *stage);
+
+typedef enum { STORE_PROBLEM, STORE_NOTE } store_severity;
+/* One finding of a full check: a problem (damage) or a note (unverified, or
+ * leftovers the next run removes). member is NULL for the stage or the
+ * container itself; stage is NULL for the index. */
+typedef void (*store_finding_fn)(void *ctx, store_severity sev, const char *stage, const char *member,
+                                 const char *message);
+typedef enum { STORE_INTACT, STORE_UNVERIFIED, STORE_DAMAGED } store_state;
+/* Full check of a committed stage: the cheap check, and every stored chunk
+ * decoded and compared with its checksum, one chunk in memory at a time.
+ * Every problem goes to fn; *state says how the stage came out; *chunks
+ * counts the chunks checked. Returns SS_OK unless the check itself failed. */
+int store_stage_verify(store *s, const char *stage, store_finding_fn fn, void *ctx, store_state *state,
+                       int64_t *chunks);
+/* The container's own files: the HDF5 index and its links, the Zarr commit
+ * order and image series. Returns the number of problems reported. */
+int store_index_verify(store *s, store_finding_fn fn, void *ctx);
+
+/* Damage records: what a full check or a failed read found wrong with a
+ * committed stage, kept in the work directory until that stage is committed
+ * again, so that status reports it and the next run recomputes it.
+ * store_mark_damaged records it (a failure to write only loses the record;
+ * why NULL removes the record: a full check found the stage intact);
+ * store_damage_of gives the reason (malloc'd) when a record is there for the
+ * stage as it is committed now, else NULL. */
+int store_mark_damaged(store *s, const char *stage, const char *why);
+char *store_damage_of(store *s, const char *stage);
+/* Stages whose damage the reads and checks of this store found since the
+ * last call: a JSON object stage -> reason (new reference, empty when none). */
+json_t *store_damage_take(store *s);
 
 /* Names a stage, array or sample may take: [A-Za-z0-9_-], 1 to 100 chars. */
 int store_valid_name(const char *name);

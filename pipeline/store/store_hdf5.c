@@ -35,6 +35,10 @@
 #define STAGE_SUBDIR "stages"
 #define LAYOUT_ATTR "sirenstack_layout_version"
 #define TABLE_ATTR "sirenstack_table"
+#define COMMITTED_ATTR "sirenstack_committed"
+/* On every dataset of a stage: the XXH3-64 of each chunk, uint64 in C order
+ * of the chunk grid (schemas/container-layout.md, "Checksums"). */
+#define SUMS_ATTR "sirenstack_checksums"
 
 typedef struct {
     char *stage;
@@ -47,6 +51,7 @@ typedef struct {
     char *stagedir;  /* <workdir>/stages */
     index_entry *entries;
     int n;
+    char *rebuilt;   /* with s->index_problem: what recovery says once it wrote the index */
 } h5store;
 
 typedef struct {
@@ -54,13 +59,46 @@ typedef struct {
     store_compression comp; /* of every array and table of this stage */
     char *tmp_path;   /* absolute-ish path of the temporary stage file */
     char *final_rel;  /* relative path once committed */
+    int failed;       /* first error an array close could not report */
+    char *failed_msg;
+    struct h5array **open;  /* arrays handed out and not closed yet */
+    struct h5array **done;  /* arrays closed: their checksums are finished at the commit */
+    int n_open, n_done;
 } h5writer;
 
-typedef struct {
+typedef struct h5array {
     hid_t file; /* owned only when the array was opened from a committed stage */
     hid_t dset;
     int owns_file;
+    h5writer *hw;     /* arrays being written: their writer (NULL once it committed or aborted) */
+    char *name;       /* arrays being written */
+    int rank;
+    int64_t shape[STORE_MAX_RANK], chunk[STORE_MAX_RANK];
+    ss_dtype dtype;   /* the file's element type (arrays) */
+    int table;
+    hid_t rtype;      /* memory type of the file's element layout; owned for tables */
+    size_t elem;
+    char axes[STORE_MAX_RANK + 1];
+    int has_sums;     /* reading: checksums to verify against; writing: being made */
+    store_sums sums;
+    void *scratch;    /* reads: the file-typed copy of a slab */
+    size_t scratch_size;
+    void *chunk_buf;  /* one chunk, for its checksum */
+    size_t chunk_buf_size;
+    int direct;       /* the chunks can be decoded here: DIRECT_RAW, DIRECT_BLOSC, or 0 */
+    void *stored_buf; /* a chunk as stored, for direct reads */
+    size_t stored_buf_size;
 } h5array;
+
+enum { DIRECT_RAW = 1, DIRECT_BLOSC = 2 };
+
+/* The arrays of a stage (defined with the reading code, used by the writer). */
+static int member_fill(h5array *ha, hid_t d, const char *what);
+static json_t *member_entry(const h5array *ha);
+static void member_release(h5array *ha);
+static int sums_write(hid_t d, const store_sums *c);
+static int writer_track(h5array ***list, int *n, h5array *ha);
+static int writer_finish_arrays(h5writer *hw, int commit);
 
 static int h5_init(void)
 {
@@ -96,9 +134,12 @@ static hid_t file_open_ro(const char *path)
     return f;
 }
 
-static hid_t file_create(const char *path, int track_order)
+/* large_attrs: HDF5 1.8 object headers, whose attributes may pass 64 KiB
+ * (the checksums of an array of many chunks); every HDF5 since 1.8 reads them. */
+static hid_t file_create(const char *path, int track_order, int large_attrs)
 {
     hid_t fapl = fapl_new();
+    if (large_attrs) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (track_order) H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -207,11 +248,17 @@ static herr_t index_visit(hid_t g, const char *name, const H5L_info_t *info, voi
     return it->rc == SS_OK ? 0 : -1;
 }
 
-static int index_read(store *s, h5store *h)
+/* *damaged: the file is no readable index (truncated, overwritten), as
+ * opposed to a readable file that is no index of this program's. */
+static int index_read(store *s, h5store *h, int *damaged)
 {
     index_clear(h);
+    *damaged = 0;
     hid_t f = file_open_ro(s->path);
-    if (f < 0) return ss_fail(SS_ERR_INPUT, "%s: not an HDF5 file, or corrupt", s->path);
+    if (f < 0) {
+        *damaged = 1;
+        return ss_fail(SS_ERR_INPUT, "%s: not an HDF5 file, or corrupt", s->path);
+    }
     int rc = SS_OK;
     if (H5Aexists(f, LAYOUT_ATTR) <= 0) {
         rc = ss_fail(SS_ERR_INPUT, "%s: not a sirenstack container (no %s attribute)", s->path, LAYOUT_ATTR);
@@ -219,7 +266,7 @@ static int index_read(store *s, h5store *h)
         int64_t v = 0;
         hid_t a = H5Aopen(f, LAYOUT_ATTR, H5P_DEFAULT);
         if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
-            rc = ss_fail(SS_ERR_INPUT, "%s: unreadable %s attribute", s->path, LAYOUT_ATTR);
+            *damaged = 1, rc = ss_fail(SS_ERR_INPUT, "%s: unreadable %s attribute", s->path, LAYOUT_ATTR);
         else if (v > STORE_LAYOUT_VERSION)
             rc = ss_fail(SS_ERR_INPUT, "%s: container layout version %lld is newer than this program's (%d)",
                          s->path, (long long)v, STORE_LAYOUT_VERSION);
@@ -236,7 +283,7 @@ static int index_read(store *s, h5store *h)
             e = H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, index_visit, &it);
         }
         if (it.rc != SS_OK) rc = it.rc;
-        else if (e < 0) rc = ss_fail(SS_ERR_INPUT, "%s: cannot list stages (corrupt index)", s->path);
+        else if (e < 0) *damaged = 1, rc = ss_fail(SS_ERR_INPUT, "%s: cannot list stages (corrupt index)", s->path);
     }
     H5Fclose(f);
     return rc;
@@ -277,7 +324,7 @@ static int index_write(store *s, h5store *h)
     char *tmp = ss_asprintf("%s.tmp.%ld", s->path, (long)getpid());
     if (!tmp) return ss_fail(SS_ERR_NOMEM, "out of memory");
     int rc = SS_OK;
-    hid_t f = file_create(tmp, 1);
+    hid_t f = file_create(tmp, 1, 0);
     if (f < 0) {
         rc = ss_fail(SS_ERR_IO, "%s: cannot create the container index (%s)", tmp,
                      errno ? strerror(errno) : "HDF5 error");
@@ -302,8 +349,59 @@ static int index_write(store *s, h5store *h)
 
 /* ---- open / close / recover --------------------------------------------- */
 
-static int h5_open(store *s, int create)
+static int index_rebuild(store *s, h5store *h, sbuf *names);
+
+/* Builds the index of h from the committed stage files when the index file
+ * is missing or damaged (why: the reason); 1 if there were any, and then
+ * s->index_problem says what was done. */
+static int index_from_stage_files(store *s, h5store *h, const char *why)
 {
+    sbuf names = {0};
+    int n = index_rebuild(s, h, &names);
+    if (n > 0) {
+        s->index_problem = ss_asprintf("%s: %s; the %d committed stage file%s in %s (%s) can rebuild it", s->path, why,
+                                       n, n == 1 ? "" : "s", h->stagedir, sbuf_str(&names));
+        h->rebuilt = ss_asprintf("%s: %s; rebuilt it from the %d committed stage file%s in %s (%s)", s->path, why, n,
+                                 n == 1 ? "" : "s", h->stagedir, sbuf_str(&names));
+    }
+    sbuf_free(&names);
+    return n > 0;
+}
+
+/* Reads the index into h. One that is missing or damaged beside committed
+ * stage files is built from them instead, and s->index_problem says so;
+ * anything else, such as someone's own HDF5 file, is an error and left
+ * alone. *none: neither an index nor a stage file is there. */
+static int index_load(store *s, h5store *h, int *none)
+{
+    *none = 0;
+    free(s->index_problem);
+    free(h->rebuilt);
+    s->index_problem = h->rebuilt = NULL;
+    if (!path_exists(s->path)) {
+        /* deleted: writing an empty one would let recovery delete every stage */
+        if (index_from_stage_files(s, h, "the index is missing")) return SS_OK;
+        *none = 1;
+        return ss_fail(SS_ERR_INPUT, "%s: no such container", s->path);
+    }
+    if (path_is_dir(s->path)) return ss_fail(SS_ERR_INPUT, "%s: is a directory, not an HDF5 container", s->path);
+    int damaged = 0, rc = index_read(s, h, &damaged);
+    if (rc == SS_OK || !damaged) return rc;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", ss_errmsg());
+    size_t lp = strlen(s->path);
+    const char *reason = !strncmp(why, s->path, lp) && !strncmp(why + lp, ": ", 2) ? why + lp + 2 : why;
+    char *said = ss_asprintf("the index is damaged (%s)", reason);
+    int rebuilt = said && index_from_stage_files(s, h, said);
+    free(said);
+    if (!rebuilt) return ss_fail(rc, "%s", why);
+    ss_errclear();
+    return SS_OK;
+}
+
+static int h5_open(store *s, int flags)
+{
+    const int create = flags & STORE_OPEN_CREATE;
     int rc = h5_init();
     if (rc != SS_OK) return rc;
     h5store *h = calloc(1, sizeof *h);
@@ -318,24 +416,19 @@ static int h5_open(store *s, int create)
         rc = ss_fail(SS_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (!path_exists(s->path)) {
-        if (!create) {
-            rc = ss_fail(SS_ERR_INPUT, "%s: no such container", s->path);
-            goto fail;
-        }
+    int none = 0;
+    if ((rc = index_load(s, h, &none)) != SS_OK) {
+        if (!none || !create) goto fail;
+        ss_errclear();
         if ((rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
         if ((rc = index_write(s, h)) != SS_OK) goto fail;
         return SS_OK;
     }
-    if (path_is_dir(s->path)) {
-        rc = ss_fail(SS_ERR_INPUT, "%s: is a directory, not an HDF5 container", s->path);
-        goto fail;
-    }
-    if ((rc = index_read(s, h)) != SS_OK) goto fail;
     if (create && (rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
     return SS_OK;
 fail:
     s->impl = NULL;
+    free(h->rebuilt);
     index_clear(h);
     free(h->dir);
     free(h->base);
@@ -348,6 +441,7 @@ static void h5_close(store *s)
 {
     h5store *h = s->impl;
     if (!h) return;
+    free(h->rebuilt);
     index_clear(h);
     free(h->dir);
     free(h->base);
@@ -359,7 +453,20 @@ static void h5_close(store *s)
 static int h5_recover(store *s)
 {
     h5store *h = s->impl;
-    int rc = SS_OK;
+    /* Under the lock what the index says is final: read it again, for a run
+     * that committed between our open and our lock. */
+    int none, rc = index_load(s, h, &none);
+    if (rc != SS_OK) return rc;
+    if (s->index_problem) {
+        /* the same atomic replacement as a commit's */
+        if ((rc = fs_mkdir_p(h->stagedir)) == SS_OK) rc = index_write(s, h);
+        if (rc != SS_OK) return rc;
+        free(s->repaired);
+        s->repaired = h->rebuilt;
+        h->rebuilt = NULL;
+        free(s->index_problem);
+        s->index_problem = NULL;
+    }
     /* Stage files no index entry refers to: temporaries of killed runs and
      * files replaced by a commit that was killed before deleting them. */
     DIR *d = opendir(h->stagedir);
@@ -488,6 +595,106 @@ static json_t *attr_to_json(hid_t a)
     return out;
 }
 
+/* A string attribute of obj (malloc'd), or NULL. */
+static char *attr_text(hid_t obj, const char *name)
+{
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    json_t *v = a >= 0 ? attr_to_json(a) : NULL;
+    if (a >= 0) H5Aclose(a);
+    char *out = json_is_string(v) ? ss_strdup(json_string_value(v)) : NULL;
+    json_decref(v);
+    return out;
+}
+
+static int64_t attr_int(hid_t obj, const char *name, int64_t dflt)
+{
+    int64_t v = dflt;
+    if (H5Aexists(obj, name) <= 0) return dflt;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0) v = dflt;
+    if (a >= 0) H5Aclose(a);
+    return v;
+}
+
+typedef struct {
+    char *stage, *file; /* file: its name in the stages folder */
+    char *when;         /* commit time (sirenstack_commit_time, else finished) */
+    int64_t mtime_ns;
+} stage_file;
+
+static int cmp_commit(const void *a, const void *b)
+{
+    const stage_file *x = a, *y = b;
+    int c = strcmp(x->when, y->when);
+    if (c) return c;
+    if (x->mtime_ns != y->mtime_ns) return x->mtime_ns < y->mtime_ns ? -1 : 1;
+    return strcmp(x->file, y->file);
+}
+
+/* Fills the index of h from the committed stage files of the stages folder
+ * (sirenstack_committed = 1): per stage the newest commit, the stages in
+ * commit order. Files that do not open or were never committed are left
+ * out. Returns the number of stages; their names go to names. */
+static int index_rebuild(store *s, h5store *h, sbuf *names)
+{
+    (void)s;
+    DIR *d = opendir(h->stagedir);
+    if (!d) return 0;
+    stage_file *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 4 || strcmp(e->d_name + l - 3, ".h5") != 0) continue;
+        char *p = path_join(h->stagedir, e->d_name);
+        struct stat st;
+        hid_t f = p && stat(p, &st) == 0 && S_ISREG(st.st_mode) ? file_open_ro(p) : H5I_INVALID_HID;
+        free(p);
+        if (f < 0) continue;
+        int committed = attr_int(f, COMMITTED_ATTR, 0) == 1;
+        char *stage = attr_text(f, STORE_STAGE_ATTR);
+        if (!stage) stage = strndup(e->d_name, strcspn(e->d_name, "."));
+        char *when = attr_text(f, STORE_COMMIT_TIME_ATTR);
+        if (!when) when = attr_text(f, "finished");
+        H5Fclose(f);
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 16;
+            stage_file *nv = realloc(v, nc * sizeof *nv);
+            if (nv) v = nv, cap = nc;
+        }
+        if (committed && stage && store_valid_name(stage) && n < cap) {
+            v[n] = (stage_file){stage, ss_strdup(e->d_name), when ? when : ss_strdup(""),
+                                (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+            n++;
+        } else {
+            free(stage);
+            free(when);
+        }
+    }
+    closedir(d);
+    if (n) qsort(v, n, sizeof *v, cmp_commit);
+    index_clear(h);
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        int newer = 0; /* a later commit of the same stage wins */
+        for (size_t j = i + 1; j < n && !newer; j++) newer = !strcmp(v[j].stage, v[i].stage);
+        char *rel = newer ? NULL : ss_asprintf("%s.d/%s/%s", h->base, STAGE_SUBDIR, v[i].file);
+        if (rel && v[i].file && index_add(h, v[i].stage, rel) == SS_OK) {
+            sbuf_printf(names, "%s%s", count ? ", " : "", v[i].stage);
+            count++;
+        }
+        free(rel);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].stage);
+        free(v[i].file);
+        free(v[i].when);
+    }
+    free(v);
+    return count;
+}
+
 static herr_t attr_visit(hid_t loc, const char *name, const H5A_info_t *info, void *op)
 {
     (void)info;
@@ -578,7 +785,7 @@ static int h5_stage_begin(store_writer *w)
     int rc = SS_OK;
     if (!hw->final_rel || !hw->tmp_path) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK && (rc = fs_mkdir_p(h->stagedir)) == SS_OK) {
-        hw->file = file_create(hw->tmp_path, 0);
+        hw->file = file_create(hw->tmp_path, 0, 1);
         if (hw->file < 0)
             rc = ss_fail(SS_ERR_IO, "%s: cannot create stage file (%s)", hw->tmp_path,
                          errno ? strerror(errno) : "HDF5 error");
@@ -763,8 +970,27 @@ static int h5_writer_array(store_writer *w, const char *name, ss_dtype dt, int r
         H5Dclose(d);
         return ss_fail(SS_ERR_NOMEM, "out of memory");
     }
-    ha->dset = d;
     ha->file = hw->file;
+    ha->hw = hw;
+    int rc = member_fill(ha, d, hw->tmp_path);
+    if (rc == SS_OK) rc = store_sums_init(&ha->sums, store_chunk_count(ha->rank, ha->shape, ha->chunk));
+    json_t *entry = rc == SS_OK ? member_entry(ha) : NULL;
+    if (rc == SS_OK && (!entry || json_object_set_new(w->arrays, name, entry) != 0))
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc != SS_OK) {
+        member_release(ha);
+        H5Dclose(d);
+        free(ha);
+        return rc;
+    }
+    ha->has_sums = 1;
+    if (!(ha->name = ss_strdup(name)) || writer_track(&hw->open, &hw->n_open, ha) != SS_OK) {
+        member_release(ha);
+        H5Dclose(d);
+        free(ha->name);
+        free(ha);
+        return ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
     a->impl = ha;
     return SS_OK;
 }
@@ -817,6 +1043,20 @@ static int h5_writer_table(store_writer *w, const char *name, const table_view *
     if (d < 0 || (nrows && H5Dwrite(d, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) ||
         attr_write_i64(d, TABLE_ATTR, 1) != 0)
         rc = ss_fail(SS_ERR_IO, "%s: cannot write table '%s'", hw->tmp_path, name);
+    /* buf holds the records as the file does: the checksums come from it */
+    h5array ha = {.rtype = H5I_INVALID_HID};
+    if (rc == SS_OK && (rc = member_fill(&ha, d, hw->tmp_path)) == SS_OK &&
+        (rc = store_sums_init(&ha.sums, store_chunk_count(1, ha.shape, ha.chunk))) == SS_OK) {
+        for (int64_t k = 0; k < ha.sums.n; k++) {
+            int64_t idx = k, r0, nr;
+            store_chunk_region(1, ha.shape, ha.chunk, &idx, &r0, &nr);
+            ha.sums.sum[k] = store_hash_block(buf + (size_t)r0 * rec, 1, &nr, (int64_t[1]){0}, &nr, rec);
+        }
+        json_t *entry = member_entry(&ha);
+        if (sums_write(d, &ha.sums) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write the checksums of '%s'", hw->tmp_path, name);
+        else if (!entry || json_object_set_new(w->arrays, name, entry) != 0) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    }
+    member_release(&ha);
     if (d >= 0) H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -833,7 +1073,10 @@ static int h5_commit(store_writer *w)
     int rc = SS_OK;
     char *final_abs = path_join(h->dir, hw->final_rel);
     if (!final_abs) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK && attr_write_i64(hw->file, "sirenstack_committed", 1) != 0)
+    if (rc == SS_OK && hw->failed) rc = ss_fail(hw->failed, "%s", hw->failed_msg ? hw->failed_msg : "closing an array failed");
+    if (rc == SS_OK) rc = writer_finish_arrays(hw, 1);
+    else writer_finish_arrays(hw, 0);
+    if (rc == SS_OK && attr_write_i64(hw->file, COMMITTED_ATTR, 1) != 0)
         rc = ss_fail(SS_ERR_IO, "%s: cannot write attribute", hw->tmp_path);
     /* Objects left open would keep the file from closing: a stage bug. */
     if (rc == SS_OK && H5Fget_obj_count(hw->file, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR) > 0)
@@ -866,7 +1109,8 @@ static int h5_commit(store_writer *w)
             free(old);
             old = NULL;
             int keep = rc;
-            index_read(s, h);
+            int damaged;
+            index_read(s, h, &damaged);
             unlink(final_abs);
             rc = keep;
         }
@@ -883,6 +1127,7 @@ static int h5_commit(store_writer *w)
     free(final_abs);
     free(hw->final_rel);
     free(hw->tmp_path);
+    free(hw->failed_msg);
     free(hw);
     w->impl = NULL;
     return rc;
@@ -892,6 +1137,7 @@ static void h5_abort(store_writer *w)
 {
     h5writer *hw = w->impl;
     if (!hw) return;
+    writer_finish_arrays(hw, 0);
     if (hw->file >= 0) {
         /* Close whatever the stage left open so the file can go. */
         ssize_t n = H5Fget_obj_count(hw->file, H5F_OBJ_DATASET | H5F_OBJ_ATTR | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE);
@@ -909,48 +1155,282 @@ static void h5_abort(store_writer *w)
     unlink(hw->tmp_path);
     free(hw->final_rel);
     free(hw->tmp_path);
+    free(hw->failed_msg);
     free(hw);
     w->impl = NULL;
 }
 
 /* ---- arrays -------------------------------------------------------------- */
 
-static int h5_array_open(store *s, const char *stage, const char *name, store_array *a)
+static int select_slab(hid_t dset, int rank_expected, const int64_t *start, const int64_t *count, hid_t *fsp,
+                       hid_t *msp);
+static int read_meta(hid_t d, array_meta *m);
+
+/* What the filter pipeline of dcpl compresses with, as inspect names it:
+ * "blosc:lz4:5:shuffle", "gzip:4:shuffle", "none". */
+static void compressor_text(hid_t dcpl, char *out, size_t size)
 {
+    snprintf(out, size, "none");
+    int nf = H5Pget_nfilters(dcpl), shuffled = 0;
+    for (int k = 0; k < nf; k++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        char fname[64];
+        unsigned conf;
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, sizeof fname, fname, &conf);
+        if (id == SS_H5Z_FILTER_BLOSC) {
+            const char *cname = "?";
+            if (ncd >= 7) blosc_compcode_to_compname((int)cd[6], &cname);
+            snprintf(out, size, "blosc:%s:%u:%s", cname, ncd >= 5 ? cd[4] : 5,
+                     ncd >= 6 ? (cd[5] == 2 ? "bitshuffle" : cd[5] ? "shuffle" : "noshuffle") : "shuffle");
+        } else if (id == H5Z_FILTER_SHUFFLE) {
+            shuffled = 1;
+        } else if (id == H5Z_FILTER_DEFLATE) {
+            snprintf(out, size, "gzip:%u:%s", ncd >= 1 ? cd[0] : 0, shuffled ? "shuffle" : "noshuffle");
+        } else if (id >= 0 && !strcmp(out, "none")) {
+            snprintf(out, size, "filter-%d", (int)id);
+        }
+    }
+}
+
+/* The numpy type string of an element type: "<f8", "<i8", "|S64". */
+static json_t *numpy_type(hid_t t)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    char bo = H5Tget_order(t) == H5T_ORDER_BE ? '>' : '<';
+    if (cls == H5T_STRING) return json_sprintf("|S%zu", size);
+    if (cls == H5T_INTEGER) return json_sprintf("%c%c%zu", size == 1 ? '|' : bo, H5Tget_sign(t) == H5T_SGN_2 ? 'i' : 'u', size);
+    if (cls == H5T_FLOAT) return json_sprintf("%c" "f%zu", bo, size);
+    return json_string("?");
+}
+
+/* Shape, chunks, element layout, axes of dataset d, into ha (which takes d). */
+static int member_fill(h5array *ha, hid_t d, const char *what)
+{
+    ha->dset = d;
+    ha->rtype = H5I_INVALID_HID;
+    hid_t sp = H5Dget_space(d), dcpl = H5Dget_create_plist(d), t = H5Dget_type(d);
+    int rank = H5Sget_simple_extent_ndims(sp), rc = SS_OK;
+    hsize_t dims[STORE_MAX_RANK], ch[STORE_MAX_RANK];
+    if (rank < 1 || rank > STORE_MAX_RANK) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: array of unsupported rank %d", what, rank);
+    } else {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        int chunked = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, STORE_MAX_RANK, ch) == rank;
+        ha->rank = rank;
+        for (int i = 0; i < rank; i++) {
+            ha->shape[i] = (int64_t)dims[i];
+            ha->chunk[i] = chunked ? (int64_t)ch[i] : (dims[i] ? (int64_t)dims[i] : 1);
+        }
+        ha->table = H5Tget_class(t) == H5T_COMPOUND;
+        /* no filter, or blosc alone: whole chunks can be decoded here */
+        int nf = chunked ? H5Pget_nfilters(dcpl) : -1;
+        unsigned fl, cd[8];
+        size_t ncd = 8;
+        if (nf == 0) ha->direct = DIRECT_RAW;
+        else if (nf == 1 && H5Pget_filter2(dcpl, 0, &fl, &ncd, cd, 0, NULL, NULL) == SS_H5Z_FILTER_BLOSC)
+            ha->direct = DIRECT_BLOSC;
+        if (ha->table) {
+            ha->rtype = H5Tcopy(t);
+            ha->elem = H5Tget_size(t);
+        } else if (dtype_of(t, &ha->dtype) == 0) {
+            ha->rtype = mem_type(ha->dtype);
+            ha->elem = dtype_size(ha->dtype);
+        } else {
+            rc = ss_fail(SS_ERR_INPUT, "%s: array has an unsupported element type", what);
+        }
+    }
+    H5Tclose(t);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return rc;
+}
+
+/* The entry of sirenstack_arrays that describes the dataset of ha. */
+static json_t *member_entry(const h5array *ha)
+{
+    hid_t dcpl = H5Dget_create_plist(ha->dset), t = H5Dget_type(ha->dset);
+    char comp[64];
+    compressor_text(dcpl, comp, sizeof comp);
+    json_t *dt;
+    if (ha->table) {
+        dt = json_array();
+        int n = H5Tget_nmembers(t);
+        for (int c = 0; dt && c < n; c++) {
+            char *mname = H5Tget_member_name(t, (unsigned)c);
+            hid_t mt = H5Tget_member_type(t, (unsigned)c);
+            json_array_append_new(dt, json_pack("[s,o]", mname ? mname : "?", numpy_type(mt)));
+            H5Tclose(mt);
+            H5free_memory(mname);
+        }
+    } else {
+        dt = json_string(dtype_name(ha->dtype));
+    }
+    H5Tclose(t);
+    H5Pclose(dcpl);
+    return store_entry_new(ha->rank, ha->shape, ha->chunk, dt, comp);
+}
+
+static void member_release(h5array *ha)
+{
+    if (ha->table && ha->rtype >= 0) H5Tclose(ha->rtype);
+    ha->rtype = H5I_INVALID_HID;
+    store_sums_free(&ha->sums);
+    free(ha->scratch);
+    free(ha->chunk_buf);
+    free(ha->stored_buf);
+    ha->scratch = ha->chunk_buf = ha->stored_buf = NULL;
+    ha->scratch_size = ha->chunk_buf_size = ha->stored_buf_size = 0;
+}
+
+/* *buf of at least n bytes, grown as needed (*size: what it holds). */
+static void *buffer_get(void **buf, size_t *size, size_t n)
+{
+    if (n > *size || !*buf) {
+        void *p = realloc(*buf, n ? n : 1);
+        if (!p) return NULL;
+        *buf = p;
+        *size = n;
+    }
+    return *buf;
+}
+
+static size_t region_elems(int rank, const int64_t *ext)
+{
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)ext[i];
+    return n;
+}
+
+/* Reads the region (start, ext) in the file's element layout into buf. */
+static int region_read(const h5array *ha, const int64_t *start, const int64_t *ext, void *buf)
+{
+    hid_t fsp, msp;
+    if (select_slab(ha->dset, ha->rank, start, ext, &fsp, &msp) != 0) return -1;
+    herr_t r = H5Dread(ha->dset, ha->rtype, msp, fsp, H5P_DEFAULT, buf);
+    H5Sclose(msp);
+    H5Sclose(fsp);
+    return r < 0 ? -1 : 0;
+}
+
+/* Compares the committed entry with the dataset and loads its checksums. */
+static int member_committed(store *s, const char *stage, const char *name, h5array *ha, const json_t *entry)
+{
+    int rc = store_check_entry(s, stage, name, entry, member_entry(ha));
+    if (rc != SS_OK) return rc;
+    int64_t n = store_chunk_count(ha->rank, ha->shape, ha->chunk);
+    hid_t a = H5Aexists(ha->dset, SUMS_ATTR) > 0 ? H5Aopen(ha->dset, SUMS_ATTR, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (a < 0) return store_fail_damaged(s, stage, name, "its chunk checksums (attribute %s) are missing", SUMS_ATTR);
+    hid_t sp = H5Aget_space(a);
+    hssize_t got = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    if (got != n) rc = store_fail_damaged(s, stage, name, "%lld chunk checksums for %lld chunks", (long long)got,
+                                          (long long)n);
+    if (rc == SS_OK) rc = store_sums_init(&ha->sums, n);
+    if (rc == SS_OK && n > 0 && H5Aread(a, H5T_NATIVE_UINT64, ha->sums.sum) < 0)
+        rc = store_fail_damaged(s, stage, name, "its chunk checksums cannot be read");
+    H5Aclose(a);
+    if (rc == SS_OK) {
+        memset(ha->sums.stored, 1, (size_t)(n > 0 ? n : 1));
+        ha->has_sums = 1;
+    }
+    return rc;
+}
+
+/* Reads chunk idx whole and compares it with its checksum. */
+static int chunk_verify(store *s, const char *stage, const char *name, h5array *ha, const int64_t *idx)
+{
+    int64_t rs[STORE_MAX_RANK], re[STORE_MAX_RANK];
+    store_chunk_region(ha->rank, ha->shape, ha->chunk, idx, rs, re);
+    int64_t k = store_chunk_linear(ha->rank, ha->shape, ha->chunk, idx);
+    size_t n = region_elems(ha->rank, re);
+    void *buf = buffer_get(&ha->chunk_buf, &ha->chunk_buf_size, n * ha->elem);
+    if (!buf) return ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", n * ha->elem);
+    sbuf where = {0};
+    store_chunk_text(&where, ha->rank, ha->shape, ha->chunk, idx, ha->axes, ha->table);
+    int rc = SS_OK;
+    if (region_read(ha, rs, re, buf) != 0)
+        rc = store_fail_damaged(s, stage, name, "%s cannot be decoded (corrupt or truncated data)", sbuf_str(&where));
+    else if (store_hash_block(buf, ha->rank, re, (int64_t[STORE_MAX_RANK]){0}, re, ha->elem) != ha->sums.sum[k])
+        rc = store_fail_damaged(s, stage, name, "%s: checksum mismatch (the stored data is damaged)", sbuf_str(&where));
+    else ha->sums.seen[k] = 1;
+    sbuf_free(&where);
+    return rc;
+}
+
+
+/* Opens dataset name of the open stage file f, with a chunk cache fitted
+ * to its chunk shape. */
+static hid_t dataset_open(hid_t f, const char *name)
+{
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (d < 0) return d;
+    hid_t sp = H5Dget_space(d), dcpl = H5Dget_create_plist(d), t = H5Dget_type(d);
+    hsize_t dims[STORE_MAX_RANK], ch[STORE_MAX_RANK];
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (rank > 0 && rank <= STORE_MAX_RANK && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+        H5Pget_chunk(dcpl, STORE_MAX_RANK, ch) == rank) {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        hid_t dapl = dapl_for(rank, dims, ch, H5Tget_size(t));
+        H5Dclose(d);
+        d = H5Dopen2(f, name, dapl);
+        H5Pclose(dapl);
+    }
+    H5Tclose(t);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return d;
+}
+
+/* Opens member name of a committed stage into ha, checked against what
+ * the stage committed (when it recorded that). */
+static int member_open(store *s, const char *stage, const char *name, h5array *ha)
+{
+    memset(ha, 0, sizeof *ha);
+    ha->rtype = H5I_INVALID_HID;
     hid_t f;
     int rc = stage_open(s, stage, &f);
     if (rc != SS_OK) return rc;
-    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
-    if (d >= 0) {
-        /* Reopen with a cache fitted to the chunk shape (known only now). */
-        hid_t sp = H5Dget_space(d), dcpl = H5Dget_create_plist(d), t = H5Dget_type(d);
-        hsize_t dims[STORE_MAX_RANK], ch[STORE_MAX_RANK];
-        int rank = H5Sget_simple_extent_ndims(sp);
-        if (rank > 0 && rank <= STORE_MAX_RANK && H5Pget_layout(dcpl) == H5D_CHUNKED &&
-            H5Pget_chunk(dcpl, STORE_MAX_RANK, ch) == rank) {
-            H5Sget_simple_extent_dims(sp, dims, NULL);
-            hid_t dapl = dapl_for(rank, dims, ch, H5Tget_size(t));
-            H5Dclose(d);
-            d = H5Dopen2(f, name, dapl);
-            H5Pclose(dapl);
-        }
-        H5Tclose(t);
-        H5Pclose(dcpl);
-        H5Sclose(sp);
-    }
+    hid_t d = dataset_open(f, name);
     if (d < 0) {
         H5Fclose(f);
-        return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array '%s'", s->path, stage, name);
-    }
-    h5array *ha = calloc(1, sizeof *ha);
-    if (!ha) {
-        H5Dclose(d);
-        H5Fclose(f);
-        return ss_fail(SS_ERR_NOMEM, "out of memory");
+        return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array or table '%s'", s->path, stage, name);
     }
     ha->file = f;
-    ha->dset = d;
     ha->owns_file = 1;
+    char what[512];
+    snprintf(what, sizeof what, "%s: %s/%s", s->path, stage, name);
+    rc = member_fill(ha, d, what);
+    array_meta m;
+    if (rc == SS_OK && read_meta(d, &m)) memcpy(ha->axes, m.axes, sizeof ha->axes);
+    json_t *entry = NULL;
+    if (rc == SS_OK) rc = store_committed_entry(s, stage, name, &entry);
+    if (rc == SS_OK && entry) rc = member_committed(s, stage, name, ha, entry);
+    json_decref(entry);
+    if (rc != SS_OK) {
+        member_release(ha);
+        H5Dclose(d);
+        H5Fclose(f);
+    }
+    return rc;
+}
+
+static int h5_array_open(store *s, const char *stage, const char *name, store_array *a)
+{
+    h5array *ha = calloc(1, sizeof *ha);
+    if (!ha) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = member_open(s, stage, name, ha);
+    if (rc == SS_OK && ha->table) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: '%s/%s' is a table, not an array", s->path, stage, name);
+        member_release(ha);
+        H5Dclose(ha->dset);
+        H5Fclose(ha->file);
+    }
+    if (rc != SS_OK) {
+        free(ha);
+        return rc;
+    }
     a->impl = ha;
     return SS_OK;
 }
@@ -1008,28 +1488,7 @@ static int h5_array_info(store_array *a, array_info *info)
         for (int i = 0; i < rank; i++) info->chunk[i] = (int64_t)ch[i];
     else
         for (int i = 0; i < rank; i++) info->chunk[i] = info->shape[i];
-    strcpy(info->compressor, "none");
-    int nf = H5Pget_nfilters(dcpl), shuffled = 0;
-    for (int k = 0; k < nf; k++) {
-        unsigned flags, cd[8];
-        size_t ncd = 8;
-        char fname[64];
-        unsigned conf;
-        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, sizeof fname, fname, &conf);
-        if (id == SS_H5Z_FILTER_BLOSC) {
-            const char *cname = "?";
-            if (ncd >= 7) blosc_compcode_to_compname((int)cd[6], &cname);
-            snprintf(info->compressor, sizeof info->compressor, "blosc:%s:%u:%s", cname, ncd >= 5 ? cd[4] : 5,
-                     ncd >= 6 ? (cd[5] == 2 ? "bitshuffle" : cd[5] ? "shuffle" : "noshuffle") : "shuffle");
-        } else if (id == H5Z_FILTER_SHUFFLE) {
-            shuffled = 1;
-        } else if (id == H5Z_FILTER_DEFLATE) {
-            snprintf(info->compressor, sizeof info->compressor, "gzip:%u:%s", ncd >= 1 ? cd[0] : 0,
-                     shuffled ? "shuffle" : "noshuffle");
-        } else if (id >= 0 && !strcmp(info->compressor, "none")) {
-            snprintf(info->compressor, sizeof info->compressor, "filter-%d", (int)id);
-        }
-    }
+    compressor_text(dcpl, info->compressor, sizeof info->compressor);
     H5Pclose(dcpl);
     info->stored_bytes = (int64_t)H5Dget_storage_size(ha->dset);
     info->has_meta = read_meta(ha->dset, &info->meta);
@@ -1095,25 +1554,249 @@ static int h5_array_io(store_array *a, const int64_t *start, const int64_t *coun
     return SS_OK;
 }
 
+typedef struct {
+    store_array *a;
+    h5array *ha;
+    const int64_t *start, *count;
+    const void *buf; /* the slab, in the file's element layout */
+    int same_type;   /* writing: buf is in the file's element layout */
+    int rc;
+} slab_ctx;
+
+/* Reading: checks each chunk of the slab not yet verified through this
+ * handle, from the slab where it covers the chunk, else by reading it. */
+static int verify_in_slab(void *op, const int64_t *idx, const int64_t *rs, const int64_t *re, int whole)
+{
+    slab_ctx *c = op;
+    h5array *ha = c->ha;
+    int64_t k = store_chunk_linear(ha->rank, ha->shape, ha->chunk, idx);
+    if (ha->sums.seen[k]) return 0;
+    if (!whole) {
+        c->rc = chunk_verify(c->a->s, c->a->stage, c->a->name, ha, idx);
+        return c->rc != SS_OK;
+    }
+    int64_t off[STORE_MAX_RANK];
+    for (int i = 0; i < ha->rank; i++) off[i] = rs[i] - c->start[i];
+    if (store_hash_block(c->buf, ha->rank, c->count, off, re, ha->elem) != ha->sums.sum[k]) {
+        sbuf where = {0};
+        store_chunk_text(&where, ha->rank, ha->shape, ha->chunk, idx, ha->axes, 0);
+        c->rc = store_fail_damaged(c->a->s, c->a->stage, c->a->name, "%s: checksum mismatch (the stored data is damaged)",
+                                   sbuf_str(&where));
+        sbuf_free(&where);
+        return 1;
+    }
+    ha->sums.seen[k] = 1;
+    return 0;
+}
+
+/* A slab that did not decode: the chunk that does not, named. */
+static int find_undecodable(void *op, const int64_t *idx, const int64_t *rs, const int64_t *re, int whole)
+{
+    slab_ctx *c = op;
+    (void)rs, (void)re, (void)whole;
+    c->rc = chunk_verify(c->a->s, c->a->stage, c->a->name, c->ha, idx);
+    return c->rc != SS_OK;
+}
+
+/* Reads the whole chunk at start straight into buf (bytes) as the filter
+ * would decode it, without HDF5's copy of it: its checksum is then taken
+ * while the chunk is in the cache. -1 when that cannot be done here; the
+ * caller reads the usual way, which names any error. */
+static int direct_read(h5array *ha, const int64_t *start, void *buf, size_t bytes)
+{
+    hsize_t off[STORE_MAX_RANK], stored = 0;
+    uint32_t mask = 0;
+    for (int i = 0; i < ha->rank; i++) off[i] = (hsize_t)start[i];
+    if (H5Dget_chunk_storage_size(ha->dset, off, &stored) < 0 || stored == 0) return -1;
+    int raw = ha->direct == DIRECT_RAW;
+    void *c = raw && stored == bytes ? buf : buffer_get(&ha->stored_buf, &ha->stored_buf_size, stored);
+    if (!c || H5Dread_chunk(ha->dset, H5P_DEFAULT, off, &mask, c) < 0) return -1;
+    if (raw || (mask & 1)) { /* stored as it is (an optional filter that did not shrink it) */
+        if (stored != bytes) return -1;
+        if (c != buf) memcpy(buf, c, bytes);
+        return 0;
+    }
+    size_t out = 0;
+    if (blosc_cbuffer_validate(c, stored, &out) != 0 || out != bytes) return -1;
+    return blosc_decompress_ctx(c, buf, bytes, 1) == (int)bytes ? 0 : -1;
+}
+
 static int h5_array_read(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem, void *buf)
 {
-    return h5_array_io(a, start, count, mem, buf, 0);
+    h5array *ha = a->impl;
+    if (!ha->has_sums || !a->s->verify || ha->hw) return h5_array_io(a, start, count, mem, buf, 0);
+    if (slab_empty(ha->rank, count)) return SS_OK;
+    int rc = store_check_slab("array", ha->rank, ha->shape, start, count);
+    if (rc != SS_OK) return rc;
+    /* Read in the file's element layout, check, then convert as H5Dread
+     * would have. */
+    size_t n = region_elems(ha->rank, count), msize = dtype_size(mem);
+    void *slab = buf;
+    if (mem != ha->dtype && !(slab = buffer_get(&ha->scratch, &ha->scratch_size, n * (msize > ha->elem ? msize : ha->elem))))
+        return ss_fail(SS_ERR_NOMEM, "out of memory for a slab of %zu elements", n);
+    slab_ctx c = {.a = a, .ha = ha, .start = start, .count = count, .buf = slab, .rc = SS_OK};
+    int one_chunk = ha->direct && slab == buf;
+    for (int i = 0; one_chunk && i < ha->rank; i++) one_chunk = start[i] % ha->chunk[i] == 0 && count[i] == ha->chunk[i];
+    if (one_chunk && direct_read(ha, start, buf, n * msize) == 0) {
+        store_for_chunks(ha->rank, ha->shape, ha->chunk, start, count, verify_in_slab, &c);
+        return c.rc;
+    }
+    if (region_read(ha, start, count, slab) != 0) {
+        memset(ha->sums.seen, 0, (size_t)(ha->sums.n > 0 ? ha->sums.n : 1));
+        store_for_chunks(ha->rank, ha->shape, ha->chunk, start, count, find_undecodable, &c);
+        if (c.rc == SS_OK) c.rc = h5_array_io(a, start, count, mem, buf, 0); /* names the file */
+        return c.rc != SS_OK ? c.rc : ss_fail(SS_ERR_INPUT, "%s: stage '%s', '%s': cannot be read", a->s->path,
+                                               a->stage, a->name);
+    }
+    store_for_chunks(ha->rank, ha->shape, ha->chunk, start, count, verify_in_slab, &c);
+    if (c.rc != SS_OK) return c.rc;
+    if (slab != buf) {
+        if (H5Tconvert(ha->rtype, mem_type(mem), n, slab, NULL, H5P_DEFAULT) < 0)
+            return ss_fail(SS_ERR_INTERNAL, "%s: cannot convert %s to %s", a->s->path, dtype_name(ha->dtype),
+                           dtype_name(mem));
+        memcpy(buf, slab, n * msize);
+    }
+    return SS_OK;
+}
+
+/* Writing: the checksum of each chunk a slab covers whole comes from the
+ * slab; the others are read back when the array is closed. */
+static int sum_in_slab(void *op, const int64_t *idx, const int64_t *rs, const int64_t *re, int whole)
+{
+    slab_ctx *c = op;
+    h5array *ha = c->ha;
+    int64_t k = store_chunk_linear(ha->rank, ha->shape, ha->chunk, idx);
+    ha->sums.stored[k] = 1;
+    ha->sums.seen[k] = 0;
+    if (whole && c->same_type) {
+        int64_t off[STORE_MAX_RANK];
+        for (int i = 0; i < ha->rank; i++) off[i] = rs[i] - c->start[i];
+        ha->sums.sum[k] = store_hash_block(c->buf, ha->rank, c->count, off, re, ha->elem);
+        ha->sums.seen[k] = 1;
+    }
+    return 0;
 }
 
 static int h5_array_write(store_array *a, const int64_t *start, const int64_t *count, ss_dtype mem,
                           const void *buf)
 {
-    return h5_array_io(a, start, count, mem, (void *)buf, 1);
+    h5array *ha = a->impl;
+    int rc = h5_array_io(a, start, count, mem, (void *)buf, 1);
+    if (rc == SS_OK && ha->hw) {
+        slab_ctx c = {.a = a, .ha = ha, .start = start, .count = count, .buf = buf, .same_type = mem == ha->dtype};
+        store_for_chunks(ha->rank, ha->shape, ha->chunk, start, count, sum_in_slab, &c);
+    }
+    return rc;
+}
+
+/* The checksum attribute of a dataset. */
+static int sums_write(hid_t d, const store_sums *c)
+{
+    hsize_t n = (hsize_t)c->n;
+    hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_NULL);
+    hid_t at = H5Acreate2(d, SUMS_ATTR, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = at < 0 ? -1 : n ? H5Awrite(at, H5T_NATIVE_UINT64, c->sum) : 0;
+    if (at >= 0) H5Aclose(at);
+    H5Sclose(sp);
+    return e < 0 ? -1 : 0;
+}
+
+/* At the close of an array being written: chunks never written are written
+ * as fill, so that every chunk is stored; chunks no single write covered are
+ * read back; then the checksums are stored. */
+static int sums_finish(h5array *ha, const char *tmp_path)
+{
+    int rc = SS_OK;
+    for (int64_t k = 0; rc == SS_OK && k < ha->sums.n; k++) {
+        if (ha->sums.stored[k] && ha->sums.seen[k]) continue;
+        int64_t idx[STORE_MAX_RANK], rs[STORE_MAX_RANK], re[STORE_MAX_RANK];
+        store_chunk_index(ha->rank, ha->shape, ha->chunk, k, idx);
+        store_chunk_region(ha->rank, ha->shape, ha->chunk, idx, rs, re);
+        size_t bytes = region_elems(ha->rank, re) * ha->elem;
+        void *buf = buffer_get(&ha->chunk_buf, &ha->chunk_buf_size, bytes);
+        if (!buf) {
+            rc = ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", bytes);
+            break;
+        }
+        if (!ha->sums.stored[k]) {
+            memset(buf, 0, bytes);
+            hid_t fsp, msp;
+            herr_t r = select_slab(ha->dset, ha->rank, rs, re, &fsp, &msp) != 0 ? -1 : 0;
+            if (r == 0) {
+                r = H5Dwrite(ha->dset, ha->rtype, msp, fsp, H5P_DEFAULT, buf);
+                H5Sclose(msp);
+                H5Sclose(fsp);
+            }
+            if (r < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write '%s' (disk full?)", tmp_path, ha->name);
+        } else if (region_read(ha, rs, re, buf) != 0) {
+            rc = ss_fail(SS_ERR_IO, "%s: cannot read back '%s' to take its checksums", tmp_path, ha->name);
+        }
+        if (rc == SS_OK) ha->sums.sum[k] = store_hash_block(buf, ha->rank, re, (int64_t[STORE_MAX_RANK]){0}, re, ha->elem);
+    }
+    if (rc == SS_OK && sums_write(ha->dset, &ha->sums) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write the checksums of '%s'", tmp_path, ha->name);
+    return rc;
+}
+
+static void array_free(h5array *ha)
+{
+    member_release(ha);
+    free(ha->name);
+    free(ha);
+}
+
+static int writer_track(h5array ***list, int *n, h5array *ha)
+{
+    h5array **v = realloc(*list, (size_t)(*n + 1) * sizeof *v);
+    if (!v) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    v[(*n)++] = ha;
+    *list = v;
+    return SS_OK;
+}
+
+/* Finishes the checksums of the arrays closed (commit), or drops them
+ * (abort); arrays still open are cut loose. */
+static int writer_finish_arrays(h5writer *hw, int commit)
+{
+    int rc = SS_OK;
+    for (int i = 0; i < hw->n_open; i++) hw->open[i]->hw = NULL;
+    for (int i = 0; i < hw->n_done; i++) {
+        h5array *ha = hw->done[i];
+        if (commit && rc == SS_OK) {
+            ha->dset = H5Dopen2(hw->file, ha->name, H5P_DEFAULT);
+            rc = ha->dset < 0 ? ss_fail(SS_ERR_IO, "%s: cannot reopen '%s'", hw->tmp_path, ha->name)
+                              : sums_finish(ha, hw->tmp_path);
+            if (ha->dset >= 0) H5Dclose(ha->dset);
+        }
+        array_free(ha);
+    }
+    free(hw->open);
+    free(hw->done);
+    hw->open = hw->done = NULL;
+    hw->n_open = hw->n_done = 0;
+    return rc;
 }
 
 static void h5_array_close(store_array *a)
 {
     h5array *ha = a->impl;
     if (!ha) return;
-    H5Dclose(ha->dset);
-    if (ha->owns_file) H5Fclose(ha->file);
-    free(ha);
     a->impl = NULL;
+    H5Dclose(ha->dset);
+    ha->dset = H5I_INVALID_HID;
+    if (ha->owns_file) H5Fclose(ha->file);
+    h5writer *hw = ha->hw;
+    if (hw) {
+        /* the checksums are finished at the commit, which reports errors */
+        for (int i = 0; i < hw->n_open; i++)
+            if (hw->open[i] == ha) hw->open[i] = hw->open[--hw->n_open];
+        if (writer_track(&hw->done, &hw->n_done, ha) == SS_OK) return;
+        if (!hw->failed) {
+            hw->failed = SS_ERR_NOMEM;
+            hw->failed_msg = ss_strdup(ss_errmsg());
+        }
+    }
+    array_free(ha);
 }
 
 /* ---- tables --------------------------------------------------------------- */
@@ -1137,13 +1820,14 @@ static int h5_is_table(store *s, const char *stage, const char *name)
 
 static int h5_table_read(store *s, const char *stage, const char *name, table_data *t)
 {
-    hid_t f;
-    int rc = stage_open(s, stage, &f);
+    h5array ha;
+    int rc = member_open(s, stage, name, &ha);
     if (rc != SS_OK) return rc;
-    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
-    if (d < 0) {
-        H5Fclose(f);
-        return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no table '%s'", s->path, stage, name);
+    hid_t f = ha.file, d = ha.dset;
+    /* Tables are read whole: every chunk is checked first. */
+    for (int64_t k = 0; rc == SS_OK && ha.has_sums && s->verify && k < ha.sums.n; k++) {
+        int64_t idx = k;
+        rc = chunk_verify(s, stage, name, &ha, &idx);
     }
     hid_t ft = H5Dget_type(d);
     hid_t sp = H5Dget_space(d);
@@ -1200,9 +1884,85 @@ done:
     if (rc != SS_OK) table_free(t);
     H5Sclose(sp);
     H5Tclose(ft);
+    member_release(&ha);
     H5Dclose(d);
     H5Fclose(f);
     return rc;
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+static int h5_check_member(store *s, const char *stage, const char *name, const json_t *entry, int content, int stop,
+                           store_finding_fn fn, void *ctx, int64_t *chunks)
+{
+    h5array ha = {.rtype = H5I_INVALID_HID};
+    hid_t f;
+    int rc = stage_open(s, stage, &f);
+    if (rc != SS_OK) return store_finding_of(rc, fn, ctx, stage, name);
+    hid_t d = dataset_open(f, name);
+    int problems = 0;
+    if (d < 0) {
+        problems = store_finding_of(store_fail_damaged(s, stage, name, "missing (the stage committed it)"), fn, ctx,
+                                    stage, name);
+        H5Fclose(f);
+        return problems;
+    }
+    ha.file = f;
+    char what[512];
+    snprintf(what, sizeof what, "%s: %s/%s", s->path, stage, name);
+    rc = member_fill(&ha, d, what);
+    array_meta m;
+    if (rc == SS_OK && read_meta(d, &m)) memcpy(ha.axes, m.axes, sizeof ha.axes);
+    if (rc == SS_OK) rc = member_committed(s, stage, name, &ha, entry);
+    problems = rc == SS_OK ? 0 : store_finding_of(rc, fn, ctx, stage, name);
+    if (problems == 0) {
+        hsize_t nc = 0;
+        hid_t sp = H5Dget_space(d);
+        herr_t e = H5Dget_num_chunks(d, sp, &nc);
+        H5Sclose(sp);
+        if (e < 0 || (int64_t)nc != ha.sums.n)
+            problems = store_finding_of(
+                store_fail_damaged(s, stage, name, "%lld of its %lld chunks are missing",
+                                   (long long)(ha.sums.n - (int64_t)nc), (long long)ha.sums.n),
+                fn, ctx, stage, name);
+    }
+    for (int64_t k = 0; content && problems >= 0 && !(stop && problems) && ha.has_sums && k < ha.sums.n; k++) {
+        int64_t idx[STORE_MAX_RANK];
+        store_chunk_index(ha.rank, ha.shape, ha.chunk, k, idx);
+        int r = store_finding_of(chunk_verify(s, stage, name, &ha, idx), fn, ctx, stage, name);
+        if (r < 0) problems = r;
+        else problems += r;
+        (*chunks)++;
+    }
+    member_release(&ha);
+    H5Dclose(d);
+    H5Fclose(f);
+    return problems;
+}
+
+static int h5_check_index(store *s, store_finding_fn fn, void *ctx)
+{
+    h5store *h = s->impl;
+    DIR *d = opendir(h->stagedir);
+    int extra = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *rel = ss_asprintf("%s.d/%s/%s", h->base, STAGE_SUBDIR, e->d_name);
+        int used = 0;
+        for (int i = 0; rel && i < h->n; i++) used |= !strcmp(h->entries[i].file, rel);
+        free(rel);
+        extra += !used;
+    }
+    if (d) closedir(d);
+    if (extra) {
+        char *m = ss_asprintf("%s: %d file%s in %s that the index does not name (left by a killed run or a "
+                              "replaced stage; the next run removes them)",
+                              s->path, extra, extra == 1 ? "" : "s", h->stagedir);
+        fn(ctx, STORE_NOTE, NULL, NULL, m ? m : "files outside the index");
+        free(m);
+    }
+    return 0;
 }
 
 const store_backend store_backend_hdf5 = {
@@ -1226,4 +1986,6 @@ const store_backend store_backend_hdf5 = {
     .array_close = h5_array_close,
     .table_read = h5_table_read,
     .is_table = h5_is_table,
+    .check_member = h5_check_member,
+    .check_index = h5_check_index,
 };

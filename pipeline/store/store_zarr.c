@@ -36,6 +36,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@
 #define ZARR_OME_GROUP "OME"
 /* The one resolution level of an image group. */
 #define ZARR_LEVEL "0"
+/* In each stage group: the chunk checksums of its arrays and tables
+ * (schemas/container-layout.md, "Checksums"); zarr readers pass it by. */
+#define ZARR_SUMS_FILE ".sirenstack_checksums.json"
 
 /* numpy type strings of the store dtypes. */
 static const char *const zarr_dtypes[DT_COUNT] = {
@@ -365,8 +369,9 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
-static int zarr_open(store *s, int create)
+static int zarr_open(store *s, int flags)
 {
+    const int create = flags & STORE_OPEN_CREATE;
     struct stat st;
     int rc = SS_OK;
     if (stat(s->path, &st) != 0) {
@@ -447,6 +452,81 @@ static int remove_atomic_leftovers(const char *dir, const char *file)
 }
 
 static int series_sync(store *s, const char *stage, const char *new_tree);
+static int zarr_stage_attrs(store *s, const char *stage, json_t **attrs);
+static int stage_dir_ok_v2(const char *dir, const char *name);
+static int is_name_list(const json_t *j);
+static int listed(const json_t *list, const char *name);
+
+typedef struct {
+    char *name, *when;
+} timed_stage;
+
+static int cmp_timed(const void *a, const void *b)
+{
+    const timed_stage *x = a, *y = b;
+    int c = strcmp(x->when, y->when);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* Rebuilds a damaged order.json (s->repaired says so): the stages it still
+ * names in their order (none, when unreadable), then the others by commit
+ * time. An intact list that lacks a stage (a kill between a commit's rename
+ * and its update of the list) is left as it is: such stages are listed after
+ * the known ones. */
+static int order_repair(store *s)
+{
+    zarr_store *zs = s->impl;
+    json_t *order = NULL;
+    int damaged = read_json(zs->order, 1, &order) != SS_OK || (order && !is_name_list(order));
+    if (!damaged) {
+        json_decref(order);
+        return SS_OK;
+    }
+    ss_errclear();
+    json_decref(order);
+    order = NULL;
+    char **stages = NULL;
+    int rc = list_dir(s->path, stage_dir_ok_v2, &stages);
+    size_t n = 0, m = 0;
+    while (stages && stages[n]) n++;
+    timed_stage *add = rc == SS_OK ? calloc(n + 1, sizeof *add) : NULL;
+    if (rc == SS_OK && !add) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == SS_OK && i < n; i++) {
+        if (order && listed(order, stages[i])) continue;
+        json_t *a = NULL;
+        const char *t = NULL;
+        if (zarr_stage_attrs(s, stages[i], &a) == SS_OK) {
+            t = json_string_value(json_object_get(a, STORE_COMMIT_TIME_ATTR));
+            if (!t) t = json_string_value(json_object_get(a, "finished"));
+        }
+        ss_errclear();
+        add[m].name = stages[i];
+        add[m++].when = ss_strdup(t ? t : "");
+        json_decref(a);
+    }
+    if (rc == SS_OK) {
+        json_t *fresh = json_array();
+        size_t i;
+        json_t *v;
+        qsort(add, m, sizeof *add, cmp_timed);
+        for (size_t k = 0; k < m; k++) json_array_append_new(fresh, json_string(add[k].name));
+        rc = fresh ? write_json(zs->order, fresh, 1) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (rc == SS_OK) {
+            sbuf names = {0};
+            json_array_foreach(fresh, i, v) sbuf_printf(&names, "%s%s", i ? ", " : "", json_string_value(v));
+            free(s->repaired);
+            s->repaired = ss_asprintf("%s: the commit order was damaged; rebuilt it from the committed stages (%s)",
+                                      zs->order, names.len ? sbuf_str(&names) : "none");
+            sbuf_free(&names);
+        }
+        json_decref(fresh);
+    }
+    for (size_t k = 0; add && k < m; k++) free(add[k].when);
+    free(add);
+    store_names_free(stages);
+    json_decref(order);
+    return rc;
+}
 
 static int zarr_recover(store *s)
 {
@@ -486,6 +566,7 @@ static int zarr_recover(store *s)
         if (rc == SS_OK && path_is_dir(ome)) rc = remove_atomic_leftovers(ome, ".zattrs");
         if (rc == SS_OK && path_is_dir(ome)) rc = remove_atomic_leftovers(ome, ".zgroup");
         free(ome);
+        if (rc == SS_OK) rc = order_repair(s);
         /* a kill between a commit's rename and its series update */
         if (rc == SS_OK) rc = series_sync(s, NULL, NULL);
     }
@@ -931,6 +1012,42 @@ static size_t chunk_file_max(const zhdr *h)
     return (size_t)compressBound((uLong)h->chunk_bytes) + 1024;
 }
 
+/* The compressor as inspect names it: "blosc:lz4:5:shuffle", "zlib:4", "none". */
+static void hdr_compressor_text(const zhdr *h, char *out, size_t size)
+{
+    if (h->codec == ZC_BLOSC) {
+        const char *sh = h->shuffle == 0   ? "noshuffle"
+                         : h->shuffle == 1 ? "shuffle"
+                         : h->shuffle == 2 ? "bitshuffle"
+                                           : "autoshuffle";
+        snprintf(out, size, "blosc:%s:%d:%s", h->cname, h->clevel, sh);
+    } else if (h->codec == ZC_ZLIB || h->codec == ZC_GZIP) {
+        snprintf(out, size, "%s:%d", h->codec == ZC_ZLIB ? "zlib" : "gzip", h->clevel);
+    } else {
+        snprintf(out, size, "none");
+    }
+}
+
+/* The entry of sirenstack_arrays that describes what h says. */
+static json_t *hdr_entry(const zhdr *h)
+{
+    char comp[64];
+    hdr_compressor_text(h, comp, sizeof comp);
+    json_t *dt;
+    if (h->is_table) {
+        dt = json_array();
+        for (int c = 0; dt && c < h->n_cols; c++) {
+            const zcol *col = &h->cols[c];
+            json_t *t = col->type == COL_STR ? json_sprintf("|S%zu", col->size)
+                                             : json_string(col->type == COL_I64 ? "<i8" : "<f8");
+            json_array_append_new(dt, json_pack("[s,o]", col->name, t));
+        }
+    } else {
+        dt = json_string(dtype_name(h->dtype));
+    }
+    return store_entry_new(h->rank, h->shape, h->chunk, dt, comp);
+}
+
 /* .zarray of an array we write: dtype is a numpy type string, or a list of
  * [name, type] fields for a table. */
 static json_t *zarray_json(const zhdr *h, json_t *dtype)
@@ -1067,7 +1184,36 @@ typedef struct {
     int n_slots;
     uint64_t clock;
     unsigned char *cbuf; /* compressed bytes, chunk_file_max */
+    int has_sums;        /* reading: the committed checksums; writing: those being made */
+    store_sums sums;
 } zarr_array;
+
+/* What chunk_load checks a chunk of a committed array against. */
+typedef struct {
+    store *s;
+    const char *stage, *name;
+    store_sums *sums;  /* NULL: the stage committed no checksums */
+    int verify;        /* decoded chunks are compared with their checksums */
+    const char *axes;
+} zcheck;
+
+/* The check of the chunks of a committed array za, or NULL. */
+static const zcheck *array_check(const zarr_array *za, zcheck *c)
+{
+    if (za->w || !za->has_sums) return NULL;
+    *c = (zcheck){za->handle->s, za->handle->stage, za->handle->name, (store_sums *)&za->sums, za->handle->s->verify,
+                  za->has_meta ? za->meta.axes : NULL};
+    return c;
+}
+
+static int chunk_damaged(const zcheck *ck, const zhdr *h, const int64_t *idx, const char *path, const char *what)
+{
+    sbuf where = {0};
+    store_chunk_text(&where, h->rank, h->shape, h->chunk, idx, ck->axes, h->is_table);
+    int rc = store_fail_damaged(ck->s, ck->stage, ck->name, "%s, file %s: %s", sbuf_str(&where), path, what);
+    sbuf_free(&where);
+    return rc;
+}
 
 static char *chunk_path(const char *dir, const zhdr *h, const int64_t *idx)
 {
@@ -1118,11 +1264,15 @@ static int inflate_exact(const char *path, const unsigned char *src, size_t size
                                                          : "not a valid zlib/gzip stream");
 }
 
-/* Reads chunk idx into dst (chunk_bytes); an absent chunk is all fill value.
+/* Reads chunk idx into dst (chunk_bytes); an absent chunk is all fill value,
+ * unless ck (NULL: no checks) says that it was stored. With ck->verify the
+ * chunk is compared with its checksum the first time it is read.
  * cbuf: scratch of chunk_file_max(h) bytes. */
-static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsigned char *dst, unsigned char *cbuf)
+static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsigned char *dst, unsigned char *cbuf,
+                      const zcheck *ck)
 {
     char *path = chunk_path(dir, h, idx);
+    int64_t k = ck && ck->sums ? store_chunk_linear(h->rank, h->shape, h->chunk, idx) : -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int rc = SS_OK;
@@ -1133,7 +1283,15 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
          * open handle (its stage recommitted): that must not read as zeros. */
         else if (!file_exists_in(dir, ".zarray"))
             rc = ss_fail(SS_ERR_INPUT, "%s: array removed while open (stage replaced?)", dir);
+        else if (k >= 0 && ck->sums->stored[k])
+            rc = chunk_damaged(ck, h, idx, path, "missing (the stage stored it)");
         else fill_chunk(h, dst);
+        free(path);
+        return rc;
+    }
+    if (k >= 0 && !ck->sums->stored[k]) {
+        close(fd);
+        int rc = chunk_damaged(ck, h, idx, path, "there, but the stage stored no such chunk");
         free(path);
         return rc;
     }
@@ -1167,6 +1325,20 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
         else if (blosc_decompress_ctx(cbuf, dst, h->chunk_bytes, 1) != (int)h->chunk_bytes)
             rc = ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: blosc decompression failed", path);
     }
+    if (rc == SS_ERR_INPUT && k >= 0) {
+        /* named as damage of the stage, the decoder's words kept */
+        char why[1024];
+        const char *m = ss_errmsg();
+        snprintf(why, sizeof why, "%s", !strncmp(m, path, strlen(path)) ? m + strlen(path) + 2 : m);
+        rc = chunk_damaged(ck, h, idx, path, why);
+    }
+    if (rc == SS_OK && k >= 0 && ck->verify && !ck->sums->seen[k]) {
+        int64_t rs[STORE_MAX_RANK], re[STORE_MAX_RANK];
+        store_chunk_region(h->rank, h->shape, h->chunk, idx, rs, re);
+        if (store_hash_block(dst, h->rank, h->chunk, (int64_t[STORE_MAX_RANK]){0}, re, h->elem) != ck->sums->sum[k])
+            rc = chunk_damaged(ck, h, idx, path, "checksum mismatch (the stored data is damaged)");
+        else ck->sums->seen[k] = 1;
+    }
     free(path);
     return rc;
 }
@@ -1197,10 +1369,15 @@ static int chunk_encode(const char *path, const zhdr *h, const unsigned char *sr
     return k > 0 ? SS_OK : ss_fail(SS_ERR_INTERNAL, "%s: blosc compression failed (%d)", path, k);
 }
 
-/* Compresses and writes one chunk file of a tree that is not visible yet. */
+/* Compresses and writes one chunk file of a tree that is not visible yet,
+ * and notes its checksum in sums. */
 static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const unsigned char *src,
-                       unsigned char *cbuf)
+                       unsigned char *cbuf, store_sums *sums)
 {
+    int64_t k = store_chunk_linear(h->rank, h->shape, h->chunk, idx), rs[STORE_MAX_RANK], re[STORE_MAX_RANK];
+    store_chunk_region(h->rank, h->shape, h->chunk, idx, rs, re);
+    sums->sum[k] = store_hash_block(src, h->rank, h->chunk, (int64_t[STORE_MAX_RANK]){0}, re, h->elem);
+    sums->stored[k] = 1;
     char *path = chunk_path(dir, h, idx);
     const unsigned char *data = NULL;
     size_t n = 0;
@@ -1262,6 +1439,7 @@ static zarr_array *array_new(char *dir, const zhdr *h)
 static void array_free(zarr_array *za)
 {
     if (!za) return;
+    store_sums_free(&za->sums);
     for (int i = 0; i < za->n_slots; i++) free(za->slots[i].buf);
     free(za->slots);
     free(za->cbuf);
@@ -1281,7 +1459,7 @@ static int slot_flush(zarr_array *za, chunk_slot *sl)
 {
     if (!sl->dirty) return SS_OK;
     int rc = ensure_cbuf(za);
-    if (rc == SS_OK) rc = chunk_store(za->dir, &za->h, sl->idx, sl->buf, za->cbuf);
+    if (rc == SS_OK) rc = chunk_store(za->dir, &za->h, sl->idx, sl->buf, za->cbuf, &za->sums);
     if (rc == SS_OK) sl->dirty = 0;
     return rc;
 }
@@ -1293,6 +1471,19 @@ static int array_flush(zarr_array *za)
         if (rc != SS_OK) return rc;
     }
     return SS_OK;
+}
+
+static json_t *writer_sums(zarr_writer *zw);
+
+/* An array being written is complete: its chunks are flushed and its
+ * checksums go to the writer, for the stage's checksum file. */
+static int array_finish(zarr_array *za)
+{
+    int rc = array_flush(za);
+    json_t *list = rc == SS_OK ? store_sums_json(&za->sums) : NULL;
+    if (rc == SS_OK && (!list || json_object_set_new(writer_sums(za->w), za->handle->name, list) != 0))
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    return rc;
 }
 
 /* Grows the cache towards n slots within ZARR_CACHE_MAX_BYTES. Failing to
@@ -1331,8 +1522,12 @@ static int chunk_get(zarr_array *za, const int64_t *idx, int overwrite_all, chun
     if (!victim->buf && !(victim->buf = malloc(za->h.chunk_bytes)))
         return ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", za->h.chunk_bytes);
     if (overwrite_all) fill_chunk(&za->h, victim->buf); /* the padding of edge chunks */
-    else if ((rc = ensure_cbuf(za)) != SS_OK || (rc = chunk_load(za->dir, &za->h, idx, victim->buf, za->cbuf)) != SS_OK)
-        return rc;
+    else {
+        zcheck c;
+        if ((rc = ensure_cbuf(za)) != SS_OK ||
+            (rc = chunk_load(za->dir, &za->h, idx, victim->buf, za->cbuf, array_check(za, &c))) != SS_OK)
+            return rc;
+    }
     memcpy(victim->idx, idx, key);
     victim->stamp = ++za->clock;
     *out = victim;
@@ -1353,6 +1548,19 @@ static int slab_io(zarr_array *za, const int64_t *start, const int64_t *count, s
     for (int i = r - 2; i >= 0; i--) {
         ustride[i] = ustride[i + 1] * count[i + 1];
         cstride[i] = cstride[i + 1] * h->chunk[i + 1];
+    }
+    /* Reading one whole chunk (plane by plane with one-plane chunks): it is
+     * decoded straight into buf, and checked there while in the cache,
+     * instead of going through a cache slot and a copy. */
+    int whole_chunk = !writing && !za->w && mem == h->dtype && !h->is_table;
+    for (int i = 0; whole_chunk && i < r; i++) {
+        whole_chunk = start[i] % h->chunk[i] == 0 && count[i] == h->chunk[i];
+        ci[i] = start[i] / h->chunk[i];
+    }
+    if (whole_chunk) {
+        zcheck c;
+        int rc = ensure_cbuf(za);
+        return rc == SS_OK ? chunk_load(za->dir, h, ci, buf, za->cbuf, array_check(za, &c)) : rc;
     }
     int64_t touched = 1;
     for (int i = 0; i < r; i++) {
@@ -1411,17 +1619,21 @@ static int slab_io(zarr_array *za, const int64_t *start, const int64_t *count, s
 struct zarr_writer {
     char *tmp;          /* <container>/.sirenstack/tmp/<stage>.<pid>.<n> */
     json_t *attrs;      /* user attributes */
+    json_t *sums;       /* array or table name -> its chunk checksums (ZARR_SUMS_FILE) */
     zarr_array **open;  /* arrays handed out and not closed yet */
     int n_open, cap_open;
     int failed;         /* first error an array close could not report */
     char *failed_msg;
 };
 
+static json_t *writer_sums(zarr_writer *zw) { return zw->sums; }
+
 static void writer_free(zarr_writer *zw)
 {
     if (!zw) return;
     free(zw->tmp);
     json_decref(zw->attrs);
+    json_decref(zw->sums);
     free(zw->open);
     free(zw->failed_msg);
     free(zw);
@@ -1443,7 +1655,8 @@ static int zarr_stage_begin(store_writer *w)
     unsigned n = atomic_fetch_add(&tmp_counter, 1);
     zw->tmp = ss_asprintf("%s/%s.%ld.%u", zs->tmproot, w->stage, (long)getpid(), n);
     zw->attrs = json_object();
-    int rc = zw->tmp && zw->attrs ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    zw->sums = json_object();
+    int rc = zw->tmp && zw->attrs && zw->sums ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = fs_mkdir_p(zs->tmproot);
     if (rc == SS_OK && mkdir(zw->tmp, 0777) != 0)
         rc = ss_fail(SS_ERR_IO, "%s: cannot create: %s", zw->tmp, strerror(errno));
@@ -1573,7 +1786,12 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
     }
     za->w = zw;
     za->handle = a;
-    rc = writer_track(zw, za);
+    za->has_sums = 1;
+    rc = store_sums_init(&za->sums, store_chunk_count(rank, h.shape, h.chunk));
+    json_t *entry = rc == SS_OK ? hdr_entry(&h) : NULL;
+    if (rc == SS_OK && (!entry || json_object_set_new(w->arrays, name, entry) != 0))
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) rc = writer_track(zw, za);
     if (rc != SS_OK) {
         array_free(za);
         return rc;
@@ -1637,10 +1855,18 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
     h.chunk_elems = (size_t)rows;
     h.chunk_bytes = (size_t)rows * rec;
 
+    char comp[64];
+    hdr_compressor_text(&h, comp, sizeof comp);
+    json_t *entry = store_entry_new(1, h.shape, h.chunk, json_deep_copy(fields), comp);
     json_t *zarray = zarray_json(&h, fields);
     json_t *zattrs = json_pack("{s:b, s:o}", "sirenstack_table", 1, "_ARRAY_DIMENSIONS", dims_json(name, 1, NULL, 1));
     char *dir = NULL;
-    rc = write_array_dir(zw, name, zarray, zattrs, &dir);
+    store_sums sums;
+    rc = store_sums_init(&sums, store_chunk_count(1, h.shape, h.chunk));
+    if (rc == SS_OK && (!entry || json_object_set(w->arrays, name, entry) != 0))
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    json_decref(entry);
+    if (rc == SS_OK) rc = write_array_dir(zw, name, zarray, zattrs, &dir);
     json_decref(zarray);
     json_decref(zattrs);
     unsigned char *buf = rc == SS_OK ? malloc(h.chunk_bytes) : NULL;
@@ -1658,8 +1884,12 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
             }
         }
         int64_t idx = c0 / rows;
-        rc = chunk_store(dir, &h, &idx, buf, cbuf);
+        rc = chunk_store(dir, &h, &idx, buf, cbuf, &sums);
     }
+    json_t *list = rc == SS_OK ? store_sums_json(&sums) : NULL;
+    if (rc == SS_OK && (!list || json_object_set_new(zw->sums, name, list) != 0))
+        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    store_sums_free(&sums);
     free(buf);
     free(cbuf);
     free(offs);
@@ -1674,7 +1904,7 @@ static int detach_arrays(zarr_writer *zw, int flush)
     int rc = SS_OK;
     for (int i = 0; i < zw->n_open; i++) {
         zarr_array *za = zw->open[i];
-        if (flush && rc == SS_OK) rc = array_flush(za);
+        if (flush && rc == SS_OK) rc = array_finish(za);
         for (int k = 0; k < za->n_slots; k++) {
             free(za->slots[k].buf);
             za->slots[k] = (chunk_slot){0};
@@ -1837,8 +2067,14 @@ static int zarr_commit(store_writer *w)
     char *final = path_join(s->path, w->stage), *old = NULL;
     json_t *g = json_pack("{s:i}", "zarr_format", 2);
     if (rc == SS_OK && (!zgroup || !zattrs || !final || !g)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    char *sums = path_join(zw->tmp, ZARR_SUMS_FILE);
+    json_t *sj = json_pack("{s:s,s:O}", "algorithm", STORE_SUM_ALGORITHM, "arrays", zw->sums);
+    if (rc == SS_OK && (!sums || !sj)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = write_json(zgroup, g, 0);
     if (rc == SS_OK) rc = write_json(zattrs, zw->attrs, 0);
+    if (rc == SS_OK) rc = write_json(sums, sj, 0);
+    json_decref(sj);
+    free(sums);
     if (rc == SS_OK) rc = fsync_tree(zw->tmp);
     int swapped = 0;
     pthread_mutex_lock(&order_mutex);
@@ -1914,27 +2150,73 @@ static int member_path(store *s, const char *stage, const char *name, char **out
     return rc;
 }
 
+/* The checksums stage/name committed, from the stage's ZARR_SUMS_FILE. */
+static int sums_load(store *s, const char *stage, const char *name, const zhdr *h, store_sums *out)
+{
+    char *dir = NULL, *file = NULL;
+    json_t *j = NULL;
+    int rc = stage_path(s, stage, &dir);
+    if (rc == SS_OK && !(file = path_join(dir, ZARR_SUMS_FILE))) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && (rc = read_json(file, 1, &j)) != SS_OK)
+        rc = store_fail_damaged(s, stage, name, "its checksums cannot be read (%s)", ss_errmsg());
+    else if (rc == SS_OK && !j)
+        rc = store_fail_damaged(s, stage, name, "its checksums are missing (no %s)", file);
+    const char *alg = json_string_value(json_object_get(j, "algorithm"));
+    if (rc == SS_OK && (!alg || strcmp(alg, STORE_SUM_ALGORITHM) != 0))
+        rc = store_fail_damaged(s, stage, name, "%s: checksum algorithm '%s' (this build knows %s)", file,
+                                alg ? alg : "?", STORE_SUM_ALGORITHM);
+    if (rc == SS_OK &&
+        (rc = store_sums_from_json(json_object_get(json_object_get(j, "arrays"), name),
+                                   store_chunk_count(h->rank, h->shape, h->chunk), file, out)) != SS_OK)
+        rc = store_fail_damaged(s, stage, name, "%s", ss_errmsg());
+    json_decref(j);
+    free(file);
+    free(dir);
+    return rc;
+}
+
+/* Opens member name of a committed stage: its folder and header, checked
+ * against what the stage committed (when it recorded that), with its
+ * checksums in *sums (has_sums set) for the chunk reads to verify. */
+static int member_open(store *s, const char *stage, const char *name, char **dir, zhdr *h, int *has_sums,
+                       store_sums *sums)
+{
+    *dir = NULL;
+    *has_sums = 0;
+    memset(h, 0, sizeof *h);
+    json_t *entry = NULL;
+    int rc = member_path(s, stage, name, dir);
+    if (rc == SS_OK) rc = store_committed_entry(s, stage, name, &entry);
+    if (rc == SS_OK && (rc = parse_header(*dir, h)) != SS_OK && entry)
+        rc = store_fail_damaged(s, stage, name, "%s", ss_errmsg());
+    if (rc == SS_OK && entry && (rc = store_check_entry(s, stage, name, entry, hdr_entry(h))) == SS_OK &&
+        (rc = sums_load(s, stage, name, h, sums)) == SS_OK)
+        *has_sums = 1;
+    json_decref(entry);
+    if (rc != SS_OK) {
+        hdr_free(h);
+        free(*dir);
+        *dir = NULL;
+    }
+    return rc;
+}
+
 static int zarr_array_open(store *s, const char *stage, const char *name, store_array *a)
 {
     char *dir = NULL;
     zhdr h;
-    int rc = member_path(s, stage, name, &dir);
+    int has_sums;
+    store_sums sums = {0};
+    int rc = member_open(s, stage, name, &dir, &h, &has_sums, &sums);
     if (rc != SS_OK) return rc;
-    rc = parse_header(dir, &h);
-    if (rc == SS_OK && h.is_table) {
-        rc = ss_fail(SS_ERR_INPUT, "%s: is a table, not an array", dir);
-        hdr_free(&h);
-    }
-    if (rc != SS_OK) {
-        free(dir);
-        return rc;
-    }
+    if (h.is_table) rc = ss_fail(SS_ERR_INPUT, "%s: is a table, not an array", dir);
     int has_meta;
     array_meta meta;
-    rc = parse_meta(dir, h.rank, &has_meta, &meta);
+    if (rc == SS_OK) rc = parse_meta(dir, h.rank, &has_meta, &meta);
     zarr_array *za = rc == SS_OK ? array_new(dir, &h) : NULL;
     if (rc == SS_OK && !za) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc != SS_OK) {
+        store_sums_free(&sums);
         hdr_free(&h);
         free(dir);
         return rc;
@@ -1942,6 +2224,8 @@ static int zarr_array_open(store *s, const char *stage, const char *name, store_
     za->has_meta = has_meta;
     za->meta = meta;
     za->handle = a;
+    za->has_sums = has_sums;
+    za->sums = sums;
     a->impl = za;
     return SS_OK;
 }
@@ -1989,17 +2273,7 @@ static int zarr_array_info(store_array *a, array_info *info)
     info->dtype = h->dtype;
     info->has_meta = za->has_meta;
     info->meta = za->meta;
-    if (h->codec == ZC_BLOSC) {
-        const char *sh = h->shuffle == 0   ? "noshuffle"
-                         : h->shuffle == 1 ? "shuffle"
-                         : h->shuffle == 2 ? "bitshuffle"
-                                           : "autoshuffle";
-        snprintf(info->compressor, sizeof info->compressor, "blosc:%s:%d:%s", h->cname, h->clevel, sh);
-    } else if (h->codec == ZC_ZLIB || h->codec == ZC_GZIP) {
-        snprintf(info->compressor, sizeof info->compressor, "%s:%d", h->codec == ZC_ZLIB ? "zlib" : "gzip", h->clevel);
-    } else {
-        snprintf(info->compressor, sizeof info->compressor, "none");
-    }
+    hdr_compressor_text(h, info->compressor, sizeof info->compressor);
     info->stored_bytes = 0;
     return chunk_bytes_on_disk(za->dir, &info->stored_bytes);
 }
@@ -2030,7 +2304,7 @@ static void zarr_array_close(store_array *a)
     if (!za) return;
     if (za->w) {
         /* close cannot return an error: the commit reports it instead */
-        int rc = array_flush(za);
+        int rc = array_finish(za);
         if (rc != SS_OK && !za->w->failed) {
             za->w->failed = rc;
             za->w->failed_msg = ss_strdup(ss_errmsg());
@@ -2045,13 +2319,11 @@ static int zarr_table_read(store *s, const char *stage, const char *name, table_
 {
     char *dir = NULL;
     zhdr h;
-    int rc = member_path(s, stage, name, &dir);
+    int has_sums;
+    store_sums sums = {0};
+    int rc = member_open(s, stage, name, &dir, &h, &has_sums, &sums);
     if (rc != SS_OK) return rc;
-    rc = parse_header(dir, &h);
-    if (rc != SS_OK) {
-        free(dir);
-        return rc;
-    }
+    zcheck ck = {s, stage, name, &sums, s->verify, NULL};
     if (!h.is_table) rc = ss_fail(SS_ERR_INPUT, "%s: is an array, not a table", dir);
     /* Read whole into memory: bound it so that a damaged shape cannot. */
     const int64_t n = h.shape[0];
@@ -2078,7 +2350,7 @@ static int zarr_table_read(store *s, const char *stage, const char *name, table_
     if (rc == SS_OK && (!buf || !cbuf)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     for (int64_t c0 = 0; rc == SS_OK && c0 < n; c0 += h.chunk[0]) {
         int64_t idx = c0 / h.chunk[0];
-        rc = chunk_load(dir, &h, &idx, buf, cbuf);
+        rc = chunk_load(dir, &h, &idx, buf, cbuf, has_sums ? &ck : NULL);
         for (int64_t i = c0; rc == SS_OK && i < c0 + h.chunk[0] && i < n; i++) {
             const unsigned char *r = buf + (size_t)(i - c0) * h.elem;
             for (int c = 0; c < h.n_cols; c++) {
@@ -2098,6 +2370,7 @@ static int zarr_table_read(store *s, const char *stage, const char *name, table_
     }
     free(buf);
     free(cbuf);
+    store_sums_free(&sums);
     hdr_free(&h);
     free(dir);
     if (rc != SS_OK) table_free(t);
@@ -2115,6 +2388,142 @@ static int zarr_is_table(store *s, const char *stage, const char *name)
     int is = h.is_table;
     hdr_free(&h);
     return is;
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+static int zarr_check_member(store *s, const char *stage, const char *name, const json_t *entry, int content,
+                             int stop, store_finding_fn fn, void *ctx, int64_t *chunks)
+{
+    char *dir = NULL;
+    zhdr h;
+    memset(&h, 0, sizeof h);
+    store_sums sums = {0};
+    int rc = member_path(s, stage, name, &dir);
+    if (rc == SS_ERR_INPUT) rc = store_fail_damaged(s, stage, name, "missing (%s)", ss_errmsg());
+    if (rc == SS_OK && (rc = parse_header(dir, &h)) == SS_ERR_INPUT) rc = store_fail_damaged(s, stage, name, "%s", ss_errmsg());
+    if (rc == SS_OK) rc = store_check_entry(s, stage, name, entry, hdr_entry(&h));
+    if (rc == SS_OK) rc = sums_load(s, stage, name, &h, &sums);
+    int problems = rc == SS_OK ? 0 : store_finding_of(rc, fn, ctx, stage, name);
+    zcheck ck = {s, stage, name, &sums, 1, NULL};
+    int has_meta = 0;
+    array_meta meta;
+    if (problems == 0 && !h.is_table && parse_meta(dir, h.rank, &has_meta, &meta) == SS_OK && has_meta)
+        ck.axes = meta.axes;
+    ss_errclear();
+    /* every chunk the stage stored is there, and no other */
+    const int listed_ok = problems == 0;
+    for (int64_t k = 0; listed_ok && problems >= 0 && !(stop && problems) && k < sums.n; k++) {
+        int64_t idx[STORE_MAX_RANK];
+        store_chunk_index(h.rank, h.shape, h.chunk, k, idx);
+        char *path = chunk_path(dir, &h, idx);
+        struct stat st;
+        int there = path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+        if (!path) problems = ss_fail(SS_ERR_NOMEM, "out of memory");
+        else if (sums.stored[k] != there && (sums.seen[k] = 1))
+            problems += store_finding_of(chunk_damaged(&ck, &h, idx, path,
+                                                       there ? "there, but the stage stored no such chunk"
+                                                             : "missing (the stage stored it)"),
+                                         fn, ctx, stage, name);
+        free(path);
+    }
+    unsigned char *buf = NULL, *cbuf = NULL;
+    if (content && listed_ok && problems >= 0 && !(stop && problems) && sums.n > 0) {
+        buf = malloc(h.chunk_bytes);
+        cbuf = malloc(chunk_file_max(&h));
+        if (!buf || !cbuf) problems = ss_fail(SS_ERR_NOMEM, "out of memory for a chunk of %zu bytes", h.chunk_bytes);
+    }
+    for (int64_t k = 0; content && buf && cbuf && problems >= 0 && !(stop && problems) && k < sums.n; k++) {
+        if (!sums.stored[k] || sums.seen[k]) continue; /* seen: reported missing above */
+        int64_t idx[STORE_MAX_RANK];
+        store_chunk_index(h.rank, h.shape, h.chunk, k, idx);
+        int r = store_finding_of(chunk_load(dir, &h, idx, buf, cbuf, &ck), fn, ctx, stage, name);
+        if (r < 0) problems = r;
+        else problems += r;
+        (*chunks)++;
+    }
+    free(buf);
+    free(cbuf);
+    store_sums_free(&sums);
+    hdr_free(&h);
+    free(dir);
+    return problems;
+}
+
+static int is_name_list(const json_t *j)
+{
+    size_t i;
+    const json_t *v;
+    if (!json_is_array(j)) return 0;
+    json_array_foreach(j, i, v) if (!json_is_string(v)) return 0;
+    return 1;
+}
+
+static int listed(const json_t *list, const char *name)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(list, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), name)) return 1;
+    return 0;
+}
+
+static void finding(store_finding_fn fn, void *ctx, store_severity sev, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void finding(store_finding_fn fn, void *ctx, store_severity sev, const char *fmt, ...)
+{
+    char m[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    fn(ctx, sev, NULL, NULL, m);
+}
+
+static int zarr_check_index(store *s, store_finding_fn fn, void *ctx)
+{
+    zarr_store *zs = s->impl;
+    int problems = 0;
+    json_t *order = NULL;
+    char **stages = NULL;
+    if (read_json(zs->order, 1, &order) != SS_OK || (order && !is_name_list(order))) {
+        finding(fn, ctx, STORE_PROBLEM, "%s: the commit order is damaged (%s); the next run rebuilds it", zs->order,
+                order ? "not a list of stage names" : ss_errmsg());
+        problems++;
+        ss_errclear();
+    } else if (list_dir(s->path, zs->version >= 2 ? stage_dir_ok_v2 : stage_dir_ok, &stages) == SS_OK) {
+        for (char **p = stages; p && *p; p++)
+            if (!listed(order, *p))
+                finding(fn, ctx, STORE_NOTE, "%s: stage '%s' is not in the commit order yet (the next run adds it)",
+                        zs->order, *p);
+    }
+    store_names_free(stages);
+    json_decref(order);
+    if (zs->version < 2) return problems;
+    json_t *cur = NULL, *want = NULL;
+    if (read_json(zs->series, 1, &cur) != SS_OK || (cur && !is_name_list(json_object_get(cur, "series")))) {
+        finding(fn, ctx, STORE_PROBLEM, "%s: the image series is damaged (%s); the next run rewrites it", zs->series,
+                cur ? "no list \"series\"" : ss_errmsg());
+        problems++;
+        ss_errclear();
+    } else if (series_compute(s, NULL, NULL, &want) == SS_OK) {
+        json_t *have = json_object_get(cur, "series");
+        size_t i;
+        json_t *v;
+        json_array_foreach(have, i, v) if (!listed(want, json_string_value(v)))
+        {
+            finding(fn, ctx, STORE_PROBLEM, "%s: the image series names '%s', which is no image group here",
+                    zs->series, json_string_value(v));
+            problems++;
+        }
+        json_array_foreach(want, i, v) if (!listed(have, json_string_value(v)))
+            finding(fn, ctx, STORE_NOTE, "%s: image '%s' is not in the series yet (the next run adds it)", zs->series,
+                    json_string_value(v));
+    } else {
+        ss_errclear();
+    }
+    json_decref(cur);
+    json_decref(want);
+    return problems;
 }
 
 const store_backend store_backend_zarr = {
@@ -2138,4 +2547,6 @@ const store_backend store_backend_zarr = {
     .array_close = zarr_array_close,
     .table_read = zarr_table_read,
     .is_table = zarr_is_table,
+    .check_member = zarr_check_member,
+    .check_index = zarr_check_index,
 };

@@ -301,27 +301,56 @@ def config_cases():
 
 
 def corrupt_container_cases():
-    # hdf5: junk where the index should be
+    # hdf5: junk where the index should be, beside committed stage files.
+    # Readers refuse it, saying that a run rebuilds it, and change nothing;
+    # the run rebuilds it from the stage files (tests/integration/integrity.py
+    # checks the rebuilt container in depth).
     d = case_dir("corrupt-hdf5")
     good = make_inputs(d)
     cfg = import_cfg(d, "c", good)
     p = sslib.run(["run", cfg, "-q"])
     if T.check(p.returncode == 0, "corrupt container: the first run completes", sslib.describe(p)):
         cont = os.path.join(d, "out", "s1.h5")
+        hashes = sslib.stage_hashes(cont, "hdf5")
         with open(cont, "wb") as f:
             f.write(os.urandom(4096))
         junk = sslib.sha256_file(cont)
         stages_dir = os.path.join(d, "out", "s1.h5.d", "stages")
         files_before = sorted(os.listdir(stages_dir))
         inputs = input_hashes(d)
-        for cmd in (["run", cfg, "-q"], ["inspect", cont], ["export", cont, "norm/data", "-o", os.path.join(d, "x.npy")]):
+        for cmd in (["inspect", cont], ["export", cont, "norm/data", "-o", os.path.join(d, "x.npy")]):
             p = sslib.run(cmd)
             T.check(p.returncode == 3 and p.returncode >= 0, f"hdf5 corrupt container: {cmd[0]} exits 3",
                     sslib.describe(p))
-            check_stderr(f"hdf5 corrupt container: {cmd[0]}", p, ["s1.h5"])
+            check_stderr(f"hdf5 corrupt container: {cmd[0]}", p, ["s1.h5", "index is damaged", "sirenstack run"])
         T.check(sslib.sha256_file(cont) == junk and sorted(os.listdir(stages_dir)) == files_before
                 and input_hashes(d) == inputs and not os.path.exists(os.path.join(d, "x.npy")),
-                "hdf5 corrupt container: container, stage files and input not modified")
+                "hdf5 corrupt container: readers modify neither the container, the stage files nor the input")
+        p, ev, ran, _ = sslib.run_logged(cfg, d)
+        T.check(p.returncode == 0 and not ran and "rebuilt it from the 4 committed stage files" in p.stderr,
+                "hdf5 corrupt container: run rebuilds the index from the stage files, warns, recomputes nothing",
+                f"ran {sorted(ran)}\n" + sslib.describe(p))
+        T.check(sslib.stage_hashes(cont, "hdf5") == hashes and input_hashes(d) == inputs,
+                "hdf5 corrupt container: the stage files and the input are as they were")
+    # an HDF5 file of someone else's (no sirenstack layout attribute) where
+    # the container would be, and junk without any stage files: refused, kept
+    for what, content in (("someone's HDF5 file", None), ("junk without stage files", os.urandom(4096))):
+        d = case_dir("foreign-hdf5" if content is None else "junk-alone")
+        cfg = sslib.make_config(os.path.join(d, "c.yaml"), sslib.synth_stages())
+        os.makedirs(os.path.join(d, "out"))
+        cont = os.path.join(d, "out", "s1.h5")
+        if content is None:
+            with h5py.File(cont, "w") as f:
+                f["mine"] = np.arange(10)
+            os.makedirs(os.path.join(d, "out", "s1.h5.d", "stages"))
+        else:
+            with open(cont, "wb") as f:
+                f.write(content)
+        h = sslib.sha256_file(cont)
+        p = sslib.run(["run", cfg, "-q"])
+        T.check(p.returncode == 3 and sslib.sha256_file(cont) == h, f"hdf5 {what}: run exits 3 and leaves it alone",
+                sslib.describe(p))
+        check_stderr(f"hdf5 {what}", p, ["s1.h5"])
     # zarr: junk in the root .zgroup
     d = case_dir("corrupt-zarr")
     cfg = sslib.make_config(os.path.join(d, "c.yaml"), sslib.synth_stages(), store="zarr")

@@ -12,6 +12,7 @@ container where stages are already committed:
   * `sirenstack inspect` exits 0 and h5py / zarr-python read every array it lists;
   * zarr: OME/.zattrs "series" names only image groups that are there;
   * every stage committed before is byte-identical (sha256 of its file or tree),
+    and `sirenstack verify` finds the container intact (every chunk's checksum);
     or -- for a stage the run replaces -- is the complete new version (the
     target fingerprint, arrays equal to the reference): never a mix or a torso;
     a stage the target does not change is byte-identical, full stop;
@@ -32,7 +33,6 @@ SS_CRASH_SEED fixes the random kill times (default: random, printed).
 """
 import fcntl
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -45,9 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sslib  # noqa: E402
 
 T = sslib.Tap()
-SEED = int(os.environ.get("SS_CRASH_SEED") or random.SystemRandom().randrange(1 << 30))
-RNG = random.Random(SEED)
-T.diag(f"random kill times: SS_CRASH_SEED={SEED}")
+RNG = sslib.seeded_rng(T, "SS_CRASH_SEED", "random kill times")
 SHAPE = (6, 48, 40)
 ALL = ["raw", "norm", "mean", "median", "fit"]
 FIT_STEPS = 40
@@ -177,6 +175,9 @@ def verify_after_kill(sc, label, d, cont, pre, p_desc):
             bad.append(f"{s}: newly visible but not the complete target version ({fp}; {det})")
     ok &= T.check(not bad, f"{label}: committed stages byte-identical or atomically replaced ({len(pre)} before)",
                   "\n".join(bad))
+    # and verifiable: every chunk of every committed stage matches its checksum
+    p = sslib.run(["verify", cont])
+    ok &= T.check(p.returncode == 0, f"{label}: verify finds every committed stage intact", sslib.describe(p))
     if store == "zarr":
         series, present = sslib.zarr_series(cont), sslib.zarr_image_groups(cont)
         ok &= T.check(series is not None and not set(series) - set(present),

@@ -41,6 +41,15 @@ sys.path.insert(0, os.path.dirname(HERE))
 from taplib import Tap  # noqa: E402,F401 - the shared TAP writer
 
 
+def seeded_rng(tap, env, what):
+    """A random.Random seeded from $env, else at random; the seed is printed
+    (as "what: env=seed") so that a failure can be repeated."""
+    import random
+    seed = int(os.environ.get(env) or random.SystemRandom().randrange(1 << 30))
+    tap.diag(f"{what}: {env}={seed}")
+    return random.Random(seed)
+
+
 # ---- configs -----------------------------------------------------------------
 
 def synth_stages(shape=(6, 48, 40), repeats=4, p_low=2, p_high=99.9, fuse=True, extra_norm=None):

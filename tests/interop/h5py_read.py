@@ -50,9 +50,9 @@ STR_ATTRS = ["stage_type", "params", "fingerprint", "input_fingerprints", "input
              "software_version", "libraries", "host", "device", "started", "finished"]
 INT_ATTRS = ["stage_version", "threads"]
 FLOAT_ATTRS = ["seconds"]
-JSON_ATTRS = ["params", "input_fingerprints", "inputs", "input_files", "libraries"]
+JSON_ATTRS = ["params", "input_fingerprints", "inputs", "input_files", "libraries", "sirenstack_arrays"]
 # Attributes that legitimately differ between two runs (timings).
-VOLATILE_ATTRS = {"started", "finished", "seconds"}
+VOLATILE_ATTRS = {"started", "finished", "seconds", "sirenstack_commit_time"}
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ISO8601 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
@@ -283,7 +283,7 @@ def check_stage_attrs(tap, f):
             except ValueError as e:
                 parsed[k] = e
         tap.check(all(isinstance(parsed[k], dict) for k in JSON_ATTRS),
-                  f"{st}: params, inputs, input_fingerprints, input_files, libraries are JSON objects",
+                  f"{st}: params, inputs, input_fingerprints, input_files, libraries, sirenstack_arrays are JSON objects",
                   {k: a[k] for k in JSON_ATTRS if not isinstance(parsed[k], dict)})
         if not all(isinstance(parsed[k], dict) for k in JSON_ATTRS):
             continue
