@@ -136,8 +136,35 @@ def denormal():
     T.check(p.returncode == 0 and "compressed toward 0" not in p.stderr, "with eps 0 it does not", sslib.describe(p))
 
 
+def nan_in_committed():
+    """A NaN that gets into committed data (written behind the store's back)
+    is refused by the stage that reads it, naming input, repeat and plane; with
+    checksums on, the read already fails as damaged data."""
+    import stat
+    d = T.tmpdir("nan-committed")
+    cfg = sslib.make_config(os.path.join(d, "c.yaml"), sslib.synth_stages(shape=SHAPE))
+    p = sslib.run(["run", cfg, "-q"])
+    if not T.check(p.returncode == 0, "a run to damage completes", sslib.describe(p)):
+        return
+    cont = sslib.container_path(os.path.join(d, "out"), "s1", "hdf5")
+    sf = sslib.h5_stage_files(cont)["norm"]
+    os.chmod(sf, os.stat(sf).st_mode | stat.S_IWUSR)
+    with h5py.File(sf, "r+") as f:
+        ds = f["data"]
+        plane = ds[2, 3]
+        plane[5, 7] = np.nan
+        ds[2, 3] = plane
+    p = sslib.run(["run", cfg, "-q", "--force", "mean", "--stages", "mean"], env={"SIRENSTACK_VERIFY": "0"})
+    T.check(p.returncode == 3 and "fuse_mean: norm.data repeat 2 plane 3 holds 1 NaN or infinite value" in p.stderr,
+            "verification off: fuse_mean refuses the NaN, naming input, repeat and plane", sslib.describe(p))
+    p = sslib.run(["run", cfg, "-q", "--force", "median", "--stages", "median"])
+    T.check(p.returncode == 3 and "norm" in p.stderr, "verification on: the damaged chunk is an input error first",
+            sslib.describe(p))
+
+
 for store in ("hdf5", "zarr"):
     T.guard(f"{store}: filter_gaussian", gaussian, store)
+T.guard("a NaN in committed data", nan_in_committed)
 T.guard("normalize: denormal input", denormal)
 T.guard("normalize: the whole float32 range", full_range)
 T.guard("normalize: reference", reference)
