@@ -172,6 +172,12 @@ def main():
         fh.write(L.tiny_imagej(1 << 40, 4096, 4096))
     case("a 300-byte ImageJ file claiming 2^40 images of 4096 x 4096", {"file": path("imagej_2e40.tif")},
          ["1099511627776 images", "1 page"])
+    # found by fuzzing (tests/fuzz/corpus/tiff_import/regress-*): the plane
+    # buffer was allocated (2 GiB) before any strip was read
+    with open(path("plane_2gib.tif"), "wb") as fh:
+        fh.write(L.tiny_imagej(1, 524288, 2048))
+    case("a 300-byte TIFF claiming one uncompressed 2048 x 524288 uint16 plane", {"file": path("plane_2gib.tif")},
+         ["2147483648 bytes, uncompressed", "more than the file's"])
 
     z = tw(path("zcorrupt.tif"), a, compression="zlib")
     with tifffile.TiffFile(z) as t:
