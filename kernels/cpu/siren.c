@@ -67,8 +67,16 @@ const char *siren_arch_check(const siren_arch *a)
 #define PIO2_2 4.837512969970703125e-4f
 #define PIO2_3 7.549789954891882e-8f
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sincos_cpu_f32(const float *x, float *s,
-                                                                                   float *c, size_t n)
+/* Clones per instruction set; clang before 16 emits the dispatcher only in a
+ * file that calls the function, so its builds (fuzzing, sanitizers) get the
+ * default version alone. */
+#if defined(__clang__) && __clang_major__ < 16
+#define SIMD_CLONES
+#else
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
+SIMD_CLONES void sincos_cpu_f32(const float *x, float *s, float *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -480,10 +488,8 @@ void siren_cpu_eval(const siren_arch *a, const float *params, const siren_grid *
     }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void adam_cpu_step(float *p, const float *g, float *m,
-                                                                                  float *v, size_t n, int64_t t,
-                                                                                  float lr, float beta1, float beta2,
-                                                                                  float eps)
+SIMD_CLONES void adam_cpu_step(float *p, const float *g, float *m, float *v, size_t n, int64_t t, float lr,
+                               float beta1, float beta2, float eps)
 {
     /* torch.optim.Adam: p -= lr * m_hat / (sqrt(v_hat) + eps), written as
      * torch computes it (step size lr / bc1, denominator sqrt(v)/sqrt(bc2) + eps). */

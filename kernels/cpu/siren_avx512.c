@@ -1,10 +1,17 @@
 /* The SIREN layer kernels for AVX-512 (siren_simd.h): tiles of 12 rows x 32
  * columns in 24 of the 32 zmm registers (siren_tiles.inc), and sin/cos with
  * mask registers for the quadrant selection. */
+#ifndef __clang__
 #pragma GCC target("avx512f,avx512dq,fma")
+#endif
 #include "siren_simd.h"
 
 #include <immintrin.h>
+
+/* clang ignores GCC's target pragma; this is its form of the same. */
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,fma"))), apply_to = function)
+#endif
 
 #define VF __m512
 #define VL 16
@@ -80,3 +87,7 @@ const siren_simd siren_simd_avx512 = {
     .weight_grad = avx512_weight_grad,
     .sincos = avx512_sincos,
 };
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif

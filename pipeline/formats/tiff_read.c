@@ -18,6 +18,10 @@
 /* Bounds that keep a corrupt header from asking for absurd buffers. */
 #define MAX_SIDE (1 << 24)
 #define MAX_PLANE_BYTES ((int64_t)1 << 34)
+/* No codec libtiff decodes packs more than about this many bytes of pixels
+ * into one byte of file (zstd's run-length blocks come closest; Deflate stops
+ * near 1032, LZW near 2730, PackBits at 64). */
+#define MAX_CODEC_RATIO ((int64_t)1 << 16)
 
 struct tiff_reader {
     TIFF *tif;
@@ -251,6 +255,14 @@ static int page_info(tiff_reader *r, int64_t p, tiff_page_info *info)
     }
     if (w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || (int64_t)w * h * (bits / 8) > MAX_PLANE_BYTES)
         return ss_fail(SS_ERR_INPUT, "%s: page %lld has an implausible size %ux%u", f, pg, w, h);
+    /* A small file cannot hold a big plane (uncompressed pixels take their
+     * own bytes in it): checked before anything the size of the plane is
+     * allocated, so that a damaged header is an input error, not exit 71. */
+    int64_t plane = (int64_t)w * h * (bits / 8);
+    if (plane > (comp == COMPRESSION_NONE ? r->file_size : r->file_size * MAX_CODEC_RATIO))
+        return ss_fail(SS_ERR_INPUT, "%s: corrupt or truncated TIFF: page %lld claims %ux%u pixels of %u bits (%lld bytes%s), "
+                       "more than the file's %lld bytes can hold", f, pg, w, h, bits, (long long)plane,
+                       comp == COMPRESSION_NONE ? ", uncompressed" : "", (long long)r->file_size);
     info->width = w;
     info->height = h;
     info->dtype = dt;

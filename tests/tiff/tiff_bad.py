@@ -82,32 +82,6 @@ def hash_tree(root):
     return h
 
 
-def tiny_imagej(images, width, height):
-    """A classic TIFF of one IFD whose ImageJ description claims `images`
-    planes of width x height uint16 stored back to back after it, with no
-    pixels in the file at all."""
-    desc = f"ImageJ=1.53t\nimages={images}\nslices={images}\n\0".encode()
-    tags = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1), (270, 2, None),
-            (273, 4, None), (277, 3, 1), (278, 4, height), (279, 4, width * height * 2)]
-    ifd_off = 8
-    ifd_len = 2 + 12 * len(tags) + 4
-    desc_off = ifd_off + ifd_len
-    data_off = desc_off + len(desc)
-    out = bytearray(b"II*\0" + struct.pack("<I", ifd_off))
-    out += struct.pack("<H", len(tags))
-    for tag, typ, val in tags:
-        if tag == 270:
-            out += struct.pack("<HHII", tag, typ, len(desc), desc_off)
-        elif tag == 273:
-            out += struct.pack("<HHII", tag, typ, 1, data_off)
-        elif typ == 3:
-            out += struct.pack("<HHIHH", tag, typ, 1, val, 0)
-        else:
-            out += struct.pack("<HHII", tag, typ, 1, val)
-    out += struct.pack("<I", 0) + desc
-    return bytes(out)
-
-
 def main():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 4000, (3, 32, 32), dtype=np.uint16)
@@ -195,9 +169,15 @@ def main():
     case("OME-TIFF of a few KB claiming SizeZ=1e10 with TiffData", {"file": path("huge_z.ome.tif")},
          ["10000000000 planes", "bytes of its file set"])
     with open(path("imagej_2e40.tif"), "wb") as fh:
-        fh.write(tiny_imagej(1 << 40, 4096, 4096))
+        fh.write(L.tiny_imagej(1 << 40, 4096, 4096))
     case("a 300-byte ImageJ file claiming 2^40 images of 4096 x 4096", {"file": path("imagej_2e40.tif")},
          ["1099511627776 images", "1 page"])
+    # found by fuzzing (tests/fuzz/corpus/tiff_import/regress-*): the plane
+    # buffer was allocated (2 GiB) before any strip was read
+    with open(path("plane_2gib.tif"), "wb") as fh:
+        fh.write(L.tiny_imagej(1, 524288, 2048))
+    case("a 300-byte TIFF claiming one uncompressed 2048 x 524288 uint16 plane", {"file": path("plane_2gib.tif")},
+         ["2147483648 bytes, uncompressed", "more than the file's"])
 
     z = tw(path("zcorrupt.tif"), a, compression="zlib")
     with tifffile.TiffFile(z) as t:

@@ -13,6 +13,7 @@ it is never the reference.
 """
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -213,3 +214,31 @@ def imagej_contiguous(path, stack, extra_description=""):
     with open(path, "ab") as f:
         f.write(stack[1:].astype(stack.dtype.newbyteorder("<")).tobytes())
     return path
+
+
+def tiny_imagej(images, width, height, with_pixels=False):
+    """A classic TIFF of one IFD whose ImageJ description claims `images`
+    planes of width x height uint16 stored back to back after it: with no
+    pixels in the file at all, or (with_pixels) with all of them."""
+    desc = f"ImageJ=1.53t\nimages={images}\nslices={images}\n\0".encode()
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1), (270, 2, None),
+            (273, 4, None), (277, 3, 1), (278, 4, height), (279, 4, width * height * 2)]
+    ifd_off = 8
+    ifd_len = 2 + 12 * len(tags) + 4
+    desc_off = ifd_off + ifd_len
+    data_off = desc_off + len(desc)
+    out = bytearray(b"II*\0" + struct.pack("<I", ifd_off))
+    out += struct.pack("<H", len(tags))
+    for tag, typ, val in tags:
+        if tag == 270:
+            out += struct.pack("<HHII", tag, typ, len(desc), desc_off)
+        elif tag == 273:
+            out += struct.pack("<HHII", tag, typ, 1, data_off)
+        elif typ == 3:
+            out += struct.pack("<HHIHH", tag, typ, 1, val, 0)
+        else:
+            out += struct.pack("<HHII", tag, typ, 1, val)
+    out += struct.pack("<I", 0) + desc
+    if with_pixels:
+        out += bytes((i * 7) % 256 for i in range(images * width * height * 2))
+    return bytes(out)
