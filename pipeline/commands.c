@@ -739,23 +739,17 @@ static int export_image(store_array *a, const array_info *info, export_format fm
 static int replace_dir(const char *tmp, const char *out)
 {
     struct stat st;
-    if (lstat(out, &st) != 0)
-        return rename(tmp, out) == 0 ? SS_OK : ss_fail(SS_ERR_IO, "%s: cannot write: %s", out, strerror(errno));
-    char *zg = ss_asprintf("%s/.zgroup", out);
-    int is_zarr = zg && S_ISDIR(st.st_mode) && path_exists(zg);
-    free(zg);
-    if (!is_zarr) return ss_fail(SS_ERR_IO, "%s: exists and is not a Zarr group; not replacing it", out);
-    char *old = ss_asprintf("%s.old.%ld", out, (long)getpid());
-    int rc = SS_OK;
-    if (!old) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    else if (rename(out, old) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot replace: %s", out, strerror(errno));
-    else if (rename(tmp, out) != 0) {
-        rc = ss_fail(SS_ERR_IO, "%s: cannot write: %s", out, strerror(errno));
-        rename(old, out);
-    } else {
-        fs_rm_rf(old);
+    if (lstat(out, &st) == 0) {
+        char *zg = ss_asprintf("%s/.zgroup", out);
+        int is_zarr = zg && S_ISDIR(st.st_mode) && path_exists(zg);
+        free(zg);
+        if (!is_zarr) return ss_fail(SS_ERR_IO, "%s: exists and is not a Zarr group; not replacing it", out);
     }
+    char *park = ss_asprintf("%s.old.%ld", out, (long)getpid()), *old = NULL;
+    int rc = park ? fs_publish_dir(tmp, out, park, &old) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && old) fs_rm_rf(old);
     free(old);
+    free(park);
     return rc;
 }
 

@@ -193,6 +193,30 @@ int fs_write_atomic(const char *path, const void *data, size_t n)
     return fs_fsync_dir_of(path);
 }
 
+int fs_publish_dir(const char *tmp, const char *final, const char *park, char **old_at)
+{
+    *old_at = NULL;
+    struct stat st;
+    if (lstat(final, &st) != 0) {
+        if (rename(tmp, final) != 0) return ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
+        return SS_OK;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+        *old_at = ss_strdup(tmp);
+        return SS_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EOPNOTSUPP)
+        return ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
+    if (rename(final, park) != 0) return ss_fail(SS_ERR_IO, "%s: cannot move aside: %s", final, strerror(errno));
+    if (rename(tmp, final) != 0) {
+        int rc = ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
+        rename(park, final); /* should this fail too, the caller's recovery restores it */
+        return rc;
+    }
+    *old_at = ss_strdup(park);
+    return SS_OK;
+}
+
 int fs_read_text(const char *path, size_t max, char **data, size_t *n)
 {
     *data = NULL;

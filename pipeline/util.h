@@ -50,6 +50,13 @@ int fs_read_text(const char *path, size_t max, char **data, size_t *n);
 /* The size limit of configs and manifests. */
 #define SS_TEXT_MAX ((size_t)256 << 20)
 int fs_rm_rf(const char *path);
+/* Publishes the finished folder tmp at final: a rename when final does not
+ * exist; else one renameat2(RENAME_EXCHANGE), the old folder ending at tmp;
+ * where the filesystem cannot exchange (some network and cluster
+ * filesystems), final is first renamed to park, then tmp to final (put back
+ * if that fails). *old_at (malloc'd, NULL when there was none): where the old
+ * folder now is, for the caller to remove. */
+int fs_publish_dir(const char *tmp, const char *final, const char *park, char **old_at);
 /* Copies a file byte for byte (then fsync). */
 int fs_copy_file(const char *from, const char *to);
 

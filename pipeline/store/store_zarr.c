@@ -2015,44 +2015,19 @@ static int series_sync(store *s, const char *stage, const char *new_tree)
     return rc;
 }
 
-/* Moves the finished tree tmp to final. Replacing a committed stage is one
- * renameat2(RENAME_EXCHANGE); the old tree ends up at tmp. Filesystems
- * without it (some network and cluster filesystems) get two renames, with the
- * old tree parked at tmp.old so that store_recover can put it back if the
- * process dies between them. *old_at: where the old tree is, to remove. */
+/* Moves the finished tree tmp to final (fs_publish_dir); the old tree of a
+ * replaced stage is parked at tmp.old where the filesystem cannot exchange,
+ * so that store_recover can put it back if the process dies between the two
+ * renames. *old_at: where the old tree is, to remove. */
 static int swap_in(const char *tmp, const char *final, char **old_at)
 {
-    *old_at = NULL;
-    if (!lexists(final)) {
-        ss_crashpoint("zarr.commit.before_swap");
-        if (rename(tmp, final) != 0) return ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
-        ss_crashpoint("zarr.commit.after_swap");
-        return SS_OK;
-    }
-    ss_crashpoint("zarr.commit.before_swap");
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
-        ss_crashpoint("zarr.commit.after_swap");
-        *old_at = ss_strdup(tmp);
-        return SS_OK;
-    }
-    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EOPNOTSUPP)
-        return ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
     char *parked = ss_asprintf("%s.old", tmp);
     if (!parked) return ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rename(final, parked) != 0) {
-        int rc = ss_fail(SS_ERR_IO, "%s: cannot move aside: %s", final, strerror(errno));
-        free(parked);
-        return rc;
-    }
-    if (rename(tmp, final) != 0) {
-        int rc = ss_fail(SS_ERR_IO, "%s: cannot commit: %s", final, strerror(errno));
-        rename(parked, final); /* should this fail too, store_recover restores it */
-        free(parked);
-        return rc;
-    }
-    ss_crashpoint("zarr.commit.after_swap");
-    *old_at = parked;
-    return SS_OK;
+    ss_crashpoint("zarr.commit.before_swap");
+    int rc = fs_publish_dir(tmp, final, parked, old_at);
+    free(parked);
+    if (rc == SS_OK) ss_crashpoint("zarr.commit.after_swap");
+    return rc;
 }
 
 static int zarr_commit(store_writer *w)
