@@ -39,6 +39,7 @@
 /* On every dataset of a stage: the XXH3-64 of each chunk, uint64 in C order
  * of the chunk grid (schemas/container-layout.md, "Checksums"). */
 #define SUMS_ATTR "sirenstack_checksums"
+#define TABLE_MAX_BYTES ((uint64_t)1 << 30) /* as read back into table_data, as in the Zarr store */
 
 typedef struct {
     char *stage;
@@ -1818,6 +1819,23 @@ static int h5_is_table(store *s, const char *stage, const char *name)
     return r;
 }
 
+/* 1 when the file stores every row the table's shape claims, as a table this
+ * program wrote does (all chunks written; contiguous data of its full size):
+ * a damaged shape must not size the buffers the rows are read into. */
+static int table_rows_stored(hid_t d, hid_t ft, hid_t sp, hssize_t nrows)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t chunk = 0, chunks = 0;
+    int ok;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED)
+        ok = H5Pget_chunk(dcpl, 1, &chunk) == 1 && chunk > 0 && H5Dget_num_chunks(d, sp, &chunks) >= 0 &&
+             ((hsize_t)nrows + chunk - 1) / chunk <= chunks;
+    else
+        ok = (double)nrows * (double)H5Tget_size(ft) <= (double)H5Dget_storage_size(d);
+    H5Pclose(dcpl);
+    return ok;
+}
+
 static int h5_table_read(store *s, const char *stage, const char *name, table_data *t)
 {
     h5array ha;
@@ -1833,8 +1851,19 @@ static int h5_table_read(store *s, const char *stage, const char *name, table_da
     hid_t sp = H5Dget_space(d);
     hssize_t nrows = H5Sget_simple_extent_npoints(sp);
     int ncols = H5Tget_class(ft) == H5T_COMPOUND ? H5Tget_nmembers(ft) : -1;
+    if (rc != SS_OK) goto done; /* a chunk failed its checksum */
     if (ncols < 1 || nrows < 0) {
         rc = ss_fail(SS_ERR_INPUT, "%s: '%s/%s' is not a table", s->path, stage, name);
+        goto done;
+    }
+    if ((uint64_t)nrows * (uint64_t)ncols * TABLE_STR_LEN > TABLE_MAX_BYTES) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: table '%s/%s' of %lld rows and %d columns is larger than the %d MiB supported",
+                     s->path, stage, name, (long long)nrows, ncols, (int)(TABLE_MAX_BYTES >> 20));
+        goto done;
+    }
+    if (nrows > 0 && !table_rows_stored(d, ft, sp, nrows)) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: table '%s/%s' is damaged: its shape claims %lld rows, more than the file stores",
+                     s->path, stage, name, (long long)nrows);
         goto done;
     }
     t->n_cols = ncols;
