@@ -539,6 +539,10 @@ static int stage_open(store *s, const char *stage, hid_t *f)
     return rc;
 }
 
+/* No attribute this program reads comes near this; one whose header claims
+ * more (a damaged file) is skipped rather than sizing an allocation. */
+#define ATTR_MAX_BYTES ((uint64_t)64 << 20)
+
 static json_t *attr_to_json(hid_t a)
 {
     hid_t t = H5Aget_type(a);
@@ -546,8 +550,11 @@ static json_t *attr_to_json(hid_t a)
     hssize_t n = H5Sget_simple_extent_npoints(sp);
     int scalar = H5Sget_simple_extent_type(sp) == H5S_SCALAR;
     H5T_class_t cls = H5Tget_class(t);
+    size_t esz = H5Tget_size(t);
     json_t *out = NULL;
-    if (cls == H5T_STRING && scalar) {
+    if (n < 0 || esz == 0 || (uint64_t)n > ATTR_MAX_BYTES / (esz > 8 ? esz : 8)) {
+        /* skipped */
+    } else if (cls == H5T_STRING && scalar) {
         char *str = NULL;
         if (H5Tis_variable_str(t) > 0) {
             hid_t mt = H5Tcopy(H5T_C_S1);
@@ -567,14 +574,20 @@ static json_t *attr_to_json(hid_t a)
             free(buf);
         }
     } else if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && n >= 1) {
-        double *v = malloc((size_t)n * sizeof *v);
-        if (v && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) {
+        /* Integers as int64: exact beyond 2^53 (seeds), and HDF5 saturates a
+         * value that does not fit where a cast from double would be undefined. */
+        int integer = cls == H5T_INTEGER;
+        union {
+            int64_t i;
+            double d;
+        } *v = malloc((size_t)n * sizeof *v);
+        if (v && H5Aread(a, integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, v) >= 0) {
             if (scalar) {
-                out = cls == H5T_INTEGER ? json_integer((json_int_t)v[0]) : json_real(v[0]);
+                out = integer ? json_integer((json_int_t)v[0].i) : json_real(v[0].d);
             } else {
                 out = json_array();
                 for (hssize_t i = 0; i < n; i++)
-                    json_array_append_new(out, cls == H5T_INTEGER ? json_integer((json_int_t)v[i]) : json_real(v[i]));
+                    json_array_append_new(out, integer ? json_integer((json_int_t)v[i].i) : json_real(v[i].d));
             }
         }
         free(v);
