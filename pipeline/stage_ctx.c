@@ -96,6 +96,13 @@ int ctx_open_input(stage_ctx *c, const char *port, store_array **a)
     return open_for_port(c, port, stage, array, a);
 }
 
+void ctx_input_label(const stage_ctx *c, const char *port, char *buf, size_t n)
+{
+    const char *stage, *array;
+    if (ctx_input(c, port, &stage, &array) == 1) snprintf(buf, n, "%s.%s", stage, array);
+    else if (n) buf[0] = 0;
+}
+
 int ctx_read_f32(stage_ctx *c, store_array *a, const char *label, int rank, const int64_t *start,
                  const int64_t *count, float *buf)
 {

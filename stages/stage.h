@@ -170,6 +170,9 @@ int ctx_input(const stage_ctx *c, const char *port, const char **stage, const ch
  * with one repeat as a Z x Y x X image (same voxel size); one with more
  * repeats is refused (SS_ERR_INPUT, "fuse them first"). */
 int ctx_open_input(stage_ctx *c, const char *port, store_array **a);
+/* "stage.array" of an input port (of its first reference), for messages;
+ * "" when the port is not connected. */
+void ctx_input_label(const stage_ctx *c, const char *port, char *buf, size_t n);
 /* Reads count[] elements from start[] (the array's rank) of an input array as
  * float32 into buf and rejects NaN and infinity: an input error naming the
  * stage type, `label` (e.g. "norm.data") and, for the first bad value, its

@@ -31,7 +31,7 @@ static int run(stage_ctx *c)
     const char *in_stage, *in_name;
     ctx_input(c, "image", &in_stage, &in_name);
     char label[256];
-    snprintf(label, sizeof label, "%s.%s", in_stage, in_name);
+    ctx_input_label(c, "image", label, sizeof label);
     int rc = ctx_open_input(c, "image", &in);
     if (rc != SS_OK) return rc;
     array_info info;

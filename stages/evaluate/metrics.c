@@ -183,7 +183,6 @@ static int load_spines(stage_ctx *c, const char *stg, const char *arr, spine **o
 
 typedef struct {
     stage_ctx *c;
-    const char *ref_name;
     const kernels *k;
     int64_t Z, Y, X;
     size_t plane;
@@ -226,7 +225,9 @@ static int eval_method(metrics_run *m, store_array *ref, store_array *met, const
     for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
         if (ctx_cancelled(m->c)) return ss_fail(SS_ERR_INTERRUPTED, "metrics: interrupted");
         float *pr = m->ring_r[z % win], *pm = m->ring_m[z % win];
-        if ((rc = read_plane(m, ref, "reference", m->ref_name, z, pr)) != SS_OK ||
+        /* The reference was checked plane by plane when its range was found. */
+        int64_t st[3] = {z, 0, 0}, ct[3] = {1, Y, X};
+        if ((rc = store_array_read(ref, st, ct, DT_F32, pr)) != SS_OK ||
             (rc = read_plane(m, met, "method", name, z, pm)) != SS_OK)
             break;
         while (spines && si < m->n_spines && m->spines[si].plane < z) si++;
@@ -361,7 +362,6 @@ static int run(stage_ctx *c)
     array_info ri;
     int rc = m.pr && m.sr ? open_checked(c, "reference", -1, NULL, NULL, &ref, ref_name)
                           : ss_fail(SS_ERR_NOMEM, "metrics: out of memory");
-    m.ref_name = ref_name;
     if (rc == SS_OK) rc = store_array_info(ref, &ri);
     if (rc != SS_OK) goto done;
     m.Z = ri.shape[0], m.Y = ri.shape[1], m.X = ri.shape[2];

@@ -9,10 +9,8 @@
 static int fuse(stage_ctx *c, int median)
 {
     store_array *in, *out = NULL;
-    const char *in_stage, *in_name;
-    ctx_input(c, "repeats", &in_stage, &in_name);
     char label[256];
-    snprintf(label, sizeof label, "%s.%s", in_stage, in_name);
+    ctx_input_label(c, "repeats", label, sizeof label);
     int rc = ctx_open_input(c, "repeats", &in);
     if (rc != SS_OK) return rc;
     array_info info;

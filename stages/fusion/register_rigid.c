@@ -52,6 +52,7 @@ typedef struct {
     const kernels *k;
     store_array *in, *out;
     const char *in_stage, *in_name;
+    char label[256]; /* "stage.array" of the input, for errors */
     int64_t R, Z, Y, X;
     int ref_kind;
     long ref_index;
@@ -68,9 +69,7 @@ typedef struct {
 /* Reads a slab of the input, checked (ctx_read_f32). */
 static int read_checked(reg_job *j, const int64_t *st, const int64_t *ct, float *buf)
 {
-    char label[256];
-    snprintf(label, sizeof label, "%s.%s", j->in_stage, j->in_name);
-    return ctx_read_f32(j->c, j->in, label, 4, st, ct, buf);
+    return ctx_read_f32(j->c, j->in, j->label, 4, st, ct, buf);
 }
 
 /* Checks the shift found (step) against max_shift_px and records the
@@ -226,6 +225,7 @@ static int run(stage_ctx *c)
 {
     reg_job j = {.c = c, .k = ctx_kernels(c)};
     ctx_input(c, "repeats", &j.in_stage, &j.in_name);
+    ctx_input_label(c, "repeats", j.label, sizeof j.label);
     int rc = ctx_open_input(c, "repeats", &j.in);
     if (rc != SS_OK) return rc;
     array_info info;

@@ -171,6 +171,7 @@ typedef struct {
     const kernels *k;
     stage_ctx *c;
     const char *who, *in_stage, *in_name;
+    char label[256]; /* "stage.array" of the input, for errors */
 } plane_cache;
 
 static int cache_load(plane_cache *pc, int j)
@@ -180,9 +181,7 @@ static int cache_load(plane_cache *pc, int j)
     float *p = malloc(n * sizeof *p);
     if (!p) return ss_fail(SS_ERR_NOMEM, "%s: out of memory for a plane", pc->who);
     int64_t st[3] = {pc->kz[j], 0, 0}, ct[3] = {1, pc->Y, pc->X};
-    char label[256];
-    snprintf(label, sizeof label, "%s.%s", pc->in_stage, pc->in_name);
-    int rc = ctx_read_f32(pc->c, pc->in, label, 3, st, ct, p);
+    int rc = ctx_read_f32(pc->c, pc->in, pc->label, 3, st, ct, p);
     if (rc != SS_OK) {
         free(p);
         return rc;
@@ -205,6 +204,7 @@ static int run_interp(stage_ctx *c, int cubic)
     uint8_t *mk = NULL;
     int P = 0;
     ctx_input(c, "stack", &pc.in_stage, &pc.in_name);
+    ctx_input_label(c, "stack", pc.label, sizeof pc.label);
     int rc = ctx_open_input(c, "stack", &pc.in);
     if (rc != SS_OK) return rc;
     array_info info;

@@ -82,7 +82,7 @@ static int run(stage_ctx *c)
     const char *in_stage, *in_name, *ref_stage, *ref_name;
     ctx_input(c, "stack", &in_stage, &in_name);
     v.c = ref.c = c;
-    snprintf(v.label, sizeof v.label, "%s.%s", in_stage, in_name);
+    ctx_input_label(c, "stack", v.label, sizeof v.label);
     int rc = ctx_open_input(c, "stack", &v.a);
     if (rc != SS_OK) return rc;
     if ((rc = store_array_info(v.a, &v.info)) != SS_OK) goto done;
@@ -134,7 +134,7 @@ static int run(stage_ctx *c)
     done_planes = v.planes * (passes - 1);
     rc = write_normalized(c, &v, "data", buf, lo, scale, clip, &done_planes);
     if (rc == SS_OK && ctx_input(c, "reference", &ref_stage, &ref_name) == 1) {
-        snprintf(ref.label, sizeof ref.label, "%s.%s", ref_stage, ref_name);
+        ctx_input_label(c, "reference", ref.label, sizeof ref.label);
         if ((rc = ctx_open_input(c, "reference", &ref.a)) != SS_OK) goto done;
         if ((rc = store_array_info(ref.a, &ref.info)) != SS_OK) goto done;
         int rr = ref.info.rank;

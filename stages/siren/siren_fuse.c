@@ -18,7 +18,7 @@ static int run(stage_ctx *c)
     const char *src_stage, *src_name;
     ctx_input(c, "repeats", &src_stage, &src_name);
     char label[256];
-    snprintf(label, sizeof label, "%s.%s", src_stage, src_name);
+    ctx_input_label(c, "repeats", label, sizeof label);
     int rc = ctx_open_input(c, "repeats", &in);
     if (rc != SS_OK) return rc;
     array_info info;

@@ -39,7 +39,7 @@ static int run(stage_ctx *c)
     const char *src_stage, *src_name;
     ctx_input(c, "stack", &src_stage, &src_name);
     char label[256];
-    snprintf(label, sizeof label, "%s.%s", src_stage, src_name);
+    ctx_input_label(c, "stack", label, sizeof label);
     int rc = ctx_open_input(c, "stack", &in);
     if (rc != SS_OK) return rc;
     array_info info;
