@@ -6,18 +6,18 @@
  * run() reads inputs from the store, calls kernels, and writes its declared
  * outputs through ctx_writer(); the runner commits them atomically after run()
  * returns SS_OK. run() never exits, never prints to stdout, and reports errors
- * with ss_fail() (pipeline/error.h). Stages never call each other. */
+ * with ss_fail() (pipeline/base/error.h). Stages never call each other. */
 #ifndef SS_STAGE_H
 #define SS_STAGE_H
 
 #include <jansson.h>
 #include <stdint.h>
 
-#include "../kernels/host.h"
-#include "../kernels/kernels.h"
-#include "../pipeline/checkpoint.h"
-#include "../pipeline/error.h"
-#include "../pipeline/store/store.h"
+#include "host.h"
+#include "kernels.h"
+#include "checkpoint.h"
+#include "error.h"
+#include "store.h"
 
 /* ---- declarations ------------------------------------------------------ */
 
@@ -211,7 +211,7 @@ void ctx_progress(stage_ctx *c, int64_t done);
  * returns SS_ERR_INTERRUPTED. */
 int ctx_cancelled(const stage_ctx *c);
 void ctx_warn(stage_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Checkpoints of this stage (see pipeline/checkpoint.h). */
+/* Checkpoints of this stage (see pipeline/base/checkpoint.h). */
 checkpoint *ctx_checkpoint(stage_ctx *c);
 /* Records an extra attribute on the stage group (steals the reference). */
 int ctx_attr(stage_ctx *c, const char *key, json_t *value);

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../host.h"
-#include "../kernels.h"
+#include "host.h"
+#include "kernels.h"
 
 /* Below this many elements of work a kernel runs on the calling thread:
  * waking the OpenMP team costs more than the loop. */

@@ -3,7 +3,7 @@
 #ifndef SS_KERNELS_CPU_QUALITY_H
 #define SS_KERNELS_CPU_QUALITY_H
 
-#include "../kernels.h"
+#include "kernels.h"
 
 double cpu_sq_diff_sum_f32(const float *a, const float *b, size_t n);
 void cpu_ssim2d_f32(const ssim_spec *s, const float *a, const float *b, int64_t ny, int64_t nx, double *work,

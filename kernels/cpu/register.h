@@ -4,7 +4,7 @@
 #ifndef SS_KERNELS_CPU_REGISTER_H
 #define SS_KERNELS_CPU_REGISTER_H
 
-#include "../kernels.h"
+#include "kernels.h"
 
 xcorr_state *cpu_xcorr_new(int64_t nz, int64_t ny, int64_t nx, const xcorr_opts *o);
 void cpu_xcorr_free(xcorr_state *s);

@@ -4,7 +4,7 @@
  * numbers. */
 #include <math.h>
 
-#include "../host.h"
+#include "host.h"
 
 static uint64_t rotl(uint64_t x, int k)
 {

@@ -17,8 +17,8 @@
  * and the private gradients are summed in thread order: the result depends on
  * the thread count only, not on scheduling. */
 #include "siren_cpu.h"
-#include "../host.h"
-#include "../kernels.h"
+#include "host.h"
+#include "kernels.h"
 #include "siren_simd.h"
 
 #include <cblas.h>

@@ -4,7 +4,7 @@
 #ifndef SS_KERNELS_SIREN_CPU_H
 #define SS_KERNELS_SIREN_CPU_H
 
-#include "../siren.h"
+#include "siren.h"
 
 /* Per-thread buffers for blocks of voxels; threads: how many threads the
  * kernels use (results are bit-identical for the same thread count). */

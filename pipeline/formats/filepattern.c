@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../error.h"
-#include "../util.h"
+#include "error.h"
+#include "util.h"
 
 enum { T_LIT, T_STAR, T_ANY, T_FIELD };
 

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../error.h"
-#include "../util.h"
+#include "error.h"
+#include "util.h"
 
 #define CHUNK_TARGET ((int64_t)16 << 20)
 #define BLOSC_CNAME "lz4"

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#include "../store/store.h"
+#include "store.h"
 
 typedef struct {
     int has_t, has_z;                /* which of the leading axes exist */

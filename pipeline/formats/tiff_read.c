@@ -1,7 +1,7 @@
 /* TIFF planes through libtiff. libtiff reports problems through handlers
  * that print to stderr by default; each reader installs its own (libtiff
  * 4.5's per-handle options), keeps the first message, and turns it into the
- * one-line error of pipeline/error.h. */
+ * one-line error of pipeline/base/error.h. */
 #include "tiff_read.h"
 
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <tiffio.h>
 #include <unistd.h>
 
-#include "../error.h"
+#include "error.h"
 
 /* Bounds that keep a corrupt header from asking for absurd buffers. */
 #define MAX_SIDE (1 << 24)

@@ -1,7 +1,7 @@
 /* Reading grey-level planes from TIFF files (classic and BigTIFF) with
  * libtiff: one page (IFD) is one plane. Knows nothing of stages or the
  * runner; errors are SS_ERR_INPUT (or SS_ERR_NOMEM) with a one-line message
- * naming the file, the page and the problem (pipeline/error.h).
+ * naming the file, the page and the problem (pipeline/base/error.h).
  *
  * Supported pages: strips (not tiles), one sample per pixel, min-is-black or
  * min-is-white, 8/16/32-bit integers or 32/64-bit floats, any codec libtiff
@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "../store/store.h"
+#include "store.h"
 
 typedef struct tiff_reader tiff_reader;
 

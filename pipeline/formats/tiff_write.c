@@ -9,8 +9,8 @@
 #include <tiffio.h>
 #include <unistd.h>
 
-#include "../error.h"
-#include "../util.h"
+#include "error.h"
+#include "util.h"
 
 #define SINGLE_STRIP_MAX ((int64_t)256 << 20)
 #define STRIP_TARGET ((int64_t)64 << 20)

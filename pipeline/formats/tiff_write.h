@@ -2,7 +2,7 @@
  * one plane (page) at a time, so memory is one plane whatever the stack.
  * Knows nothing of stages, the runner or the store (it takes ss_dtype from
  * store.h only as the project's element-type enum). Errors are SS_ERR_IO or
- * SS_ERR_CONFIG with a one-line message (pipeline/error.h).
+ * SS_ERR_CONFIG with a one-line message (pipeline/base/error.h).
  *
  * Layout written: pages in T-major, Z-minor order (page = t * Z + z), one
  * strip per plane (planes over 256 MiB: strips of at most 64 MiB),
@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#include "../store/store.h"
+#include "store.h"
 
 typedef enum { TIFF_OUT_IMAGEJ, TIFF_OUT_OME } tiff_out_kind;
 

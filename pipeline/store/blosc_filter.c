@@ -1,5 +1,5 @@
 #include "blosc_filter.h"
-#include "../error.h"
+#include "error.h"
 
 #include <blosc.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 #include "store_impl.h"
-#include "../error.h"
-#include "../util.h"
+#include "error.h"
+#include "util.h"
 
 #include <blosc.h>
 #include <errno.h>

@@ -18,9 +18,9 @@
  * See schemas/container-layout.md. */
 #include "blosc_filter.h"
 #include "store_impl.h"
-#include "../canonjson.h"
-#include "../error.h"
-#include "../util.h"
+#include "canonjson.h"
+#include "error.h"
+#include "util.h"
 
 #include <blosc.h>
 #include <dirent.h>

@@ -4,7 +4,7 @@
 #define SS_STORE_IMPL_H
 
 #include "store.h"
-#include "../util.h"
+#include "util.h"
 
 typedef struct store_backend store_backend;
 

@@ -5,8 +5,8 @@
  * schemas/container-layout.md ("Checksums") specifies the format. */
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include "store_impl.h"
-#include "../error.h"
-#include "../util.h"
+#include "error.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -25,8 +25,8 @@
  * may be read or written from different threads. One array handle, and one
  * writer with the arrays it created, belong to one thread at a time. */
 #include "store_impl.h"
-#include "../error.h"
-#include "../util.h"
+#include "error.h"
+#include "util.h"
 
 #include <blosc.h>
 #include <dirent.h>

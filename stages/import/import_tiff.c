@@ -29,9 +29,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "formats/filepattern.h"
-#include "formats/tiff_meta.h"
-#include "formats/tiff_read.h"
+#include "filepattern.h"
+#include "tiff_meta.h"
+#include "tiff_read.h"
 #include "util.h"
 
 typedef struct {

@@ -15,6 +15,7 @@
  * checksum lets the driver check that both programs wrote the same content. */
 #include "error.h"
 #include "store.h"
+#include "tap.h"
 
 #include <ftw.h>
 #include <inttypes.h>
@@ -251,7 +252,6 @@ static int selftest(const char *dir)
         printf("Bail out! cannot make a folder under %s\n", dir);
         return 1;
     }
-    int n = 0, bad = 0;
     const char *fmts[2] = {"hdf5", "zarr"};
     for (int k = 0; k < 2; k++) {
         store_format fmt = k ? STORE_ZARR : STORE_HDF5;
@@ -259,23 +259,17 @@ static int selftest(const char *dir)
         snprintf(path, sizeof path, "%s/selftest.%s", tmp, k ? "zarr" : "h5");
         result w = {0}, r = {0};
         int ok = phase_write(path, fmt, SZ, SY, SX, &w) == SS_OK;
-        printf("%s %d - %s: write %d x %d x %d\n", ok ? "ok" : "not ok", ++n, fmts[k], SZ, SY, SX);
-        bad += !ok;
+        CHECK(ok, "%s: write %d x %d x %d", fmts[k], SZ, SY, SX);
         ok = ok && phase_read(path, fmt, SZ, SY, SX, &r) == SS_OK;
-        printf("%s %d - %s: read back\n", ok ? "ok" : "not ok", ++n, fmts[k]);
-        bad += !ok;
-        ok = ok && r.checksum == w.checksum && w.checksum != 0;
-        printf("%s %d - %s: read checksum equals written\n", ok ? "ok" : "not ok", ++n, fmts[k]);
-        bad += !ok;
+        CHECK(ok, "%s: read back", fmts[k]);
+        CHECK(ok && r.checksum == w.checksum && w.checksum != 0, "%s: read checksum equals written", fmts[k]);
         uint64_t disk = disk_bytes(path, fmt), raw = (uint64_t)SZ * SY * SX * 2;
-        ok = disk > 0 && disk < raw;
-        printf("%s %d - %s: content compresses (%" PRIu64 " of %" PRIu64 " bytes on disk)\n", ok ? "ok" : "not ok",
-               ++n, fmts[k], disk, raw);
-        bad += !ok;
+        CHECK(disk > 0 && disk < raw, "%s: content compresses (%" PRIu64 " of %" PRIu64 " bytes on disk)", fmts[k],
+              disk, raw);
     }
-    printf("1..%d\n", n);
+    int rc = tap_done();
     nftw(tmp, rm_visit, 32, FTW_DEPTH | FTW_PHYS);
-    return bad ? 1 : 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tap.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
-
-static int points, failed;
 
 static void run_file(const char *path)
 {
@@ -42,10 +42,8 @@ static void run_file(const char *path)
             if (k == 0) break;
         }
     }
-    points++;
     if (!f || ferror(f)) {
-        failed++;
-        printf("not ok %d - %s: cannot read: %s\n", points, path, strerror(errno));
+        CHECK(0, "%s: cannot read: %s", path, strerror(errno));
     } else {
         printf("# input %s\n", path);
         fflush(stdout);
@@ -56,8 +54,7 @@ static void run_file(const char *path)
         memcpy(exact, buf, n);
         int rc = LLVMFuzzerTestOneInput(exact, n);
         free(exact);
-        if (rc != 0) failed++;
-        printf("%s %d - %s (%zu bytes)\n", rc == 0 ? "ok" : "not ok", points, path, n);
+        CHECK(rc == 0, "%s (%zu bytes)", path, n);
     }
     fflush(stdout);
     if (f) fclose(f);
@@ -70,8 +67,7 @@ static void run_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        printf("not ok %d - %s: cannot list: %s\n", ++points, dir, strerror(errno));
-        failed++;
+        CHECK(0, "%s: cannot list: %s", dir, strerror(errno));
         return;
     }
     char **names = NULL;
@@ -105,6 +101,5 @@ int main(int argc, char **argv)
         if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) run_dir(argv[i]);
         else run_file(argv[i]);
     }
-    printf("1..%d\n", points);
-    return failed ? 1 : 0;
+    return tap_done();
 }

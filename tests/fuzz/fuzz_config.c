@@ -1,9 +1,9 @@
 /* Fuzz target: a config file. The input is written as config.yaml in the
  * scratch folder and loaded as `sirenstack validate` does: the YAML loader
- * (pipeline/yamltree.c: anchors, aliases, depth and size limits), then every
- * check of pipeline/config.c (run, samples, stages, parameters, references,
+ * (pipeline/engine/yamltree.c: anchors, aliases, depth and size limits), then every
+ * check of pipeline/engine/config.c (run, samples, stages, parameters, references,
  * kinds, cycles, {field} substitution) and, for `samples: {manifest: ...}`,
- * the manifest parser of pipeline/samples.c on the two manifests the
+ * the manifest parser of pipeline/engine/samples.c on the two manifests the
  * folder holds (manifests/samples.tsv and .csv). Nothing else is read:
  * validation opens no sample data, and a manifest named outside the scratch
  * folder makes the input one to skip. */

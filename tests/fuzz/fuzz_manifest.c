@@ -1,4 +1,4 @@
-/* Fuzz target: a sample manifest (pipeline/samples.c), TSV or CSV with RFC
+/* Fuzz target: a sample manifest (pipeline/engine/samples.c), TSV or CSV with RFC
  * 4180 quoting. The input is written as a .tsv and as a .csv manifest (the
  * name picks the separator) and read as a config's `samples: {manifest:}`
  * reads it: header, comments, quoting, voxel sizes, repeats, sample ids,

@@ -12,8 +12,8 @@
 
 #include "config.h"
 #include "error.h"
-#include "formats/tiff_meta.h"
-#include "formats/tiff_read.h"
+#include "tiff_meta.h"
+#include "tiff_read.h"
 #include "fuzz_common.h"
 #include "progress.h"
 #include "stage_ctx.h"

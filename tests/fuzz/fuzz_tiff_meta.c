@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "fuzz_common.h"
-#include "formats/tiff_meta.h"
+#include "tiff_meta.h"
 
 /* The plane mapping import_tiff does with the counts: indices only when
  * Z x T x C fits (the import refuses the rest before it maps anything). */

@@ -18,7 +18,7 @@
  * Output is TAP. -o keeps the cases covering ENTRY, -b the named backend. */
 #include "host.h"
 #include "kernels.h"
-#include "../tap.h"
+#include "tap.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -19,7 +19,7 @@
 #include <omp.h>
 #endif
 
-#include "../tap.h"
+#include "tap.h"
 #include "host.h"
 #include "kernels.h"
 

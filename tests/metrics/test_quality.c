@@ -12,7 +12,7 @@
 #include <omp.h>
 #endif
 
-#include "../tap.h"
+#include "tap.h"
 #include "host.h"
 #include "kernels.h"
 

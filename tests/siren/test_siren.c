@@ -9,7 +9,7 @@
 #include "host.h"
 #include "kernels.h"
 #include "cpu/siren_cpu.h"
-#include "../tap.h"
+#include "tap.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -147,7 +147,7 @@ static void kernel_paths(ss_rng *rng)
             if (set && !set->cpu_ok()) {
                 CHECK(!strcmp(k, "blas"), "width %d: %s cannot run here, the sgemm path (%s) stands in", a.width,
                       paths[path], k);
-                printf("ok %d - # SKIP width %d: this CPU does not run %s\n", ++tap_n, a.width, paths[path]);
+                TAP_SKIP("width %d: this CPU does not run %s", a.width, paths[path]);
                 siren_cpu_work_free(w);
                 continue;
             }
@@ -193,7 +193,7 @@ int main(void)
     const siren_simd *sets[1] = {&siren_simd_avx512};
     for (int k = 0; k < 1; k++) {
         if (!sets[k]->cpu_ok()) {
-            printf("ok %d - # SKIP this CPU does not run %s: its sincos is not run\n", ++tap_n, sets[k]->name);
+            TAP_SKIP("this CPU does not run %s: its sincos is not run", sets[k]->name);
             continue;
         }
         /* The fused kernels' own sincos, at a length with a ragged tail. */

@@ -1,7 +1,7 @@
 /* Zarr backend of the container store: round trips, atomic commit, commit
  * order, crash safety (by re-running this binary with SIRENSTACK_CRASHPOINT)
  * and corrupt input. */
-#include "../tap.h"
+#include "tap.h"
 #include "error.h"
 #include "store.h"
 #include "util.h"

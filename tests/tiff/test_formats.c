@@ -9,13 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../pipeline/error.h"
-#include "../../pipeline/formats/filepattern.h"
-#include "../../pipeline/formats/tiff_meta.h"
-#include "../../pipeline/formats/tiff_read.h"
-#include "../../pipeline/formats/tiff_write.h"
-#include "../../pipeline/util.h"
-#include "../tap.h"
+#include "error.h"
+#include "filepattern.h"
+#include "tiff_meta.h"
+#include "tiff_read.h"
+#include "tiff_write.h"
+#include "util.h"
+#include "tap.h"
 
 static char tmp[256];
 

@@ -8,7 +8,7 @@
 #include "host.h"
 #include "kernels.h"
 #include "util.h"
-#include "../tap.h"
+#include "tap.h"
 
 #include <math.h>
 #include <omp.h>

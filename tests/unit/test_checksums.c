@@ -5,7 +5,7 @@
  * array, chunk and planes) unless verification is off, the cheap check and
  * the full one, damage records; then the HDF5 index rebuilt from the stage
  * files, and Zarr's chunks that were never written. */
-#include "../tap.h"
+#include "tap.h"
 #include "error.h"
 #include "store.h"
 #include "store_impl.h"

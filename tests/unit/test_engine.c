@@ -4,7 +4,7 @@
 #include "fingerprint.h"
 #include "graph.h"
 #include "yamltree.h"
-#include "../tap.h"
+#include "tap.h"
 
 #include <string.h>
 #include <unistd.h>

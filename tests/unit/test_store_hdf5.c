@@ -3,7 +3,7 @@
 #include "store_impl.h"
 #include "error.h"
 #include "util.h"
-#include "../tap.h"
+#include "tap.h"
 
 #include <string.h>
 #include <unistd.h>

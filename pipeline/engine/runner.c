@@ -1,6 +1,6 @@
 #include "runner.h"
 #include "error.h"
-#include "formats/filepattern.h"
+#include "filepattern.h"
 #include "fingerprint.h"
 #include "graph.h"
 #include "provenance.h"

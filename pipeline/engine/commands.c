@@ -6,9 +6,9 @@
 #include "fingerprint.h"
 #include "provenance.h"
 #include "runner.h"
-#include "formats/omezarr.h"
-#include "formats/tiff_meta.h"
-#include "formats/tiff_write.h"
+#include "omezarr.h"
+#include "tiff_meta.h"
+#include "tiff_write.h"
 
 #include <errno.h>
 #include <getopt.h>

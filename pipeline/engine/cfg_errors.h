@@ -1,6 +1,6 @@
 /* Collecting config problems: each one line `file:line:col: key.path:
  * message`, at most 50 kept; the first also becomes the error message
- * (pipeline/error.h). Used by the config loader and the sample loaders. */
+ * (pipeline/base/error.h). Used by the config loader and the sample loaders. */
 #ifndef SS_CFG_ERRORS_H
 #define SS_CFG_ERRORS_H
 

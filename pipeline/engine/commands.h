@@ -1,4 +1,4 @@
-/* The subcommands of the sirenstack program (pipeline/main.c dispatches). */
+/* The subcommands of the sirenstack program (pipeline/engine/main.c dispatches). */
 #ifndef SS_COMMANDS_H
 #define SS_COMMANDS_H
 
@@ -10,7 +10,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_stages(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
-int cmd_synth(int argc, char **argv); /* pipeline/cmd_synth.c */
+int cmd_synth(int argc, char **argv); /* pipeline/engine/cmd_synth.c */
 int cmd_version(int argc, char **argv);
 
 #endif
