@@ -26,7 +26,7 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests", "tiff"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 from tifflib import tiny_imagej  # noqa: E402 - the tests' own adversarial ImageJ file
 CORPUS = os.path.join(HERE, "corpus")
 
@@ -213,7 +213,7 @@ def tiffs(tmp):
 
 def configs():
     C = "config"
-    for d in ("tests/configs/valid", "tests/configs/invalid", "configs"):
+    for d in ("tests/engine/configs/valid", "tests/engine/configs/invalid", "configs"):
         for name in sorted(os.listdir(os.path.join(ROOT, d))):
             if name.endswith(".yaml"):
                 with open(os.path.join(ROOT, d, name), "rb") as f:
@@ -244,7 +244,7 @@ def configs():
 
 def manifests():
     M = "manifest"
-    for d in ("tests/configs/valid/manifests", "tests/configs/invalid/manifests"):
+    for d in ("tests/engine/configs/valid/manifests", "tests/engine/configs/invalid/manifests"):
         for name in sorted(os.listdir(os.path.join(ROOT, d))):
             with open(os.path.join(ROOT, d, name), "rb") as f:
                 put(M, f"{d.split('/')[2]}-{name}", f.read())

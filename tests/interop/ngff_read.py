@@ -33,7 +33,7 @@ import sys
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 import sslib  # noqa: E402 - the shared helpers (runs, readers, TAP)
 
 T = sslib.Tap()
