@@ -31,8 +31,25 @@ int ss_fail_prefix(int code, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, msg, sizeof old);
-    snprintf(msg, sizeof msg, "%s: %s", prefix, old);
+    /* the result is cut at sizeof msg, the old message's end first */
+    snprintf(msg, sizeof msg, "%.1000s: %.1040s", prefix, old);
     return code;
+}
+
+int ss_nomem(size_t bytes, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (!bytes) return ss_fail(SS_ERR_NOMEM, "out of memory for %s", what);
+    static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 6) v /= 1024, u++;
+    if (u == 0) return ss_fail(SS_ERR_NOMEM, "out of memory for %s (%zu bytes)", what, bytes);
+    return ss_fail(SS_ERR_NOMEM, "out of memory for %s (%.1f %s)", what, v, unit[u]);
 }
 
 const char *ss_errmsg(void) { return msg[0] ? msg : "unknown error"; }

@@ -9,6 +9,7 @@
 #define SS_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum {
     SS_OK = 0,
@@ -28,6 +29,10 @@ int ss_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 int ss_failv(int code, const char *fmt, va_list ap);
 /* Prefixes the current message with "prefix: " (adds context on the way up). */
 int ss_fail_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* SS_ERR_NOMEM with "out of memory for WHAT (SIZE)": what was being allocated
+ * (and for which file, stage or array), and how much; bytes 0 leaves the size
+ * out. */
+int ss_nomem(size_t bytes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The last message set on this thread; never NULL. */
 const char *ss_errmsg(void);
 void ss_errclear(void);

@@ -106,13 +106,13 @@ int tiff_reader_open(const char *path, tiff_reader **out)
     tiff_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
-        return ss_fail(SS_ERR_NOMEM, "out of memory");
+        return ss_nomem(0, "the reader of %s", path);
     }
     r->file_size = (int64_t)st.st_size;
     TIFFOpenOptions *o = TIFFOpenOptionsAlloc();
     if (!o) {
         tiff_reader_close(r);
-        return ss_fail(SS_ERR_NOMEM, "out of memory");
+        return ss_nomem(0, "libtiff's options for %s", path);
     }
     TIFFOpenOptionsSetErrorHandlerExtR(o, on_error, r);
     TIFFOpenOptionsSetWarningHandlerExtR(o, on_warning, r);
@@ -168,7 +168,7 @@ int tiff_reader_open(const char *path, tiff_reader **out)
     return SS_OK;
 nomem:
     tiff_reader_close(r);
-    return ss_fail(SS_ERR_NOMEM, "out of memory");
+    return ss_nomem(0, "the page list and description of %s", path);
 }
 
 static int goto_page(tiff_reader *r, int64_t p)
@@ -307,7 +307,9 @@ int tiff_reader_read(tiff_reader *r, int64_t p, void *buf)
         if (r->scratch_size < bytes) {
             free(r->scratch);
             r->scratch_size = 0;
-            if (!(r->scratch = malloc(bytes))) return ss_fail(SS_ERR_NOMEM, "out of memory");
+            if (!(r->scratch = malloc(bytes)))
+                return ss_nomem(bytes, "page %lld of %s (%lld x %lld, %d bits)", (long long)p, r->path,
+                                (long long)in.height, (long long)in.width, in.bits);
             r->scratch_size = bytes;
         }
         dst = r->scratch;

@@ -138,7 +138,8 @@ static int run(stage_ctx *c)
     size_t plane = (size_t)(Y * X);
     void *buf = malloc(plane * 4);
     float *fbuf = malloc(plane * sizeof *fbuf);
-    if (!buf || !fbuf) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!buf || !fbuf)
+        rc = ss_nomem(plane * (4 + sizeof *fbuf), "one plane of %lld x %lld", (long long)Y, (long long)X);
     hid_t mt = dt == DT_U8 ? H5T_NATIVE_UINT8 : dt == DT_U16 ? H5T_NATIVE_UINT16 : dt == DT_I16 ? H5T_NATIVE_INT16
              : dt == DT_U32 ? H5T_NATIVE_UINT32 : dt == DT_I32 ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT;
     ctx_progress_begin(c, "planes", R * Z);

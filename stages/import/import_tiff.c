@@ -73,7 +73,7 @@ static int rehash(importer *im)
 {
     int ns = im->nslot ? 2 * im->nslot : 64;
     int *sl = malloc((size_t)ns * sizeof *sl);
-    if (!sl) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!sl) return ss_nomem((size_t)ns * sizeof *sl, "the index of %d input files", im->n);
     for (int i = 0; i < ns; i++) sl[i] = -1;
     for (int i = 0; i < im->n; i++) {
         uint64_t h = path_hash(im->path[i]) & (uint64_t)(ns - 1);
@@ -102,10 +102,10 @@ static int file_index(importer *im, const char *path, int *idx)
         if (p) im->path = p;
         int64_t *g = p ? realloc(im->pages, (size_t)cap * sizeof *g) : NULL;
         if (g) im->pages = g;
-        if (!p || !g) return ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (!p || !g) return ss_nomem((size_t)cap * (sizeof *p + sizeof *g), "the list of %d input files", cap);
         im->cap = cap;
     }
-    if (!(im->path[im->n] = strdup(path))) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!(im->path[im->n] = strdup(path))) return ss_nomem(strlen(path) + 1, "the name of %s", path);
     im->pages[im->n] = -1;
     im->slot[h] = im->n;
     *idx = im->n++;
@@ -174,7 +174,7 @@ static char *member_path(const char *dir, const char *file)
 static int ome_map(importer *im, int self, const char *path, const tiff_meta *m, plane_ref *map, int64_t N, int all)
 {
     char *dir = path_dirname(path);
-    if (!dir) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!dir) return ss_nomem(strlen(path) + 1, "the folder of %s", path);
     int rc = SS_OK;
     if (!all)
         for (int64_t i = 0; i < N; i++) map[i].file = -1;
@@ -183,7 +183,7 @@ static int ome_map(importer *im, int self, const char *path, const tiff_meta *m,
         int f = self;
         if (td->file) {
             char *p = member_path(dir, td->file);
-            rc = p ? file_index(im, p, &f) : ss_fail(SS_ERR_NOMEM, "out of memory");
+            rc = p ? file_index(im, p, &f) : ss_nomem(0, "the path of %s, named in %s", td->file, path);
             free(p);
             if (rc != SS_OK) break;
         }
@@ -241,7 +241,8 @@ static int view_file(importer *im, const char *path, int plain, int64_t channel,
     if (rc == SS_OK) rc = reader_for(im, self, &r);
     if (rc != SS_OK) return rc;
     tiff_meta m;
-    if (tiff_meta_parse(tiff_reader_description(r), &m) != 0) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (tiff_meta_parse(tiff_reader_description(r), &m) != 0)
+        return ss_nomem(0, "the image description of %s", path);
     if (m.error[0] && !plain)
         ctx_warn(c, "%s: unreadable OME-XML (%s); reading the pages as a plain stack", path, m.error);
     if (m.invalid[0] && !plain && m.kind == TMETA_OME) {
@@ -291,7 +292,7 @@ static int view_file(importer *im, const char *path, int plain, int64_t channel,
         }
     }
     if (!(map = malloc((size_t)N * sizeof *map))) {
-        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = ss_nomem((size_t)N * sizeof *map, "the map of %lld planes of %s", (long long)N, path);
         goto done;
     }
     for (int64_t i = 0; i < N; i++) map[i] = (plane_ref){self, i};
@@ -311,7 +312,8 @@ static int view_file(importer *im, const char *path, int plain, int64_t channel,
         }
     }
     if (!(v->p = malloc((size_t)(Z * T) * sizeof *v->p))) {
-        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = ss_nomem((size_t)(Z * T) * sizeof *v->p, "the map of %lld x %lld planes of %s", (long long)T,
+                      (long long)Z, path);
         goto done;
     }
     v->Z = Z, v->T = T;
@@ -383,7 +385,8 @@ static int grid_files(stage_ctx *c, const char *pattern, const fpat_set *fs, int
     size_t n = fs->n;
     int64_t *zv = malloc(n * sizeof *zv), *rv = malloc(n * sizeof *rv);
     rz_key *k = malloc(n * sizeof *k);
-    int rc = zv && rv && k ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = zv && rv && k ? SS_OK : ss_nomem(n * (sizeof *zv + sizeof *rv + sizeof *k),
+                                             "the indexes of %zu files matching '%s'", n, pattern);
     const char *bp = ctx_str(c, "index_base");
     int64_t zb = 0, rb = 0, nz = 1, nr = 1;
     for (size_t i = 0; i < n && rc == SS_OK; i++) zv[i] = fs->files[i].z, rv[i] = fs->files[i].r;
@@ -414,7 +417,7 @@ static int grid_files(stage_ctx *c, const char *pattern, const fpat_set *fs, int
         }
     if (rc == SS_OK) {
         *order = malloc(n * sizeof **order);
-        if (!*order) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (!*order) rc = ss_nomem(n * sizeof **order, "the order of %zu files matching '%s'", n, pattern);
         else
             for (size_t q = 0; q < n; q++) (*order)[q] = k[q].i;
         *R = nr, *Z = nz;
@@ -450,7 +453,7 @@ static int split_flat(stage_ctx *c, const char *src, const char *layout, const p
                        who);
     int64_t z = N / r;
     plane_ref *m = malloc((size_t)N * sizeof *m);
-    if (!m) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!m) return ss_nomem((size_t)N * sizeof *m, "the map of %lld planes of %s", (long long)N, src);
     int inter = !strcmp(layout, "interleaved");
     for (int64_t i = 0; i < r; i++)
         for (int64_t k = 0; k < z; k++) m[i * z + k] = flat[inter ? k * r + i : i * z + k];
@@ -580,7 +583,8 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
                 }
                 if (zz < 0) zz = v.Z, m = malloc((size_t)(nr * zz) * sizeof *m);
                 if (!m) {
-                    rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+                    rc = ss_nomem((size_t)(nr * zz) * sizeof *m, "the map of %lld x %lld planes of '%s'",
+                                  (long long)nr, (long long)zz, pattern);
                     break;
                 }
                 if (v.Z != zz) {
@@ -594,7 +598,8 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
                 continue;
             }
             if (!m && !(m = malloc((size_t)(nr * nz) * sizeof *m))) {
-                rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+                rc = ss_nomem((size_t)(nr * nz) * sizeof *m, "the map of %lld x %lld planes of '%s'",
+                              (long long)nr, (long long)nz, pattern);
                 break;
             }
             for (int64_t z = 0; z < nz && rc == SS_OK; z++) {
@@ -627,7 +632,8 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
             cap = 2 * (N + v.Z);
             plane_ref *nf = realloc(flat, (size_t)cap * sizeof *nf);
             if (!nf) {
-                rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+                rc = ss_nomem((size_t)cap * sizeof *nf, "the map of %lld planes of '%s'", (long long)cap,
+                              pattern);
                 break;
             }
             flat = nf;
@@ -666,7 +672,7 @@ static int record_files(importer *im, const plane_ref *map, int64_t n)
     if (!used || !list) {
         free(used);
         json_decref(list);
-        return ss_fail(SS_ERR_NOMEM, "out of memory");
+        return ss_nomem((size_t)im->n, "the list of %d files read", im->n);
     }
     for (int64_t i = 0; i < n; i++) used[map[i].file] = 1;
     int count = 0;
@@ -733,8 +739,8 @@ static int run(stage_ctx *c)
     if ((rc = store_writer_array(ctx_writer(c), "raw", first.dtype, 4, shape, NULL, &m, &out)) != SS_OK) goto done;
     size_t plane = (size_t)(first.width * first.height);
     if (!(buf = malloc(plane * dtype_size(first.dtype)))) {
-        rc = ss_fail(SS_ERR_NOMEM, "import_tiff: out of memory for a %lldx%lld plane", (long long)first.height,
-                     (long long)first.width);
+        rc = ss_nomem(plane * dtype_size(first.dtype), "one plane of %lld x %lld %s of %s",
+                      (long long)first.height, (long long)first.width, dtype_name(first.dtype), src);
         goto done;
     }
     ctx_progress_begin(c, "planes", R * Z);

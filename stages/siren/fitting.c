@@ -42,7 +42,9 @@ int siren_model_from_params(stage_ctx *c, const int64_t shape[3], const double v
     m->dx = 2.0f / (float)(shape[2] - 1);
     m->dy = 2.0f / (float)(shape[1] - 1);
     m->z = malloc(sizeof *m->z * (size_t)shape[0]);
-    if (!m->z) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!m->z)
+        return ss_nomem(sizeof *m->z * (size_t)shape[0], "the z coordinates of %lld planes",
+                        (long long)shape[0]);
     snprintf(m->z_mapping, sizeof m->z_mapping, "%s", ctx_str(c, "z_mapping"));
     if (!strcmp(m->z_mapping, "range")) {
         double lo = ctx_list_num(c, "z_range", 0), hi = ctx_list_num(c, "z_range", 1);
@@ -142,7 +144,8 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
     siren_work *w = k->siren_work_new(a, ctx_threads(c));
     int rc = SS_OK;
     if (!grad || !am || !av || !curve_loss || !curve_s || !w || (batch < d->n && (!order || !bidx || !btgt)))
-        rc = ss_fail(SS_ERR_NOMEM, "%s: out of memory for training", ctx_stage_name(c));
+        rc = ss_nomem(0, "training (optimiser state, batches of %lld voxels, a workspace for %d threads)",
+                      (long long)batch, ctx_threads(c));
 
     int64_t step = 0;
     double elapsed0 = 0;
@@ -218,7 +221,9 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
                              {"loss", COL_F64, curve_loss, NULL, NULL},
                              {"seconds", COL_F64, curve_s, NULL, NULL}};
         table_view tv = {3, steps, cols};
-        rc = sidx ? store_writer_table(ctx_writer(c), "curve", &tv) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = sidx ? store_writer_table(ctx_writer(c), "curve", &tv)
+                  : ss_nomem(sizeof *sidx * (size_t)steps, "the loss curve of %lld steps",
+                             (long long)steps);
         free(sidx);
         if (rc == SS_OK) {
             ctx_attr(c, "final_loss", json_real(curve_loss[steps - 1]));
@@ -359,7 +364,7 @@ int siren_fit_load(store *st, const char *stage, const char *array, siren_model 
         rc = ss_fail(SS_ERR_INPUT, "%s: '%s/%s' holds %lld values; the architecture needs %zu", store_path(st), stage,
                      array, (long long)info.shape[0], np);
     float *p = rc == SS_OK ? malloc(np * sizeof *p) : NULL;
-    if (rc == SS_OK && !p) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && !p) rc = ss_nomem(np * sizeof *p, "the %zu weights of %s/%s", np, stage, array);
     int64_t s0 = 0, n = (int64_t)np;
     if (rc == SS_OK) rc = store_array_read(wa, &s0, &n, DT_F32, p);
     store_array_close(wa);

@@ -59,7 +59,7 @@ static int run(stage_ctx *c)
     if (info.has_meta) memcpy(voxel, info.meta.voxel, sizeof voxel);
     kept = malloc((size_t)Z);
     if (!kept) {
-        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = ss_nomem((size_t)Z, "the mask of %lld planes", (long long)Z);
         goto done;
     }
     if ((rc = kept_planes(c, Z, kept)) != SS_OK) goto done;
@@ -114,10 +114,11 @@ static int run(stage_ctx *c)
     unsigned char *mask = malloc((size_t)Z);
     for (int64_t z = 0; mask && z < Z; z++) mask[z] = !kept[z];
     int64_t s0 = 0;
-    rc = mask ? store_array_write(a_mask, &s0, &mshape, DT_U8, mask) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    rc = mask ? store_array_write(a_mask, &s0, &mshape, DT_U8, mask)
+              : ss_nomem((size_t)Z, "the mask of %lld planes", (long long)Z);
     free(mask);
     siren_work *sw = k->siren_work_new(&m.arch, ctx_threads(c));
-    if (!sw && rc == SS_OK) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (!sw && rc == SS_OK) rc = ss_nomem(0, "the SIREN workspace for %d threads", ctx_threads(c));
     ctx_progress_begin(c, "planes", Z);
     for (int64_t z = 0, p = 0; z < Z && rc == SS_OK; z++) {
         int64_t st[3] = {z, 0, 0}, ct[3] = {1, Y, X};
@@ -137,7 +138,7 @@ static int run(stage_ctx *c)
     int64_t f = ctx_int(c, "z_upsample"), nz = (Z - 1) * f + 1;
     zup = malloc(sizeof *zup * (size_t)nz);
     if (!zup) {
-        rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = ss_nomem(sizeof *zup * (size_t)nz, "the z coordinates of %lld planes", (long long)nz);
         goto done;
     }
     for (int64_t i = 0; i < nz; i++) zup[i] = siren_model_z_at(&m, (double)i / (double)f);

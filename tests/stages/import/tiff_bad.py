@@ -10,8 +10,11 @@ end, that no input file was changed (invariant 3).
 import hashlib
 import os
 import re
+import resource
 import struct
+import subprocess
 import sys
+import zlib
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../lib"))
@@ -81,6 +84,58 @@ def hash_tree(root):
                 h[os.path.join(r, n)] = hashlib.sha256(f.read()).hexdigest()
     return h
 
+
+
+def zero_strip_tiff(file, width, height, rows=50, pad=100000):
+    """A valid deflate TIFF of one width x height uint16 plane of zeros whose
+    strips all point at the same few compressed bytes: a plane of gigabytes in
+    a file of kilobytes (padded so the size check of a plane against its file
+    lets it through)."""
+    blob = zlib.compress(bytes(width * rows * 2), 9)
+    n = (height + rows - 1) // rows
+    out = bytearray(b"II*\0" + struct.pack("<I", 0)) + bytes(pad)
+    at = len(out)
+    out += blob
+    offsets = len(out)
+    out += struct.pack(f"<{n}I", *([at] * n))
+    counts = len(out)
+    out += struct.pack(f"<{n}I", *([len(blob)] * n))
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 16), (259, 3, 1, 8), (262, 3, 1, 1),
+            (273, 4, n, offsets), (277, 3, 1, 1), (278, 4, 1, rows), (279, 4, n, counts), (339, 3, 1, 1)]
+    ifd = len(out)
+    out += struct.pack("<H", len(tags))
+    for tag, typ, count, value in tags:
+        out += struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
+    out += struct.pack("<I", 0)
+    out[4:8] = struct.pack("<I", ifd)
+    with open(file, "wb") as f:
+        f.write(out)
+    return file
+
+
+def out_of_memory():
+    """Exit 71 names what could not be allocated, for which file, and how much."""
+    if os.environ.get("SIRENSTACK_SANITIZE", "") not in ("", "none"):
+        T.skip("out of memory: exit 71 names the plane, the file and the size",
+               "a sanitizer build reserves terabytes of address space, so an address-space limit cannot be set")
+        return
+    big = zero_strip_tiff(path("huge-plane.tif"), 40000, 40000)
+    d = os.path.join(TMP, "nomem")
+    os.makedirs(d)
+    cfg = L.write_config(os.path.join(d, "c.yaml"), {"raw": {"uses": "import_tiff", "params": {"file": big}}},
+                         [{"id": "s1"}])
+    limit = 2 << 30  # the plane alone is 3.0 GiB
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    p = subprocess.run([L.BIN, "run", cfg, "--threads", "2"], capture_output=True, text=True, preexec_fn=cap,
+                       stdin=subprocess.DEVNULL, timeout=300)
+    errs = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    want = "error: s1/raw: out of memory for one plane of 40000 x 40000 uint16 of " + big + " (3.0 GiB)"
+    T.check(p.returncode == 71 and errs == [want] and "raw" not in committed_stages(os.path.join(d, "out", "s1.h5")),
+            "out of memory: exit 71, one error line naming the plane, the file and the size, nothing committed",
+            f"expected: {want}\n{L.describe(p)}")
 
 def main():
     rng = np.random.default_rng(0)
@@ -279,6 +334,7 @@ def main():
     case("pattern with no file for {c}=5", {"file": None, "pattern": path("chan", "c{c}_z{z}.tif"), "channel": 5},
          ["{c}=5"])
 
+    out_of_memory()
     T.check(not CHANGED and n_case[0] > 40, f"no input file changed by the {n_case[0]} failed imports", str(CHANGED))
     T.done()
 
