@@ -299,14 +299,14 @@ static int view_file(importer *im, const char *path, int plain, int64_t channel,
     if (v->kind == TMETA_OME && m.n_td > 0 && (rc = ome_map(im, self, path, &m, map, N, 0)) != SS_OK) goto done;
     int64_t ch = 0;
     if (C > 1 && channel < 0) {
-        rc = ss_fail(SS_ERR_CONFIG, "%s: %s metadata describes %lld channels; set the stage's 'channel' (0 to %lld) to pick one",
+        rc = ss_fail(SS_ERR_INPUT, "%s: %s metadata describes %lld channels; set the stage's 'channel' (0 to %lld) to pick one",
                      path, v->kind == TMETA_OME ? "OME" : "ImageJ", (long long)C, (long long)C - 1);
         goto done;
     }
     if (channel >= 0) {
         ch = channel;
         if (ch >= C) {
-            rc = ss_fail(SS_ERR_CONFIG, "%s: channel %lld asked for, but the file has %lld channel%s", path, (long long)ch,
+            rc = ss_fail(SS_ERR_INPUT, "%s: channel %lld asked for, but the file has %lld channel%s", path, (long long)ch,
                          (long long)C, plural(C));
             goto done;
         }
@@ -446,7 +446,7 @@ static int split_flat(stage_ctx *c, const char *src, const char *layout, const p
     const char *who;
     int64_t r = declared_repeats(c, &who);
     if (r < 1)
-        return ss_fail(SS_ERR_CONFIG, "%s: repeats_layout %s needs the number of repeats: set the stage's 'repeats' or the "
+        return ss_fail(SS_ERR_INPUT, "%s: repeats_layout %s needs the number of repeats: set the stage's 'repeats' or the "
                        "sample's", src, layout);
     if (N % r)
         return ss_fail(SS_ERR_INPUT, "%s: %lld planes do not divide into %lld repeats (%s)", src, (long long)N, (long long)r,
@@ -475,14 +475,14 @@ static int plan_file(importer *im, const char *file, const char **layout_io, int
     if (!strcmp(layout, "auto")) {
         if (v.T > 1) layout = "time";
         else if (decl > 1) {
-            rc = ss_fail(SS_ERR_CONFIG, "%s: %s declares %lld repeats but the file has no time axis: set repeats_layout "
+            rc = ss_fail(SS_ERR_INPUT, "%s: %s declares %lld repeats but the file has no time axis: set repeats_layout "
                          "(interleaved: page = z * R + r; blocked: page = r * Z + z; time)", file, who, (long long)decl);
             goto done;
         } else layout = "none";
         *layout_io = layout;
     }
     if (!strcmp(layout, "files") || !strcmp(layout, "pattern")) {
-        rc = ss_fail(SS_ERR_CONFIG, "%s: repeats_layout %s needs a 'pattern' with %s", file, layout,
+        rc = ss_fail(SS_ERR_INPUT, "%s: repeats_layout %s needs a 'pattern' with %s", file, layout,
                      layout[0] == 'f' ? "{r} (one file per repeat)" : "{z} and {r}");
     } else if (!strcmp(layout, "none")) {
         if (v.T > 1)
@@ -513,7 +513,7 @@ static int pick_channel(stage_ctx *c, const char *pattern, fpat_set *fs)
         if (fs->files[i].c != first) other = fs->files[i].c;
     if (ctx_is_null(c, "channel")) {
         if (other >= 0)
-            return ss_fail(SS_ERR_CONFIG, "pattern '%s': {c} takes several values (%lld, %lld, ...); set 'channel' to the one "
+            return ss_fail(SS_ERR_INPUT, "pattern '%s': {c} takes several values (%lld, %lld, ...); set 'channel' to the one "
                            "to import", pattern, (long long)first, (long long)other);
         return SS_OK;
     }
@@ -549,19 +549,19 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
     if (!strcmp(layout, "auto")) layout = !fields ? "none" : fs.has_r && !fs.has_z ? "files" : "pattern";
     *layout_io = layout;
     if (fields && strcmp(layout, "files") && strcmp(layout, "pattern")) {
-        rc = ss_fail(SS_ERR_CONFIG, "pattern '%s' has {z}/{r} fields: use repeats_layout pattern, files or auto", pattern);
+        rc = ss_fail(SS_ERR_INPUT, "pattern '%s' has {z}/{r} fields: use repeats_layout pattern, files or auto", pattern);
         goto done;
     }
     if (!strcmp(layout, "files") && (!fs.has_r || fs.has_z)) {
-        rc = ss_fail(SS_ERR_CONFIG, "pattern '%s': repeats_layout files needs {r} (one file per repeat) and no {z}", pattern);
+        rc = ss_fail(SS_ERR_INPUT, "pattern '%s': repeats_layout files needs {r} (one file per repeat) and no {z}", pattern);
         goto done;
     }
     if (!strcmp(layout, "pattern") && !fs.has_z) {
-        rc = ss_fail(SS_ERR_CONFIG, "pattern '%s': repeats_layout pattern needs a {z} field (and {r} for repeats)", pattern);
+        rc = ss_fail(SS_ERR_INPUT, "pattern '%s': repeats_layout pattern needs a {z} field (and {r} for repeats)", pattern);
         goto done;
     }
     if (!strcmp(layout, "time")) {
-        rc = ss_fail(SS_ERR_CONFIG, "pattern '%s': repeats_layout time reads the T axis of one file; give 'file'", pattern);
+        rc = ss_fail(SS_ERR_INPUT, "pattern '%s': repeats_layout time reads the T axis of one file; give 'file'", pattern);
         goto done;
     }
     if (fields) {
@@ -648,7 +648,7 @@ static int plan_pattern(importer *im, const char *pattern, const char **layout_i
     int64_t decl = declared_repeats(c, &who);
     if (!strcmp(layout, "none")) {
         if (decl > 1)
-            rc = ss_fail(SS_ERR_CONFIG, "pattern '%s': %s declares %lld repeats: set repeats_layout interleaved (page = z * R + r) "
+            rc = ss_fail(SS_ERR_INPUT, "pattern '%s': %s declares %lld repeats: set repeats_layout interleaved (page = z * R + r) "
                          "or blocked (page = r * Z + z)", pattern, who, (long long)decl);
         else *R = 1, *Z = N, *map = flat, flat = NULL;
     } else {
@@ -816,11 +816,61 @@ static json_t *companions(const json_t *params, const char *param, const char *p
     return out;
 }
 
+/* Which of the fields {z}, {r} ({t}) a pattern as written in the config holds
+ * ({{z}} there, since {name} is a sample field): 1 when known, 0 when the
+ * pattern takes part of its text from the sample and so is known only per
+ * sample. */
+static int config_fields(const char *pattern, int *has_z, int *has_r)
+{
+    *has_z = *has_r = 0;
+    for (const char *q = pattern; *q; q++) {
+        if (q[0] == '{' && q[1] == '{') {
+            char f = q[2];
+            *has_z |= f == 'z';
+            *has_r |= f == 'r' || f == 't';
+            const char *end = strstr(q + 2, "}}");
+            if (!end) return 1; /* malformed: left to the pattern parser */
+            q = end + 1;
+        } else if (q[0] == '{') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* What validation can tell from the parameters alone; what depends on the
+ * files (channels, time axes, file counts) is an input error of run(). */
 static const char *check(const json_t *p)
 {
-    int f = !json_is_null(json_object_get(p, "file")), q = !json_is_null(json_object_get(p, "pattern"));
-    if (f == q) return "give either 'file' (one TIFF) or 'pattern' (a glob or {z}/{r} fields); with 'pattern', set file: null";
-    return NULL;
+    static _Thread_local char why[512], shown[256];
+    const char *file = json_string_value(json_object_get(p, "file"));
+    const char *pattern = json_string_value(json_object_get(p, "pattern"));
+    const char *layout = json_string_value(json_object_get(p, "repeats_layout")) ?: "auto";
+    if (!file == !pattern)
+        return "give either 'file' (one TIFF) or 'pattern' (a glob or {z}/{r} fields); with 'pattern', set file: null";
+    why[0] = 0;
+    /* the pattern as its files are named: {{z}} in the config is the field {z} */
+    size_t n = 0;
+    for (const char *q = pattern ? pattern : ""; *q && n + 1 < sizeof shown; q++) {
+        shown[n++] = *q;
+        if ((q[0] == '{' || q[0] == '}') && q[1] == q[0]) q++;
+    }
+    shown[n] = 0;
+    int z, r;
+    if (file && (!strcmp(layout, "files") || !strcmp(layout, "pattern")))
+        snprintf(why, sizeof why, "'%s': repeats_layout %s needs a 'pattern' with %s, not 'file'", file, layout,
+                 layout[0] == 'f' ? "{r} (one file per repeat)" : "{z} and {r}");
+    else if (pattern && !strcmp(layout, "time"))
+        snprintf(why, sizeof why, "pattern '%s': repeats_layout time reads the T axis of one file; give 'file'", shown);
+    else if (pattern && config_fields(pattern, &z, &r)) {
+        if ((z || r) && strcmp(layout, "auto") && strcmp(layout, "files") && strcmp(layout, "pattern"))
+            snprintf(why, sizeof why, "pattern '%s' has {z}/{r} fields: use repeats_layout pattern, files or auto", shown);
+        else if (!strcmp(layout, "files") && (!r || z))
+            snprintf(why, sizeof why, "pattern '%s': repeats_layout files needs {r} (one file per repeat) and no {z}", shown);
+        else if (!strcmp(layout, "pattern") && !z)
+            snprintf(why, sizeof why, "pattern '%s': repeats_layout pattern needs a {z} field (and {r} for repeats)", shown);
+    }
+    return why[0] ? why : NULL;
 }
 
 /* stage_type.repeats_of: R when the parameters fix it. */
