@@ -97,6 +97,15 @@ enum {
 
 typedef struct stage_ctx stage_ctx;
 
+/* A sample as the config or manifest describes it. */
+typedef struct {
+    const char *id;
+    const char *input;     /* path or pattern; may be NULL */
+    double voxel[3];       /* z, y, x in micrometer; 0 = not given */
+    int repeats;           /* 0 = not given */
+    json_t *fields;        /* every field, free metadata columns included */
+} sample_info;
+
 typedef struct stage_type {
     const char *name;
     int version;            /* bump when outputs change for the same params */
@@ -109,6 +118,10 @@ typedef struct stage_type {
     /* Optional: constraints between parameters, checked at validation time.
      * Returns NULL when fine, else a message ("p_low must be below p_high"). */
     const char *(*check)(const json_t *params);
+    /* Optional: constraints between the parameters as one sample fills them
+     * in and that sample's fields (its repeats, its voxel size), checked at
+     * validation for every sample. NULL when fine, else a message. */
+    const char *(*check_sample)(const json_t *params, const sample_info *sample);
     /* Optional: for the PARAM_INPUT_FILE parameter `param` naming `path`, the
      * other files it brings with it (the members of a multi-file OME-TIFF
      * set, named in the file's own metadata): their contents join the
@@ -126,20 +139,17 @@ typedef struct stage_type {
     int64_t (*repeats_of)(const json_t *params, const char *output);
 } stage_type;
 
+/* For check_sample of a source stage that makes its repeats: a message when
+ * the sample declares another number of repeats than the 'repeats' parameter
+ * (stages/sample_checks.c). */
+const char *sample_repeats_mismatch(const json_t *params, const sample_info *sample);
+
 /* The registry (stages/registry.c). */
 const stage_type *stage_type_find(const char *name);
 const stage_type *const *stage_types_all(void); /* NULL-terminated */
 
 /* ---- the running stage -------------------------------------------------- */
 
-/* A sample as the config or manifest describes it. */
-typedef struct {
-    const char *id;
-    const char *input;     /* path or pattern; may be NULL */
-    double voxel[3];       /* z, y, x in micrometer; 0 = not given */
-    int repeats;           /* 0 = not given */
-    json_t *fields;        /* every field, free metadata columns included */
-} sample_info;
 
 const char *ctx_stage_name(const stage_ctx *c);
 const sample_info *ctx_sample(const stage_ctx *c);

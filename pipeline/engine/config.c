@@ -646,7 +646,8 @@ static void check_kinds(cfg_errors *e, config *c, const ynode *stages)
     }
 }
 
-/* {field} references in string parameters must name fields every sample has. */
+/* {field} references in string parameters must name fields every sample has,
+ * and each stage's parameters must suit each sample (check_sample). */
 static void check_substitutions(cfg_errors *e, config *c, const ynode *stages)
 {
     for (int i = 0; i < c->n_stages; i++) {
@@ -655,8 +656,12 @@ static void check_substitutions(cfg_errors *e, config *c, const ynode *stages)
         for (int si = 0; si < c->n_samples; si++) {
             json_t *p;
             if (config_stage_params(c, i, &c->samples[si], &p) == SS_OK) {
+                const char *why = d->type->check_sample ? d->type->check_sample(p, &c->samples[si]) : NULL;
                 json_decref(p);
-                continue;
+                if (!why) continue;
+                cfg_error(e, pm ? pm->line : d->line, pm ? pm->col : d->col, "", "stages.%s.params: sample %s: %s",
+                          d->name, c->samples[si].id, why);
+                break;
             }
             cfg_error(e, pm ? pm->line : d->line, pm ? pm->col : d->col, "", "stages.%s.params: %s", d->name,
                       ss_errmsg());

@@ -873,6 +873,19 @@ static const char *check(const json_t *p)
     return why[0] ? why : NULL;
 }
 
+/* Interleaved and blocked pages need the number of repeats from the stage or
+ * the sample. */
+static const char *check_sample(const json_t *p, const sample_info *smp)
+{
+    const char *layout = json_string_value(json_object_get(p, "repeats_layout")) ?: "auto";
+    if ((strcmp(layout, "interleaved") && strcmp(layout, "blocked")) || !json_is_null(json_object_get(p, "repeats")) ||
+        smp->repeats > 0)
+        return NULL;
+    return !strcmp(layout, "interleaved")
+               ? "repeats_layout interleaved needs the number of repeats: set the stage's 'repeats' or the sample's"
+               : "repeats_layout blocked needs the number of repeats: set the stage's 'repeats' or the sample's";
+}
+
 /* stage_type.repeats_of: R when the parameters fix it. */
 static int64_t repeats_of(const json_t *p, const char *output)
 {
@@ -915,6 +928,7 @@ const stage_type stage_import_tiff = {
     .flags = STAGE_SOURCE,
     .run = run,
     .check = check,
+    .check_sample = check_sample,
     .companions = companions,
     .repeats_of = repeats_of,
 };

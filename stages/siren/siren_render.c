@@ -41,7 +41,7 @@ static int run(stage_ctx *c)
     store_array *out = NULL;
     if (!pz || !z) rc = ss_fail(SS_ERR_NOMEM, "siren_render: out of memory for %lld plane positions", (long long)nz);
     else if (need > limit)
-        rc = ss_fail(SS_ERR_CONFIG,
+        rc = ss_fail(SS_ERR_INPUT,
                      "siren_render: a plane of %lld x %lld voxels needs %.0f MiB, more than the %.0f MiB allowed "
                      "(lower xy_scale or raise max_memory_mb)",
                      (long long)g.ny, (long long)g.nx, need / 1048576, limit / 1048576);

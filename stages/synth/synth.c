@@ -625,20 +625,12 @@ static int run(stage_ctx *c)
     const sample_info *smp = ctx_sample(c);
     int ph_kind = lookup(phantom_names, ctx_str(c, "phantom"));
     int R = (int)ctx_int(c, "repeats");
-    if (smp->repeats && smp->repeats != R)
-        return ss_fail(SS_ERR_CONFIG, "synth: sample %s declares %d repeats but the stage makes %d", smp->id,
-                       smp->repeats, R);
     field f;
     for (int i = 0; i < 3; i++) f.n[i] = (int64_t)ctx_list_num(c, "shape", (size_t)i);
     int iso = ph_kind == PH_NUCLEI || ph_kind == PH_MEMBRANES || ph_kind == PH_NUCLEI_MEMBRANES;
     int have_param = !ctx_is_null(c, "voxel_size"), have_sample = smp->voxel[0] > 0;
     for (int i = 0; i < 3; i++) {
         double pv = have_param ? ctx_list_num(c, "voxel_size", (size_t)i) : 0;
-        if (have_param && have_sample && fabs(pv - smp->voxel[i]) > 1e-9 * pv)
-            return ss_fail(SS_ERR_CONFIG,
-                           "synth: voxel_size [%g, %g, %g] differs from sample %s's voxel_size [%g, %g, %g]",
-                           ctx_list_num(c, "voxel_size", 0), ctx_list_num(c, "voxel_size", 1),
-                           ctx_list_num(c, "voxel_size", 2), smp->id, smp->voxel[0], smp->voxel[1], smp->voxel[2]);
         f.vox[i] = have_param ? pv : have_sample ? smp->voxel[i] : iso ? 0.5 : i == 0 ? 1.0 : 0.1;
         f.lo[i] = -0.5 * f.vox[i];
         f.len[i] = (double)f.n[i] * f.vox[i];
@@ -918,6 +910,25 @@ static int64_t repeats_of(const json_t *p, const char *output)
     return strcmp(output, "repeats") ? 0 : json_integer_value(json_object_get(p, "repeats"));
 }
 
+/* The sample's repeats and voxel size, where it gives them, are the stage's. */
+static const char *check_sample(const json_t *p, const sample_info *smp)
+{
+    const char *why = sample_repeats_mismatch(p, smp);
+    if (why) return why;
+    const json_t *vs = json_object_get(p, "voxel_size");
+    if (!json_is_array(vs) || smp->voxel[0] <= 0) return NULL;
+    static _Thread_local char msg[256];
+    double v[3];
+    for (int i = 0; i < 3; i++) v[i] = json_number_value(json_array_get(vs, (size_t)i));
+    for (int i = 0; i < 3; i++)
+        if (fabs(v[i] - smp->voxel[i]) > 1e-9 * v[i]) {
+            snprintf(msg, sizeof msg, "voxel_size [%g, %g, %g] differs from the sample's voxel_size [%g, %g, %g]", v[0],
+                     v[1], v[2], smp->voxel[0], smp->voxel[1], smp->voxel[2]);
+            return msg;
+        }
+    return NULL;
+}
+
 const stage_type stage_synth = {
     .name = "synth",
     .version = 1,
@@ -929,5 +940,6 @@ const stage_type stage_synth = {
     .flags = STAGE_STOCHASTIC | STAGE_SOURCE,
     .run = run,
     .check = check,
+    .check_sample = check_sample,
     .repeats_of = repeats_of,
 };

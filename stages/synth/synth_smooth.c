@@ -17,9 +17,6 @@ static int run(stage_ctx *c)
             X = (int64_t)ctx_list_num(c, "shape", 2);
     int R = (int)ctx_int(c, "repeats");
     const sample_info *s = ctx_sample(c);
-    if (s->repeats && s->repeats != R)
-        return ss_fail(SS_ERR_CONFIG, "synth_smooth: sample %s declares %d repeats but the stage makes %d", s->id,
-                       s->repeats, R);
     size_t n = (size_t)(Z * Y * X), plane = (size_t)(Y * X);
     float *vol = malloc(n * sizeof *vol);
     uint16_t *rep = malloc(plane * sizeof *rep);
@@ -122,5 +119,6 @@ const stage_type stage_synth_smooth = {
     .flags = STAGE_STOCHASTIC | STAGE_SOURCE,
     .run = run,
     .check = check,
+    .check_sample = sample_repeats_mismatch,
     .repeats_of = repeats_of,
 };

@@ -214,7 +214,7 @@ bad({"f": {"uses": "siren_fuse", "inputs": {"repeats": "norm.data"}, "params": d
     2, "fraction", "fraction 0")
 bad({"f": {"uses": "siren_fuse", "inputs": {"repeats": "norm.data"}, "params": dict(fit, steps=20)},
      "r": {"uses": "siren_render", "inputs": {"weights": "f.weights"}, "params": {"xy_scale": 64, "max_memory_mb": 1}}},
-    2, "needs", "render grid too large for the memory allowed")
+    3, "needs", "render grid too large for the memory allowed (known from the fitted shape, while running)")
 # Values near the float limit overflow the gradient: the loss turns NaN at
 # the next step, and the fit stops there rather than writing garbage.
 d = T.tmpdir("siren-nan")
