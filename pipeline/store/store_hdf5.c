@@ -233,7 +233,19 @@ static int index_find(const h5store *h, const char *stage)
 typedef struct {
     h5store *h;
     int rc;
+    int outside; /* a link pointed at a file that is not one of this container's stage files */
 } index_iter;
+
+/* The stage files an index may link to: <base>.d/stages/<name>, nothing
+ * above or beside it (a damaged or hostile index must not make the store
+ * open other files of the machine). */
+static int own_stage_file(const h5store *h, const char *file)
+{
+    size_t nb = strlen(h->base);
+    if (strncmp(file, h->base, nb) || strncmp(file + nb, ".d/" STAGE_SUBDIR "/", 4 + strlen(STAGE_SUBDIR))) return 0;
+    const char *name = file + nb + 4 + strlen(STAGE_SUBDIR);
+    return name[0] && name[0] != '.' && !strchr(name, '/');
+}
 
 static herr_t index_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
 {
@@ -245,6 +257,11 @@ static herr_t index_visit(hid_t g, const char *name, const H5L_info_t *info, voi
     const char *file = NULL, *obj = NULL;
     unsigned flags;
     if (H5Lunpack_elink_val(val, info->u.val_size, &flags, &file, &obj) < 0) return 0;
+    if (!own_stage_file(it->h, file)) {
+        it->outside = 1;
+        it->rc = ss_fail(SS_ERR_INPUT, "stage '%s' links to '%s', not a stage file of this container", name, file);
+        return -1;
+    }
     it->rc = index_add(it->h, name, file);
     return it->rc == SS_OK ? 0 : -1;
 }
@@ -274,7 +291,7 @@ static int index_read(store *s, h5store *h, int *damaged)
         if (a >= 0) H5Aclose(a);
     }
     if (rc == SS_OK) {
-        index_iter it = {h, SS_OK};
+        index_iter it = {h, SS_OK, 0};
         hsize_t idx = 0;
         /* Indices written by this program track creation order = commit order. */
         herr_t e = H5Literate(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, index_visit, &it);
@@ -283,7 +300,8 @@ static int index_read(store *s, h5store *h, int *damaged)
             index_clear(h);
             e = H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, index_visit, &it);
         }
-        if (it.rc != SS_OK) rc = it.rc;
+        if (it.outside) *damaged = 1, rc = ss_fail_prefix(it.rc, "%s", s->path);
+        else if (it.rc != SS_OK) rc = it.rc;
         else if (e < 0) *damaged = 1, rc = ss_fail(SS_ERR_INPUT, "%s: cannot list stages (corrupt index)", s->path);
     }
     H5Fclose(f);

@@ -285,14 +285,25 @@ def verify_json_and_unverified(ref):
 
 
 def hdf5_index(ref):
-    for how in ("truncated", "deleted"):
+    for how in ("truncated", "deleted", "outside"):
         d, cfg, cont = ref.copy(f"index-{how}")
         if how == "truncated":
             os.truncate(cont, 1000)
-        else:
+        elif how == "deleted":
             os.unlink(cont)
+        else:
+            # a link to a file that is not the container's: a copy of the
+            # stage file with other values, beside the container
+            outside = os.path.join(d, "outside.h5")
+            shutil.copy2(sslib.h5_stage_files(cont)["mean"], outside)
+            with h5py.File(outside, "r+", locking=False) as f:
+                f["fused"][...] = 7
+            with h5py.File(cont, "r+", locking=False) as f:
+                del f["mean"]
+                f["mean"] = h5py.ExternalLink(outside, "/")
         p = sslib.run(["verify", cont])
-        T.check(p.returncode == 3 and "index is" in p.stdout and "next run" in p.stdout,
+        T.check(p.returncode == 3 and "index is" in p.stdout and "next run" in p.stdout
+                and (how != "outside" or "not a stage file of this container" in p.stdout),
                 f"hdf5: {how} index: verify exits 3 and says the next run rebuilds it", sslib.describe(p))
         st = status_of(cfg)
         T.check(all(st.get(s, ("?",))[0] == "done" for s in ALL), f"hdf5: {how} index: status shows the stages done",
@@ -301,7 +312,7 @@ def hdf5_index(ref):
         T.check(p.returncode == 0 and not ran and sslib.stages_ran(reused) == ALL,
                 f"hdf5: {how} index: run rebuilds it and reuses every stage",
                 f"ran {sorted(ran)}, reused {sorted(reused)}\n" + sslib.describe(p))
-        T.check("warning:" in p.stderr and f"the index is {'damaged' if how == 'truncated' else 'missing'}" in p.stderr
+        T.check("warning:" in p.stderr and f"the index is {'missing' if how == 'deleted' else 'damaged'}" in p.stderr
                 and "rebuilt it from the 5 committed stage files" in p.stderr
                 and "raw, norm, mean, median, scores" in p.stderr,
                 f"hdf5: {how} index: a warning names what was rebuilt", p.stderr)
