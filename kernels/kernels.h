@@ -73,6 +73,12 @@ typedef struct kernels {
     void (*gauss_blur3d_f32)(float *vol, int64_t nz, int64_t ny, int64_t nx,
                              double sz, double sy, double sx);
 
+    /* One output plane of a median filter of odd size sz x sy x sx (each at
+     * most 7), scipy.ndimage.median_filter(mode='reflect'): planes are the sz
+     * input planes around it, reflected in z by the caller; y and x reflect
+     * here. Exact: the same on every backend and thread count. */
+    void (*median_filter_plane_f32)(const float *const *planes, int sz, int64_t ny, int64_t nx, int sy, int sx,
+                                    float *out);
     /* Sum of (a[i] - b[i])^2 in double; fixed blocks added in order, so the
      * result does not depend on the thread count. */
     double (*sq_diff_sum_f32)(const float *a, const float *b, size_t n);
@@ -151,7 +157,7 @@ typedef struct kernels {
  * a static assertion in kernels/dispatch.c keeps the list complete. */
 #define KERNEL_ENTRIES(X)                                                                                   \
     X(fuse_mean_f32) X(fuse_median_f32) X(affine_f32) X(count_nonfinite_f32) X(minmax_f32) \
-    X(gauss_blur3d_f32) X(sq_diff_sum_f32) X(ssim2d_f32) X(ssim3d_plane_f32) X(xcorr_new) X(xcorr_free) \
+    X(gauss_blur3d_f32) X(median_filter_plane_f32) X(sq_diff_sum_f32) X(ssim2d_f32) X(ssim3d_plane_f32) X(xcorr_new) X(xcorr_free) \
     X(xcorr_reference_f32) X(xcorr_find_f32) X(shift_f32) X(weighted_sum_f32) X(siren_loss_grad) \
     X(siren_eval) X(adam_step) X(siren_work_new) X(siren_work_free) X(siren_work_kernel) X(spectrum_new) \
     X(spectrum_free) X(spectrum_len) X(spectrum_logmag) X(spectrum_mse)

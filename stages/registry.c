@@ -12,6 +12,7 @@ extern const stage_type stage_crop;
 extern const stage_type stage_fuse_mean;
 extern const stage_type stage_fuse_median;
 extern const stage_type stage_filter_gaussian;
+extern const stage_type stage_filter_median;
 extern const stage_type stage_metrics;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
@@ -30,6 +31,7 @@ static const stage_type *const table[] = {
     &stage_fuse_mean,
     &stage_fuse_median,
     &stage_filter_gaussian,
+    &stage_filter_median,
     &stage_metrics,
     &stage_register_rigid,
     &stage_interp_linear,

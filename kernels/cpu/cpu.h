@@ -19,6 +19,11 @@ void cpu_fuse_median_f32(const float *rep, int R, size_t n, float *out);
 void cpu_affine_f32(float *x, size_t n, double lo, double scale, int clip);
 size_t cpu_count_nonfinite_f32(const float *x, size_t n);
 void cpu_minmax_f32(const float *x, size_t n, float *mn, float *mx);
+/* The median of v[0..R-1] (mean of the middle two for even R), reordering v;
+ * the selection the fusion median and the median filter share (fuse.c). */
+float cpu_median_inplace(float *v, int R);
+void cpu_median_filter_plane_f32(const float *const *planes, int sz, int64_t ny, int64_t nx, int sy, int sx,
+                                 float *out);
 void cpu_gauss_blur3d_f32(float *vol, int64_t nz, int64_t ny, int64_t nx,
                           double sz, double sy, double sx);
 

@@ -85,7 +85,7 @@ static float select_kth(float *v, int R, int k)
 /* Up to here, sorting is cheaper than selection. */
 #define SORT_MAX_R 16
 
-static float median_of(float *v, int R)
+float cpu_median_inplace(float *v, int R)
 {
     int k = R / 2;
     if (R <= SORT_MAX_R) {
@@ -139,7 +139,7 @@ void cpu_fuse_median_f32(const float *rep, int R, size_t n, float *out)
                     has_nan |= isnan(v[r]);
                 }
                 /* numpy: a NaN among the repeats makes the median NaN. */
-                out[i] = has_nan ? NAN : median_of(v, R);
+                out[i] = has_nan ? NAN : cpu_median_inplace(v, R);
             } else {
                 for (int r = 0; r < R; r++) has_nan |= isnan(rep[(size_t)r * n + i]);
                 float hi = rank_in_place(rep, R, n, i, R / 2);

@@ -16,6 +16,7 @@ static const kernels cpu_table = {
     .count_nonfinite_f32 = cpu_count_nonfinite_f32,
     .minmax_f32 = cpu_minmax_f32,
     .gauss_blur3d_f32 = cpu_gauss_blur3d_f32,
+    .median_filter_plane_f32 = cpu_median_filter_plane_f32,
     .sq_diff_sum_f32 = cpu_sq_diff_sum_f32,
     .ssim2d_f32 = cpu_ssim2d_f32,
     .ssim3d_plane_f32 = cpu_ssim3d_plane_f32,

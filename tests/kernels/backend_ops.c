@@ -196,6 +196,64 @@ static void case_blur(const backend *ref, const backend *b)
         }
 }
 
+static int cmp_float(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+static int64_t reflect_at(int64_t i, int64_t n)
+{
+    int64_t p = 2 * n;
+    i %= p;
+    if (i < 0) i += p;
+    return i < n ? i : p - 1 - i;
+}
+
+/* The median filter against a plain sort of each window (scipy's 'reflect'),
+ * and the backend against the reference. Ties are likely: values on a grid. */
+static void case_median(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][3] = {{1, 7, 5}, {3, 33, 40}, {6, 64, 48}, {2, 2, 3}};
+    static const int sizes[][3] = {{1, 3, 3}, {3, 3, 3}, {1, 5, 5}, {5, 3, 1}, {3, 1, 1}, {7, 7, 7}};
+    for (int si = 0; si < 4; si++)
+        for (int ki = 0; ki < 6; ki++) {
+            const int64_t *s = shapes[si];
+            const int *k = sizes[ki];
+            size_t plane = (size_t)(s[1] * s[2]), n = (size_t)s[0] * plane;
+            float *v = rnd(n, 0, 1), *o1 = malloc(n * sizeof *o1), *o2 = malloc(n * sizeof *o2),
+                  *nv = malloc(n * sizeof *nv), win[343];
+            if (!o1 || !o2 || !nv) abort();
+            for (size_t i = 0; i < n; i++) v[i] = floorf(v[i] * 16) / 16;
+            const float *taps[7];
+            for (int64_t z = 0; z < s[0]; z++) {
+                for (int p = 0; p < k[0]; p++) taps[p] = v + (size_t)reflect_at(z + p - k[0] / 2, s[0]) * plane;
+                use_threads(ref->threads);
+                ref->k->median_filter_plane_f32(taps, k[0], s[1], s[2], k[1], k[2], o1 + (size_t)z * plane);
+                use_threads(b->threads);
+                b->k->median_filter_plane_f32(taps, k[0], s[1], s[2], k[1], k[2], o2 + (size_t)z * plane);
+                for (int64_t y = 0; y < s[1]; y++)
+                    for (int64_t x = 0; x < s[2]; x++) {
+                        int m = 0;
+                        for (int p = 0; p < k[0]; p++)
+                            for (int j = 0; j < k[1]; j++)
+                                for (int i = 0; i < k[2]; i++)
+                                    win[m++] = taps[p][reflect_at(y + j - k[1] / 2, s[1]) * s[2] +
+                                                       reflect_at(x + i - k[2] / 2, s[2])];
+                        qsort(win, (size_t)m, sizeof *win, cmp_float);
+                        nv[(size_t)z * plane + (size_t)(y * s[2] + x)] = win[m / 2];
+                    }
+            }
+            char shape[96];
+            snprintf(shape, sizeof shape, "%lldx%lldx%lld size %d,%d,%d", (long long)s[0], (long long)s[1],
+                     (long long)s[2], k[0], k[1], k[2]);
+            report("median_filter_plane_f32", b, shape, rel_err_f(o1, o2, n), 0);
+            CHECK(!memcmp(o1, nv, n * sizeof *nv), "median_filter_plane_f32 on %s, %s: equal to a sort of each window",
+                  ref->name, shape);
+            free(v), free(o1), free(o2), free(nv);
+        }
+}
+
 static void case_ssim(const backend *ref, const backend *b)
 {
     static const int64_t shapes[][2] = {{11, 11}, {40, 33}, {128, 96}};
@@ -425,6 +483,7 @@ static const case_def cases[] = {
     {"fuse", case_fuse, "fuse_mean_f32 fuse_median_f32"},
     {"pointwise", case_pointwise, "affine_f32 count_nonfinite_f32 minmax_f32 sq_diff_sum_f32 weighted_sum_f32"},
     {"blur", case_blur, "gauss_blur3d_f32"},
+    {"median", case_median, "median_filter_plane_f32"},
     {"ssim", case_ssim, "ssim2d_f32 ssim3d_plane_f32"},
     {"register", case_register, "shift_f32 xcorr_new xcorr_free xcorr_reference_f32 xcorr_find_f32"},
     {"spectrum", case_spectrum, "spectrum_new spectrum_free spectrum_len spectrum_logmag spectrum_mse"},

@@ -1,10 +1,7 @@
 #!/usr/bin/python3
-"""Stage filter_gaussian and normalize's reference port, in TAP.
+"""Stage normalize, in TAP.
 
-filter_gaussian equals scipy.ndimage.gaussian_filter(image, sigma,
-mode='reflect', truncate=4.0) to float rounding for lateral, axial and 3D
-sigmas, a z kernel longer than the stack (repeated reflection) and sigma 0
-(a copy), on both stores, while holding only 2 r + 1 planes. normalize maps
+normalize maps
 its optional reference with the stack's own percentiles; a config that reads
 norm.reference without connecting it is refused at validation, and a
 reference of other plane size at run time. A float32 stack spanning nearly
@@ -19,39 +16,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-import scipy.ndimage as ndi  # noqa: E402
 
 import sslib  # noqa: E402
 
 T = sslib.Tap()
 SHAPE = (6, 40, 36)
-SIGMAS = {"lateral": [0.0, 1.0, 1.0], "axial": [0.8, 0.0, 0.0], "all": [0.5, 1.3, 0.7],
-          "long_z": [3.0, 0.5, 2.0], "none": [0.0, 0.0, 0.0]}
-
-
-def gaussian(store):
-    d = T.tmpdir(f"gauss-{store}")
-    st = sslib.synth_stages(shape=SHAPE)
-    for name, s in SIGMAS.items():
-        st[f"g_{name}"] = {"uses": "filter_gaussian", "inputs": {"image": "median.fused"}, "params": {"sigma": s}}
-    cfg = sslib.make_config(os.path.join(d, "c.yaml"), st, store=store)
-    p = sslib.run(["run", cfg, "--threads", "2", "-q"])
-    if not T.check(p.returncode == 0, f"{store}: a run with filter_gaussian stages completes", sslib.describe(p)):
-        return
-    cont = sslib.container_path(os.path.join(d, "out"), "s1", store)
-    a = sslib.read_arrays(cont, store)
-    med = a["median/fused"]
-    for name, s in SIGMAS.items():
-        got = a[f"g_{name}/filtered"]
-        want = ndi.gaussian_filter(med.astype(np.float64), s, mode="reflect", truncate=4.0)
-        err = float(np.abs(got - want).max())
-        T.check(got.dtype == np.float32 and got.shape == med.shape and err < 2e-6 * float(np.abs(want).max()),
-                f"{store}: sigma {s} equals scipy.ndimage.gaussian_filter (max error {err:.2e})")
-    T.check(np.array_equal(a["g_none/filtered"], med), f"{store}: sigma 0 on every axis is an exact copy")
-    T.check(not np.allclose(a["g_all/filtered"], med, atol=1e-3), f"{store}: a nonzero sigma changes the image")
-    held = {n: sslib.stage_attrs(cont, store, f"g_{n}").get("planes_held") for n in ("lateral", "all", "long_z")}
-    T.check(held == {"lateral": 1, "all": 5, "long_z": SHAPE[0]},
-            f"{store}: planes held: 1 without z filtering, 2 r + 1 with it, the stack's depth at most", str(held))
 
 
 def reference():
@@ -162,8 +131,6 @@ def nan_in_committed():
             sslib.describe(p))
 
 
-for store in ("hdf5", "zarr"):
-    T.guard(f"{store}: filter_gaussian", gaussian, store)
 T.guard("a NaN in committed data", nan_in_committed)
 T.guard("normalize: denormal input", denormal)
 T.guard("normalize: the whole float32 range", full_range)
