@@ -39,6 +39,7 @@ enum { SHIFT_FOURIER, SHIFT_LINEAR, SHIFT_CUBIC };
 enum { EDGE_REFLECT, EDGE_ZERO, EDGE_NEAREST };
 
 typedef struct spectrum_state spectrum_state;
+typedef struct fmask_state fmask_state;
 
 typedef struct kernels {
     const char *name; /* "cpu" or "cuda" */
@@ -150,6 +151,20 @@ typedef struct kernels {
     size_t (*spectrum_len)(const spectrum_state *s);
     void (*spectrum_logmag)(spectrum_state *s, const float *plane, double *out);
     double (*spectrum_mse)(const spectrum_state *s, const double *a, const double *b);
+
+    /* Radial Fourier masks of ny x nx planes (Fourier noise suppression),
+     * radii in units of the Nyquist frequency (1 at either axis's Nyquist,
+     * sqrt(2) in the corners; kernels/cpu/fourier_mask.c). fmask_new returns
+     * NULL when memory runs out or FFTW has no plan. radial_power adds
+     * |fft2(plane)|^2 / (ny nx) over each of nbins radius bins of width
+     * sqrt(2) / nbins to power[] and the number of frequencies to count[],
+     * in a fixed order. apply: out = ifft2(fft2(plane) * mask(r)), the mask 1
+     * up to cutoff - rolloff, 0 from cutoff + rolloff, a raised cosine
+     * between; plane and out may be the same. */
+    fmask_state *(*fmask_new)(int64_t ny, int64_t nx);
+    void (*fmask_free)(fmask_state *s);
+    void (*fmask_radial_power)(fmask_state *s, const float *plane, int nbins, double *power, double *count);
+    void (*fmask_apply)(fmask_state *s, const float *plane, double cutoff, double rolloff, float *out);
 } kernels;
 
 /* Every entry of the table after name and filled, for code that walks them
@@ -160,7 +175,8 @@ typedef struct kernels {
     X(gauss_blur3d_f32) X(median_filter_plane_f32) X(sq_diff_sum_f32) X(ssim2d_f32) X(ssim3d_plane_f32) X(xcorr_new) X(xcorr_free) \
     X(xcorr_reference_f32) X(xcorr_find_f32) X(shift_f32) X(weighted_sum_f32) X(siren_loss_grad) \
     X(siren_eval) X(adam_step) X(siren_work_new) X(siren_work_free) X(siren_work_kernel) X(spectrum_new) \
-    X(spectrum_free) X(spectrum_len) X(spectrum_logmag) X(spectrum_mse)
+    X(spectrum_free) X(spectrum_len) X(spectrum_logmag) X(spectrum_mse) \
+    X(fmask_new) X(fmask_free) X(fmask_radial_power) X(fmask_apply)
 
 const kernels *kernels_cpu(void);
 /* The CUDA table, or NULL when not built or no device is usable. Entries

@@ -13,6 +13,7 @@ extern const stage_type stage_fuse_mean;
 extern const stage_type stage_fuse_median;
 extern const stage_type stage_filter_gaussian;
 extern const stage_type stage_filter_median;
+extern const stage_type stage_fnsm;
 extern const stage_type stage_metrics;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
@@ -32,6 +33,7 @@ static const stage_type *const table[] = {
     &stage_fuse_median,
     &stage_filter_gaussian,
     &stage_filter_median,
+    &stage_fnsm,
     &stage_metrics,
     &stage_register_rigid,
     &stage_interp_linear,

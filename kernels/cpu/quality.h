@@ -15,5 +15,11 @@ void cpu_spectrum_free(spectrum_state *s);
 size_t cpu_spectrum_len(const spectrum_state *s);
 void cpu_spectrum_logmag(spectrum_state *s, const float *plane, double *out);
 double cpu_spectrum_mse(const spectrum_state *s, const double *a, const double *b);
+fmask_state *cpu_fmask_new(int64_t ny, int64_t nx);
+void cpu_fmask_free(fmask_state *s);
+void cpu_fmask_radial_power(fmask_state *s, const float *plane, int nbins, double *power, double *count);
+void cpu_fmask_apply(fmask_state *s, const float *plane, double cutoff, double rolloff, float *out);
+/* The mask's value at radius r (fourier_mask.c). */
+double cpu_fmask_value(double r, double cutoff, double rolloff);
 
 #endif

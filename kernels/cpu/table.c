@@ -37,6 +37,10 @@ static const kernels cpu_table = {
     .spectrum_len = cpu_spectrum_len,
     .spectrum_logmag = cpu_spectrum_logmag,
     .spectrum_mse = cpu_spectrum_mse,
+    .fmask_new = cpu_fmask_new,
+    .fmask_free = cpu_fmask_free,
+    .fmask_radial_power = cpu_fmask_radial_power,
+    .fmask_apply = cpu_fmask_apply,
 };
 
 const kernels *kernels_cpu(void)

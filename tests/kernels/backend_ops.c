@@ -365,6 +365,55 @@ static void case_spectrum(const backend *ref, const backend *b)
     }
 }
 
+/* Radial power and masks: backend against reference; Parseval (the profile
+ * sums to the plane's energy) and a mask beyond every radius (the plane
+ * back) on each. */
+static void case_fmask(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {8, 6}, {33, 17}, {128, 96}};
+    enum { NB = 40 };
+    for (int si = 0; si < 4; si++) {
+        int64_t ny = shapes[si][0], nx = shapes[si][1];
+        size_t plane = (size_t)(ny * nx);
+        float *a = rnd(plane, -1, 1), *o[2][2];
+        double pw[2][NB], ct[2][NB];
+        for (int w = 0; w < 2; w++) {
+            const backend *x = w ? b : ref;
+            use_threads(x->threads);
+            o[w][0] = calloc(plane, sizeof(float)), o[w][1] = calloc(plane, sizeof(float));
+            if (!o[w][0] || !o[w][1]) abort();
+            memset(pw[w], 0, sizeof pw[w]), memset(ct[w], 0, sizeof ct[w]);
+            fmask_state *st = x->k->fmask_new(ny, nx);
+            if (!st) {
+                CHECK(0, "%s: fmask_new(%lld, %lld)", x->name, (long long)ny, (long long)nx);
+                continue;
+            }
+            x->k->fmask_radial_power(st, a, NB, pw[w], ct[w]);
+            x->k->fmask_apply(st, a, 0.4, 0.1, o[w][0]);
+            x->k->fmask_apply(st, a, 2.0, 0.0, o[w][1]);
+            x->k->fmask_free(st);
+            double energy = 0, total = 0, n = 0;
+            for (size_t i = 0; i < plane; i++) energy += (double)a[i] * a[i];
+            for (int k = 0; k < NB; k++) total += pw[w][k], n += ct[w][k];
+            CHECK(fabs(total - energy) <= 1e-5 * energy && n == (double)plane,
+                  "fmask_radial_power on %s, %lldx%lld: the profile holds the plane's energy (%.9g of %.9g) over "
+                  "all %zu frequencies", x->name, (long long)ny, (long long)nx, total, energy, plane);
+            CHECK(rel_err_f(o[w][1], a, plane) <= 1e-5, "fmask_apply on %s, %lldx%lld: a mask beyond every radius "
+                  "gives the plane back", x->name, (long long)ny, (long long)nx);
+        }
+        char shape[32];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)ny, (long long)nx);
+        double e = 0;
+        for (int k = 0; k < NB; k++) e = fmax(e, rel_err_d(pw[0][k], pw[1][k])), e = fmax(e, ct[0][k] != ct[1][k]);
+        report("fmask_radial_power", b, shape, e, 1e-9);
+        report("fmask_apply", b, shape, rel_err_f(o[0][0], o[1][0], plane), 1e-6);
+        report("fmask_new", b, shape, 0, 0);
+        report("fmask_free", b, shape, 0, 0);
+        for (int w = 0; w < 2; w++) free(o[w][0]), free(o[w][1]);
+        free(a);
+    }
+}
+
 /* A small network on a small grid, for the SIREN entries. */
 typedef struct {
     siren_arch a;
@@ -487,6 +536,7 @@ static const case_def cases[] = {
     {"ssim", case_ssim, "ssim2d_f32 ssim3d_plane_f32"},
     {"register", case_register, "shift_f32 xcorr_new xcorr_free xcorr_reference_f32 xcorr_find_f32"},
     {"spectrum", case_spectrum, "spectrum_new spectrum_free spectrum_len spectrum_logmag spectrum_mse"},
+    {"fmask", case_fmask, "fmask_new fmask_free fmask_radial_power fmask_apply"},
     {"siren", case_siren,
      "siren_loss_grad siren_eval adam_step siren_work_new siren_work_free siren_work_kernel"},
 };
