@@ -1,11 +1,9 @@
-/* OME-Zarr 0.4 written directly: three small JSON files and blosc chunks in
- * the layout zarr-python and numcodecs read (see omezarr.h). */
+/* OME-Zarr 0.4: three small JSON files and blosc chunks, written through the
+ * store's Zarr layer (zarr.h) in the layout zarr-python and numcodecs read
+ * (see omezarr.h). */
 #include "omezarr.h"
 
-#include <blosc.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,81 +12,42 @@
 
 #include "error.h"
 #include "util.h"
+#include "zarr.h"
 
 #define CHUNK_TARGET ((int64_t)16 << 20)
-#define BLOSC_CNAME "lz4"
-#define BLOSC_LEVEL 5
-#define BLOSC_SHUFFLE_MODE 1
+/* The export's metadata keeps its keys in the order written. */
+#define OMEZARR_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER)
 
 struct omezarr_out {
     char *dir;
     omezarr_spec spec;
+    zarr_codec codec;
     int64_t planes, written, rows; /* rows per chunk */
     void *cbuf;
     size_t cbuf_size;
     int threads;
 };
 
-static const char *zarr_dtype(ss_dtype t)
+static json_t *group_attrs(const omezarr_spec *s)
 {
-    static const char *d[DT_COUNT] = {"|u1", "<u2", "<i2", "<u4", "<i4", "<i8", "<f4", "<f8"};
-    return d[t];
+    char axes[5];
+    snprintf(axes, sizeof axes, "%s%s", s->has_t ? "t" : "", s->has_z ? "zyx" : "yx");
+    double scale[3];
+    for (int i = 0; i < 3; i++) scale[i] = s->voxel[i] > 0 ? s->voxel[i] : 1.0;
+    json_t *ms = zarr_ngff_multiscales(s->name ? s->name : "image", axes, scale, "micrometer", "0");
+    return ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
 }
 
-/* Writes and fsyncs a whole file. */
-static int write_file(const char *path, const void *data, size_t n)
+static json_t *zarray(const omezarr_spec *s, const zarr_codec *codec, int64_t rows)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) return ss_fail(SS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    int bad = fs_write_full(fd, data, n) != 0 || fsync(fd) != 0;
-    int e = errno;
-    if (close(fd) != 0 && !bad) bad = 1, e = errno;
-    return bad ? ss_fail(SS_ERR_IO, "%s: write failed: %s", path, strerror(e)) : SS_OK;
-}
-
-static int write_json(const char *dir, const char *name, json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    char *path = path_join(dir, name);
-    int rc = text && path ? write_file(path, text, strlen(text)) : ss_fail(SS_ERR_NOMEM, "out of memory");
-    free(text);
-    free(path);
-    json_decref(j);
-    return rc;
-}
-
-static json_t *multiscales(const omezarr_spec *s)
-{
-    json_t *axes = json_array(), *scale = json_array();
-    if (s->has_t) {
-        json_array_append_new(axes, json_pack("{s:s, s:s}", "name", "t", "type", "time"));
-        json_array_append_new(scale, json_real(1.0));
-    }
-    static const char *const names[3] = {"z", "y", "x"};
-    for (int i = s->has_z ? 0 : 1; i < 3; i++) {
-        json_array_append_new(axes, json_pack("{s:s, s:s, s:s}", "name", names[i], "type", "space", "unit", "micrometer"));
-        json_array_append_new(scale, json_real(s->voxel[i] > 0 ? s->voxel[i] : 1.0));
-    }
-    json_t *ms = json_pack("{s:s, s:s, s:o, s:[{s:s, s:[{s:s, s:o}]}]}", "version", "0.4", "name",
-                           s->name ? s->name : "image", "axes", axes, "datasets", "path", "0",
-                           "coordinateTransformations", "type", "scale", "scale", scale);
-    return json_pack("{s:[o]}", "multiscales", ms);
-}
-
-static json_t *zarray(const omezarr_spec *s, int64_t rows)
-{
-    json_t *shape = json_array(), *chunks = json_array();
-    if (s->has_t) json_array_append_new(shape, json_integer(s->t)), json_array_append_new(chunks, json_integer(1));
-    if (s->has_z) json_array_append_new(shape, json_integer(s->z)), json_array_append_new(chunks, json_integer(1));
-    json_array_append_new(shape, json_integer(s->y));
-    json_array_append_new(chunks, json_integer(rows));
-    json_array_append_new(shape, json_integer(s->x));
-    json_array_append_new(chunks, json_integer(s->x));
+    int64_t shape[4], chunks[4];
+    int rank = 0;
+    if (s->has_t) shape[rank] = s->t, chunks[rank++] = 1;
+    if (s->has_z) shape[rank] = s->z, chunks[rank++] = 1;
+    shape[rank] = s->y, chunks[rank++] = rows;
+    shape[rank] = s->x, chunks[rank++] = s->x;
     json_t *fill = s->dtype == DT_F32 || s->dtype == DT_F64 ? json_real(0.0) : json_integer(0);
-    return json_pack("{s:i, s:o, s:o, s:s, s:{s:s, s:s, s:i, s:i, s:i}, s:o, s:s, s:n, s:s}", "zarr_format", 2,
-                     "shape", shape, "chunks", chunks, "dtype", zarr_dtype(s->dtype), "compressor", "id", "blosc",
-                     "cname", BLOSC_CNAME, "clevel", BLOSC_LEVEL, "shuffle", BLOSC_SHUFFLE_MODE, "blocksize", 0,
-                     "fill_value", fill, "order", "C", "filters", "dimension_separator", "/");
+    return zarr_zarray_json(rank, shape, chunks, json_string(zarr_dtype_string(s->dtype)), codec, fill);
 }
 
 int omezarr_open(const char *dir, const omezarr_spec *spec, omezarr_out **out)
@@ -106,20 +65,24 @@ int omezarr_open(const char *dir, const omezarr_spec *spec, omezarr_out **out)
     }
     w->spec = *s;
     w->spec.name = NULL;
+    w->codec = zarr_codec_of(STORE_COMP_BLOSC_LZ4);
     w->planes = s->t * s->z;
     int64_t row = s->x * (int64_t)dtype_size(s->dtype);
     w->rows = s->y * row <= CHUNK_TARGET ? s->y : CHUNK_TARGET / row;
     if (w->rows < 1) w->rows = 1;
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     w->threads = nc < 1 ? 1 : nc > 8 ? 8 : (int)nc;
-    w->cbuf_size = (size_t)(w->rows * row) + BLOSC_MAX_OVERHEAD;
+    w->cbuf_size = zarr_codec_bound(&w->codec, (size_t)(w->rows * row));
     w->cbuf = malloc(w->cbuf_size);
-    char *arr = path_join(dir, "0");
-    int rc = w->cbuf && arr ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK) rc = write_json(dir, ".zgroup", json_pack("{s:i}", "zarr_format", 2));
-    if (rc == SS_OK) rc = write_json(dir, ".zattrs", multiscales(s));
+    char *arr = path_join(dir, "0"), *file = arr ? path_join(arr, ".zarray") : NULL;
+    json_t *attrs = group_attrs(s), *za = zarray(s, &w->codec, w->rows);
+    int rc = w->cbuf && file && attrs && za ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) rc = zarr_group_write(dir, attrs, OMEZARR_JSON_FLAGS, ZARR_WRITE_NEW_SYNCED);
     if (rc == SS_OK && mkdir(arr, 0777) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create: %s", arr, strerror(errno));
-    if (rc == SS_OK) rc = write_json(arr, ".zarray", zarray(s, w->rows));
+    if (rc == SS_OK) rc = zarr_json_write(file, za, OMEZARR_JSON_FLAGS, ZARR_WRITE_NEW_SYNCED);
+    json_decref(attrs);
+    json_decref(za);
+    free(file);
     free(arr);
     if (rc != SS_OK) {
         omezarr_abort(w);
@@ -154,18 +117,13 @@ int omezarr_write_plane(omezarr_out *w, const void *plane)
             memcpy(pad, src, (size_t)rows * row);
             src = pad;
         }
-        int c = blosc_compress_ctx(BLOSC_LEVEL, BLOSC_SHUFFLE_MODE, es, n, src, w->cbuf, w->cbuf_size, BLOSC_CNAME, 0,
-                                   w->threads);
+        char *file = ss_asprintf("%s/%lld/0", sbuf_str(&key), (long long)b);
+        const void *data = NULL;
+        size_t size = 0;
+        rc = file ? zarr_chunk_encode(file, &w->codec, es, w->threads, src, n, w->cbuf, &data, &size)
+                  : ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (rc == SS_OK) rc = zarr_chunk_write(file, data, size, ZARR_WRITE_NEW_SYNCED);
         free(pad);
-        if (c <= 0) {
-            rc = ss_fail(SS_ERR_INTERNAL, "%s: blosc compression failed (%d)", w->dir, c);
-            break;
-        }
-        char *dir = ss_asprintf("%s/%lld", sbuf_str(&key), (long long)b);
-        char *file = dir ? ss_asprintf("%s/0", dir) : NULL;
-        rc = file ? fs_mkdir_p(dir) : ss_fail(SS_ERR_NOMEM, "out of memory");
-        if (rc == SS_OK) rc = write_file(file, w->cbuf, (size_t)c);
-        free(dir);
         free(file);
     }
     sbuf_free(&key);

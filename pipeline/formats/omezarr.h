@@ -6,9 +6,10 @@
  * micrometer on z, y, x and 1 on t. Planes are written one at a time in
  * T-major, Z-minor order, so memory is one plane.
  *
- * Knows nothing of stages, the runner or the store (ss_dtype is the only
- * thing taken from store.h). Errors are SS_ERR_IO (or SS_ERR_CONFIG,
- * SS_ERR_NOMEM) with a one-line message.
+ * Knows nothing of stages, the runner or containers: it takes ss_dtype from
+ * store.h, and the Zarr metadata, compressor (the store's default blosc
+ * settings) and chunk files from the store's Zarr layer (zarr.h). Errors are
+ * SS_ERR_IO (or SS_ERR_CONFIG, SS_ERR_NOMEM) with a one-line message.
  *
  * Ownership: omezarr_open creates the directory `dir` (which must not
  * exist) and returns a writer that omezarr_close (keeps the directory) or

@@ -27,6 +27,7 @@
 #include "store_impl.h"
 #include "error.h"
 #include "util.h"
+#include "zarr.h"
 
 #include <blosc.h>
 #include <dirent.h>
@@ -43,11 +44,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the zarr backend stores memory as is under little-endian dtypes"
-#endif
 
 /* Decoded chunks kept per open array. A plane-by-plane write or read touches
  * every chunk under the plane once per plane; holding them all saves a
@@ -65,8 +61,6 @@
 #define ZARR_TABLE_CHUNK_BYTES ((size_t)4 << 20)
 #define ZARR_TABLE_MAX_COLS 4096
 #define ZARR_TABLE_MAX_BYTES ((uint64_t)1 << 30) /* as read back into table_data */
-/* Sorted keys make the metadata files a function of their content only. */
-#define ZARR_JSON_FLAGS (JSON_INDENT(4) | JSON_SORT_KEYS)
 /* The group that lists the images for OME-NGFF readers (the 0.4
  * "bioformats2raw.layout"); no stage may take its name. */
 #define ZARR_OME_GROUP "OME"
@@ -76,72 +70,16 @@
  * (schemas/container-layout.md, "Checksums"); zarr readers pass it by. */
 #define ZARR_SUMS_FILE ".sirenstack_checksums.json"
 
-/* numpy type strings of the store dtypes. */
-static const char *const zarr_dtypes[DT_COUNT] = {
-    [DT_U8] = "|u1",  [DT_U16] = "<u2", [DT_I16] = "<i2", [DT_U32] = "<u4",
-    [DT_I32] = "<i4", [DT_I64] = "<i8", [DT_F32] = "<f4", [DT_F64] = "<f8",
-};
-
 /* ---- small file helpers ------------------------------------------------- */
-
-/* Writes a file of a tree that is not visible yet; the commit fsyncs it. */
-static int write_file(const char *path, const void *data, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) return ss_fail(SS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    int bad = fs_write_full(fd, data, n) != 0;
-    int e = errno;
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) return ss_fail(SS_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    return SS_OK;
-}
-
-static int write_json(const char *path, const json_t *j, int atomic)
-{
-    char *text = json_dumps(j, ZARR_JSON_FLAGS);
-    if (!text) return ss_fail(SS_ERR_NOMEM, "%s: cannot serialise JSON", path);
-    size_t n = strlen(text);
-    int rc = atomic ? fs_write_atomic(path, text, n) : write_file(path, text, n);
-    free(text);
-    return rc;
-}
 
 /* Makes the group dir of a tree that is not visible yet: .zgroup, and
  * .zattrs holding attrs. */
 static int write_group(const char *dir, const json_t *attrs)
 {
-    char *fg = path_join(dir, ".zgroup"), *fa = path_join(dir, ".zattrs");
-    json_t *g = json_pack("{s:i}", "zarr_format", 2);
-    int rc = fg && fa && g ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK && mkdir(dir, 0777) != 0)
-        rc = errno == EEXIST ? ss_fail(SS_ERR_INTERNAL, "%s: written twice", dir)
-                             : ss_fail(SS_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    if (rc == SS_OK) rc = write_json(fg, g, 0);
-    if (rc == SS_OK) rc = write_json(fa, attrs, 0);
-    json_decref(g);
-    free(fg);
-    free(fa);
-    return rc;
-}
-
-/* Reads a JSON file. With missing_ok, a missing file is SS_OK and *out NULL. */
-static int read_json(const char *path, int missing_ok, json_t **out)
-{
-    *out = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT && missing_ok) return SS_OK;
-        return ss_fail(errno == ENOENT ? SS_ERR_INPUT : SS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(st.st_mode)) return ss_fail(SS_ERR_INPUT, "%s: not a regular file", path);
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (!j) return ss_fail(SS_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", path, err.line, err.column, err.text);
-    *out = j;
-    return SS_OK;
+    if (mkdir(dir, 0777) != 0)
+        return errno == EEXIST ? ss_fail(SS_ERR_INTERNAL, "%s: written twice", dir)
+                               : ss_fail(SS_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    return zarr_group_write(dir, attrs, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE);
 }
 
 static int file_exists_in(const char *dir, const char *name)
@@ -268,18 +206,14 @@ static int create_container(const char *given)
     char *parent = path ? path_dirname(path) : NULL;
     char *staging = path ? ss_asprintf("%s.creating.%ld", path, (long)getpid()) : NULL;
     char *work = staging ? path_join(staging, ".sirenstack/tmp") : NULL;
-    char *zgroup = staging ? path_join(staging, ".zgroup") : NULL;
-    char *zattrs = staging ? path_join(staging, ".zattrs") : NULL;
     char *ome = staging ? path_join(staging, ZARR_OME_GROUP) : NULL;
-    json_t *g = json_pack("{s:i}", "zarr_format", 2), *a = root_attrs(), *series = json_pack("{s:[]}", "series");
-    int rc = parent && work && zgroup && zattrs && ome && g && a && series ? SS_OK
-                                                                           : ss_fail(SS_ERR_NOMEM, "out of memory");
+    json_t *a = root_attrs(), *series = json_pack("{s:[]}", "series");
+    int rc = parent && work && ome && a && series ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) rc = fs_mkdir_p(parent);
     if (rc == SS_OK) remove_dead_staging(path, parent);
     if (rc == SS_OK) rc = fs_rm_rf(staging);
     if (rc == SS_OK) rc = fs_mkdir_p(work);
-    if (rc == SS_OK) rc = write_json(zgroup, g, 0);
-    if (rc == SS_OK) rc = write_json(zattrs, a, 0);
+    if (rc == SS_OK) rc = zarr_group_write(staging, a, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE);
     if (rc == SS_OK) rc = write_group(ome, series);
     if (rc == SS_OK) rc = fsync_tree(staging);
     if (rc == SS_OK) {
@@ -296,15 +230,12 @@ static int create_container(const char *given)
     } else if (staging) {
         fs_rm_rf(staging);
     }
-    json_decref(g);
     json_decref(a);
     json_decref(series);
     free(path);
     free(parent);
     free(staging);
     free(work);
-    free(zgroup);
-    free(zattrs);
     free(ome);
     return rc;
 }
@@ -319,13 +250,13 @@ static int check_container(const char *path, int *version)
     int rc = zattrs && zgroup ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK && (!file_exists_in(path, ".zattrs") || !file_exists_in(path, ".zgroup")))
         rc = ss_fail(SS_ERR_INPUT, "%s: not a sirenstack zarr container (no .zgroup/.zattrs)", path);
-    if (rc == SS_OK) rc = read_json(zgroup, 0, &g);
+    if (rc == SS_OK) rc = zarr_json_read(zgroup, 0, &g);
     if (rc == SS_OK) {
         json_t *f = json_object_get(g, "zarr_format");
         if (!json_is_integer(f) || json_integer_value(f) != 2)
             rc = ss_fail(SS_ERR_INPUT, "%s: not a zarr v2 group (zarr_format is not 2)", zgroup);
     }
-    if (rc == SS_OK) rc = read_json(zattrs, 0, &a);
+    if (rc == SS_OK) rc = zarr_json_read(zattrs, 0, &a);
     if (rc == SS_OK) {
         json_t *ss = json_object_get(a, "sirenstack");
         json_t *fmt = json_object_get(ss, "format"), *ver = json_object_get(ss, "layout_version");
@@ -477,7 +408,7 @@ static int order_repair(store *s)
 {
     zarr_store *zs = s->impl;
     json_t *order = NULL;
-    int damaged = read_json(zs->order, 1, &order) != SS_OK || (order && !is_name_list(order));
+    int damaged = zarr_json_read(zs->order, 1, &order) != SS_OK || (order && !is_name_list(order));
     if (!damaged) {
         json_decref(order);
         return SS_OK;
@@ -510,7 +441,8 @@ static int order_repair(store *s)
         json_t *v;
         qsort(add, m, sizeof *add, cmp_timed);
         for (size_t k = 0; k < m; k++) json_array_append_new(fresh, json_string(add[k].name));
-        rc = fresh ? write_json(zs->order, fresh, 1) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        rc = fresh ? zarr_json_write(zs->order, fresh, ZARR_JSON_FLAGS, ZARR_WRITE_ATOMIC)
+                   : ss_fail(SS_ERR_NOMEM, "out of memory");
         if (rc == SS_OK) {
             sbuf names = {0};
             json_array_foreach(fresh, i, v) sbuf_printf(&names, "%s%s", i ? ", " : "", json_string_value(v));
@@ -630,7 +562,7 @@ static int zarr_list_stages(store *s, char ***out)
     char **names = NULL;
     json_t *order = NULL;
     int rc = list_dir(s->path, zs->version >= 2 ? stage_dir_ok_v2 : stage_dir_ok, &names);
-    if (rc == SS_OK && (rc = read_json(zs->order, 1, &order)) != SS_OK)
+    if (rc == SS_OK && (rc = zarr_json_read(zs->order, 1, &order)) != SS_OK)
         ss_fail_prefix(rc, "commit order (remove %s to list stages by name)", zs->order);
     if (rc == SS_OK && order && !json_is_array(order))
         rc = ss_fail(SS_ERR_INPUT, "%s: not a JSON list of stage names (remove it to list stages by name)",
@@ -677,7 +609,7 @@ static int zarr_stage_attrs(store *s, const char *stage, json_t **attrs)
     int rc = stage_path(s, stage, &dir);
     char *file = dir ? path_join(dir, ".zattrs") : NULL;
     json_t *j = NULL;
-    if (rc == SS_OK) rc = file ? read_json(file, 1, &j) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) rc = file ? zarr_json_read(file, 1, &j) : ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK && j && !json_is_object(j)) rc = ss_fail(SS_ERR_INPUT, "%s: not a JSON object", file);
     if (rc == SS_OK && !j && !(j = json_object())) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     if (rc == SS_OK) *attrs = j;
@@ -696,7 +628,7 @@ static int image_level(const char *dir, const char *name, char **level)
     char *g = path_join(dir, name), *file = g ? path_join(g, ".zattrs") : NULL;
     json_t *j = NULL;
     int rc = file ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK && file_exists_in(g, ".zgroup")) rc = read_json(file, 1, &j);
+    if (rc == SS_OK && file_exists_in(g, ".zgroup")) rc = zarr_json_read(file, 1, &j);
     if (rc == SS_OK && j) {
         json_t *ds = json_object_get(json_array_get(json_object_get(j, "multiscales"), 0), "datasets");
         const char *path = json_string_value(json_object_get(json_array_get(ds, 0), "path"));
@@ -748,10 +680,6 @@ typedef struct {
     size_t offset, size;
 } zcol;
 
-/* Compressors of chunks: numcodecs ids "blosc", "zlib" (RFC 1950 streams),
- * "gzip" (RFC 1952; read only), and null. */
-typedef enum { ZC_NONE, ZC_BLOSC, ZC_ZLIB, ZC_GZIP } zcodec;
-
 /* What a .zarray says, checked. */
 typedef struct {
     int rank;
@@ -762,9 +690,7 @@ typedef struct {
     zcol *cols;
     size_t elem;           /* bytes per element (per row for tables) */
     size_t chunk_elems, chunk_bytes;
-    zcodec codec;
-    char cname[16];        /* blosc */
-    int clevel, shuffle;   /* clevel: blosc, and the level of zlib and gzip */
+    zarr_codec codec;
     char sep;              /* separator of chunk key indices */
     double fill;
     unsigned char *fill_rec; /* tables: one record of fill, or NULL for zeros */
@@ -808,21 +734,6 @@ static unsigned char *base64_decode(const char *in, size_t *n)
     return out;
 }
 
-static int parse_numeric_dtype(const char *s, ss_dtype *t)
-{
-    if (!s || strlen(s) != 3) return -1;
-    for (int i = 0; i < DT_COUNT; i++) {
-        const char *z = zarr_dtypes[i];
-        if (strcmp(s + 1, z + 1) != 0) continue;
-        /* byte order matters only for multi-byte types */
-        if (s[0] == '<' || (z[2] == '1' && (s[0] == '|' || s[0] == '>'))) {
-            *t = (ss_dtype)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static int parse_fields(const char *file, json_t *dt, zhdr *h)
 {
     size_t n = json_array_size(dt);
@@ -835,22 +746,9 @@ static int parse_fields(const char *file, json_t *dt, zhdr *h)
         json_t *fn = json_array_get(f, 0), *ft = json_array_get(f, 1);
         if (!json_is_array(f) || json_array_size(f) != 2 || !json_is_string(fn) || !json_is_string(ft))
             return ss_fail(SS_ERR_INPUT, "%s: dtype field %zu is not [name, type]", file, i);
-        const char *t = json_string_value(ft);
         zcol *c = &h->cols[i];
-        if (!strcmp(t, "<i8")) {
-            c->type = COL_I64;
-            c->size = 8;
-        } else if (!strcmp(t, "<f8")) {
-            c->type = COL_F64;
-            c->size = 8;
-        } else if (t[0] == '|' && t[1] == 'S' && t[2] >= '1' && t[2] <= '9' && strlen(t) <= 7 &&
-                   strspn(t + 2, "0123456789") == strlen(t + 2)) {
-            c->type = COL_STR;
-            c->size = (size_t)atoi(t + 2);
-        } else {
-            return ss_fail(SS_ERR_INPUT, "%s: table column '%s' has type '%s' (supported: <i8, <f8, |S<n>)", file,
-                           json_string_value(fn), t);
-        }
+        if (zarr_field_parse(json_string_value(ft), &c->type, &c->size) != SS_OK)
+            return ss_fail_prefix(SS_ERR_INPUT, "%s: table column '%s'", file, json_string_value(fn));
         if (!(c->name = ss_strdup(json_string_value(fn)))) return ss_fail(SS_ERR_NOMEM, "out of memory");
         h->n_cols++;
         c->offset = off;
@@ -887,8 +785,7 @@ static int header_from_json(const char *file, json_t *j, zhdr *h)
 
     json_t *dt = json_object_get(j, "dtype");
     if (json_is_string(dt)) {
-        if (parse_numeric_dtype(json_string_value(dt), &h->dtype) != 0)
-            return ss_fail(SS_ERR_INPUT, "%s: dtype '%s' not supported", file, json_string_value(dt));
+        if (zarr_dtype_parse(json_string_value(dt), &h->dtype) != SS_OK) return ss_fail_prefix(SS_ERR_INPUT, "%s", file);
         h->elem = dtype_size(h->dtype);
     } else if (json_is_array(dt)) {
         int rc = parse_fields(file, dt, h);
@@ -916,23 +813,8 @@ static int header_from_json(const char *file, json_t *j, zhdr *h)
     if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0))
         return ss_fail(SS_ERR_INPUT, "%s: filters are not supported", file);
 
-    v = json_object_get(j, "compressor");
-    const char *id = json_string_value(json_object_get(v, "id"));
-    if (!v || json_is_null(v)) {
-        h->codec = ZC_NONE;
-    } else if (id && !strcmp(id, "blosc")) {
-        h->codec = ZC_BLOSC;
-        json_t *cn = json_object_get(v, "cname");
-        snprintf(h->cname, sizeof h->cname, "%s", json_is_string(cn) ? json_string_value(cn) : "?");
-        h->clevel = (int)json_integer_value(json_object_get(v, "clevel"));
-        h->shuffle = (int)json_integer_value(json_object_get(v, "shuffle"));
-    } else if (id && (!strcmp(id, "zlib") || !strcmp(id, "gzip"))) {
-        h->codec = id[0] == 'z' ? ZC_ZLIB : ZC_GZIP;
-        h->clevel = (int)json_integer_value(json_object_get(v, "level"));
-    } else {
-        return ss_fail(SS_ERR_INPUT, "%s: compressor '%s' not supported (blosc, zlib, gzip or null)", file,
-                       id ? id : "?");
-    }
+    if (zarr_codec_parse(json_object_get(j, "compressor"), &h->codec) != SS_OK)
+        return ss_fail_prefix(SS_ERR_INPUT, "%s", file);
 
     v = json_object_get(j, "fill_value");
     if (h->is_table) {
@@ -966,7 +848,7 @@ static int parse_header(const char *dir, zhdr *h)
     char *file = path_join(dir, ".zarray");
     if (!file) return ss_fail(SS_ERR_NOMEM, "out of memory");
     json_t *j = NULL;
-    int rc = read_json(file, 0, &j);
+    int rc = zarr_json_read(file, 0, &j);
     if (rc == SS_OK) rc = header_from_json(file, j, h);
     json_decref(j);
     free(file);
@@ -974,73 +856,20 @@ static int parse_header(const char *dir, zhdr *h)
     return rc;
 }
 
-static json_t *json_ints(const int64_t *v, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < n; i++) json_array_append_new(a, json_integer(v[i]));
-    return a;
-}
-
-/* The compressor of the chunks h describes, as .zarray names it. */
-static json_t *compressor_json(const zhdr *h)
-{
-    switch (h->codec) {
-    case ZC_BLOSC:
-        return json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname", h->cname, "clevel", h->clevel,
-                         "shuffle", h->shuffle, "blocksize", 0);
-    case ZC_ZLIB: return json_pack("{s:s, s:i}", "id", "zlib", "level", h->clevel);
-    case ZC_GZIP: return json_pack("{s:s, s:i}", "id", "gzip", "level", h->clevel);
-    default: return json_null();
-    }
-}
-
-/* Sets the compressor of arrays and tables written under compression c. */
-static void hdr_set_codec(zhdr *h, store_compression c)
-{
-    h->codec = c == STORE_COMP_NONE ? ZC_NONE : c == STORE_COMP_GZIP ? ZC_ZLIB : ZC_BLOSC;
-    h->clevel = h->codec == ZC_ZLIB ? STORE_GZIP_LEVEL : STORE_BLOSC_CLEVEL;
-    h->shuffle = STORE_BLOSC_SHUFFLE;
-    snprintf(h->cname, sizeof h->cname, "%s", c == STORE_COMP_BLOSC_ZSTD ? "zstd" : STORE_BLOSC_CNAME);
-}
-
-/* Bytes a stored chunk of h may take: what the compressor can make of
- * chunk_bytes at worst (zlib's bound, with room for a gzip header). */
-static size_t chunk_file_max(const zhdr *h)
-{
-    if (h->codec == ZC_NONE) return h->chunk_bytes;
-    if (h->codec == ZC_BLOSC) return h->chunk_bytes + BLOSC_MAX_OVERHEAD;
-    return (size_t)compressBound((uLong)h->chunk_bytes) + 1024;
-}
-
-/* The compressor as inspect names it: "blosc:lz4:5:shuffle", "zlib:4", "none". */
-static void hdr_compressor_text(const zhdr *h, char *out, size_t size)
-{
-    if (h->codec == ZC_BLOSC) {
-        const char *sh = h->shuffle == 0   ? "noshuffle"
-                         : h->shuffle == 1 ? "shuffle"
-                         : h->shuffle == 2 ? "bitshuffle"
-                                           : "autoshuffle";
-        snprintf(out, size, "blosc:%s:%d:%s", h->cname, h->clevel, sh);
-    } else if (h->codec == ZC_ZLIB || h->codec == ZC_GZIP) {
-        snprintf(out, size, "%s:%d", h->codec == ZC_ZLIB ? "zlib" : "gzip", h->clevel);
-    } else {
-        snprintf(out, size, "none");
-    }
-}
+/* Bytes a stored chunk of h may take. */
+static size_t chunk_file_max(const zhdr *h) { return zarr_codec_bound(&h->codec, h->chunk_bytes); }
 
 /* The entry of sirenstack_arrays that describes what h says. */
 static json_t *hdr_entry(const zhdr *h)
 {
     char comp[64];
-    hdr_compressor_text(h, comp, sizeof comp);
+    zarr_codec_text(&h->codec, comp, sizeof comp);
     json_t *dt;
     if (h->is_table) {
         dt = json_array();
         for (int c = 0; dt && c < h->n_cols; c++) {
             const zcol *col = &h->cols[c];
-            json_t *t = col->type == COL_STR ? json_sprintf("|S%zu", col->size)
-                                             : json_string(col->type == COL_I64 ? "<i8" : "<f8");
-            json_array_append_new(dt, json_pack("[s,o]", col->name, t));
+            json_array_append_new(dt, json_pack("[s,o]", col->name, zarr_field_json(col->type, col->size)));
         }
     } else {
         dt = json_string(dtype_name(h->dtype));
@@ -1049,13 +878,11 @@ static json_t *hdr_entry(const zhdr *h)
 }
 
 /* .zarray of an array we write: dtype is a numpy type string, or a list of
- * [name, type] fields for a table. */
+ * [name, type] fields for a table (stolen). */
 static json_t *zarray_json(const zhdr *h, json_t *dtype)
 {
-    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:s, s:n, s:s, s:o}", "zarr_format", 2, "shape",
-                     json_ints(h->shape, h->rank), "chunks", json_ints(h->chunk, h->rank), "dtype", dtype,
-                     "fill_value", json_is_string(dtype) ? json_integer(0) : json_null(), "order", "C", "filters",
-                     "dimension_separator", "/", "compressor", compressor_json(h));
+    return zarr_zarray_json(h->rank, h->shape, h->chunk, dtype, &h->codec,
+                            json_is_string(dtype) ? json_integer(0) : json_null());
 }
 
 /* ---- array metadata (.zattrs) and OME-NGFF ------------------------------ */
@@ -1066,7 +893,7 @@ static int parse_meta(const char *dir, int rank, int *has_meta, array_meta *m)
     memset(m, 0, sizeof *m);
     char *file = path_join(dir, ".zattrs");
     json_t *j = NULL;
-    int rc = file ? read_json(file, 1, &j) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    int rc = file ? zarr_json_read(file, 1, &j) : ss_fail(SS_ERR_NOMEM, "out of memory");
     json_t *axes = j ? json_object_get(j, "axes") : NULL;
     if (rc == SS_OK && axes) {
         json_t *vox = json_object_get(j, "voxel_size"), *unit = json_object_get(j, "unit");
@@ -1100,29 +927,17 @@ static json_t *meta_json(const array_meta *m)
                      "unit", m->unit, (int)strnlen(m->unit, sizeof m->unit));
 }
 
-/* One OME-NGFF 0.4 "multiscales" entry: a single-level pyramid (level 0)
- * whose scale is the voxel size on spatial axes and 1 elsewhere. Its name,
- * "<stage>/<array>", is what viewers label the image with. */
-static json_t *multiscales_entry(const char *stage, const char *name, const array_meta *m)
+/* .zattrs of the image group of stage/name: its one OME-NGFF "multiscales"
+ * entry, named "<stage>/<array>" (what viewers label the image with), with
+ * the array as level ZARR_LEVEL. */
+static json_t *image_group_attrs(const char *stage, const char *name, const array_meta *m)
 {
-    json_t *axes = json_array(), *scale = json_array();
-    for (const char *p = m->axes; axes && scale && *p; p++) {
-        const char *sp = strchr("zyx", *p);
-        json_t *ax = json_pack("{s:s#}", "name", p, (int)1);
-        if (sp) {
-            json_object_set_new(ax, "type", json_string("space"));
-            if (m->unit[0]) json_object_set_new(ax, "unit", json_stringn(m->unit, strnlen(m->unit, sizeof m->unit)));
-            json_array_append_new(scale, json_real(m->voxel[sp - "zyx"]));
-        } else {
-            if (*p == 'r' || *p == 't') json_object_set_new(ax, "type", json_string("time"));
-            else if (*p == 'c') json_object_set_new(ax, "type", json_string("channel"));
-            json_array_append_new(scale, json_real(1.0));
-        }
-        json_array_append_new(axes, ax);
-    }
-    return json_pack("{s:s, s:o, s:o, s:[{s:s, s:[{s:s, s:o}]}]}", "version", "0.4", "name",
-                     json_sprintf("%s/%s", stage, name), "axes", axes, "datasets", "path", ZARR_LEVEL,
-                     "coordinateTransformations", "type", "scale", "scale", scale);
+    char *label = ss_asprintf("%s/%s", stage, name);
+    char unit[sizeof m->unit + 1]; /* m->unit need not end in a NUL */
+    snprintf(unit, sizeof unit, "%.*s", (int)sizeof m->unit, m->unit);
+    json_t *ms = label ? zarr_ngff_multiscales(label, m->axes, m->voxel, unit, ZARR_LEVEL) : NULL;
+    free(label);
+    return ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
 }
 
 static int is_time_axis(char a) { return a == 'r' || a == 't'; }
@@ -1242,28 +1057,6 @@ static void fill_chunk(const zhdr *h, unsigned char *buf)
     for (size_t i = 0; i < h->chunk_elems; i++) memcpy(buf + i * h->elem, rec, h->elem);
 }
 
-/* Inflates a zlib or gzip stream that must decode to exactly n bytes. */
-static int inflate_exact(const char *path, const unsigned char *src, size_t size, unsigned char *dst, size_t n)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 15 + 32) != Z_OK) /* 32: either header */
-        return ss_fail(SS_ERR_NOMEM, "%s: cannot start zlib", path);
-    z.next_in = (unsigned char *)src;
-    z.avail_in = (uInt)size;
-    z.next_out = dst;
-    z.avail_out = (uInt)n;
-    int e = inflate(&z, Z_FINISH);
-    size_t got = z.total_out;
-    inflateEnd(&z);
-    if (e == Z_STREAM_END && got == n) return SS_OK;
-    if (e == Z_STREAM_END) /* not the size of the chunk */
-        return ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: decodes to %zu bytes, expected %zu", path, got, n);
-    return ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: %s", path,
-                   e == Z_BUF_ERROR && z.avail_out == 0 ? "decodes to more bytes than the chunk holds"
-                                                         : "not a valid zlib/gzip stream");
-}
-
 /* Reads chunk idx into dst (chunk_bytes); an absent chunk is all fill value,
  * unless ck (NULL: no checks) says that it was stored. With ck->verify the
  * chunk is compared with its checksum the first time it is read.
@@ -1297,7 +1090,7 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
     }
     struct stat st;
     int rc = SS_OK;
-    const int raw = h->codec == ZC_NONE;
+    const int raw = h->codec.id == ZARR_CODEC_NONE;
     if (fstat(fd, &st) != 0) rc = ss_fail(SS_ERR_IO, "%s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode)) rc = ss_fail(SS_ERR_INPUT, "%s: chunk is not a regular file", path);
     else if ((size_t)st.st_size > chunk_file_max(h) || (raw && (size_t)st.st_size != h->chunk_bytes))
@@ -1313,18 +1106,7 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
         else got += (size_t)r;
     }
     close(fd);
-    if (rc == SS_OK && (h->codec == ZC_ZLIB || h->codec == ZC_GZIP)) {
-        rc = inflate_exact(path, cbuf, size, dst, h->chunk_bytes);
-    } else if (rc == SS_OK && h->codec == ZC_BLOSC) {
-        size_t nbytes = 0;
-        if (blosc_cbuffer_validate(cbuf, size, &nbytes) != 0)
-            rc = ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: not a valid blosc buffer (%zu bytes)", path, size);
-        else if (nbytes != h->chunk_bytes)
-            rc = ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: decodes to %zu bytes, expected %zu", path, nbytes,
-                         h->chunk_bytes);
-        else if (blosc_decompress_ctx(cbuf, dst, h->chunk_bytes, 1) != (int)h->chunk_bytes)
-            rc = ss_fail(SS_ERR_INPUT, "%s: corrupt chunk: blosc decompression failed", path);
-    }
+    if (rc == SS_OK) rc = zarr_chunk_decode(path, &h->codec, into, size, dst, h->chunk_bytes);
     if (rc == SS_ERR_INPUT && k >= 0) {
         /* named as damage of the stage, the decoder's words kept */
         char why[1024];
@@ -1343,32 +1125,6 @@ static int chunk_load(const char *dir, const zhdr *h, const int64_t *idx, unsign
     return rc;
 }
 
-/* Encodes src (chunk_bytes) into cbuf (chunk_file_max bytes) with the
- * compressor of h; *out: what to store, *n its size. */
-static int chunk_encode(const char *path, const zhdr *h, const unsigned char *src, unsigned char *cbuf,
-                        const unsigned char **out, size_t *n)
-{
-    *out = cbuf;
-    if (h->codec == ZC_NONE) {
-        *out = src;
-        *n = h->chunk_bytes;
-        return SS_OK;
-    }
-    if (h->codec == ZC_ZLIB) {
-        uLongf len = (uLongf)chunk_file_max(h);
-        int e = compress2(cbuf, &len, src, (uLong)h->chunk_bytes, h->clevel);
-        *n = len;
-        return e == Z_OK ? SS_OK : ss_fail(SS_ERR_INTERNAL, "%s: zlib compression failed (%d)", path, e);
-    }
-    if (h->codec != ZC_BLOSC) return ss_fail(SS_ERR_INTERNAL, "%s: chunks of this compressor are not written", path);
-    /* blosc takes type sizes up to 255; wider records shuffle as bytes */
-    size_t typesize = h->elem <= BLOSC_MAX_TYPESIZE ? h->elem : 1;
-    int k = blosc_compress_ctx(h->clevel, h->shuffle, typesize, h->chunk_bytes, src, cbuf, chunk_file_max(h),
-                               h->cname, 0, 1);
-    *n = k > 0 ? (size_t)k : 0;
-    return k > 0 ? SS_OK : ss_fail(SS_ERR_INTERNAL, "%s: blosc compression failed (%d)", path, k);
-}
-
 /* Compresses and writes one chunk file of a tree that is not visible yet,
  * and notes its checksum in sums. */
 static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const unsigned char *src,
@@ -1379,34 +1135,13 @@ static int chunk_store(const char *dir, const zhdr *h, const int64_t *idx, const
     sums->sum[k] = store_hash_block(src, h->rank, h->chunk, (int64_t[STORE_MAX_RANK]){0}, re, h->elem);
     sums->stored[k] = 1;
     char *path = chunk_path(dir, h, idx);
-    const unsigned char *data = NULL;
+    const void *data = NULL;
     size_t n = 0;
-    int rc = chunk_encode(path, h, src, cbuf, &data, &n);
-    if (rc != SS_OK) {
-        free(path);
-        return rc;
-    }
-    ss_crashpoint("zarr.write_chunk");
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0 && errno == ENOENT) { /* first chunk under this index prefix */
-        char *parent = path_dirname(path);
-        rc = parent ? fs_mkdir_p(parent) : ss_fail(SS_ERR_NOMEM, "out of memory");
-        free(parent);
-        if (rc != SS_OK) {
-            free(path);
-            return rc;
-        }
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    }
-    if (fd < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create chunk: %s", path, strerror(errno));
-    else {
-        int bad = fs_write_full(fd, data, n) != 0;
-        int e = errno;
-        if (close(fd) != 0 && !bad) {
-            bad = 1;
-            e = errno;
-        }
-        if (bad) rc = ss_fail(SS_ERR_IO, "%s: cannot write chunk: %s", path, strerror(e));
+    int rc = path ? zarr_chunk_encode(path, &h->codec, h->elem, 1, src, h->chunk_bytes, cbuf, &data, &n)
+                  : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) {
+        ss_crashpoint("zarr.write_chunk");
+        rc = zarr_chunk_write(path, data, n, ZARR_WRITE_IN_TREE);
     }
     free(path);
     return rc;
@@ -1711,8 +1446,8 @@ static int write_array_dir(zarr_writer *zw, const char *name, json_t *zarray, js
     if (rc == SS_OK && mkdir(dir, 0777) != 0)
         rc = errno == EEXIST ? ss_fail(SS_ERR_INTERNAL, "%s: '%s' written twice in one stage", zw->tmp, name)
                              : ss_fail(SS_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    if (rc == SS_OK) rc = write_json(fa, zarray, 0);
-    if (rc == SS_OK) rc = write_json(fb, zattrs, 0);
+    if (rc == SS_OK) rc = zarr_json_write(fa, zarray, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE);
+    if (rc == SS_OK) rc = zarr_json_write(fb, zattrs, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE);
     free(fa);
     free(fb);
     if (rc == SS_OK && dir_out) *dir_out = dir;
@@ -1726,7 +1461,7 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
     zarr_writer *zw = w->impl;
     if ((unsigned)dt >= DT_COUNT) return ss_fail(SS_ERR_INTERNAL, "%s: bad dtype %d", name, (int)dt);
     zhdr h = {.rank = rank, .dtype = dt, .elem = dtype_size(dt), .sep = '/', .fill = 0};
-    hdr_set_codec(&h, w->s->comp);
+    h.codec = zarr_codec_of(w->s->comp);
     size_t ce = 1;
     for (int i = 0; i < rank; i++) {
         h.shape[i] = shape[i];
@@ -1753,14 +1488,14 @@ static int zarr_writer_array(store_writer *w, const char *name, ss_dtype dt, int
      * (1-D ones, those without axes) are plain arrays at <stage>/<name>. */
     const int image = meta && is_ngff_image(meta, rank);
     json_t *zattrs = meta ? meta_json(meta) : json_object();
-    json_t *group = image ? json_pack("{s:[o]}", "multiscales", multiscales_entry(w->stage, name, meta)) : NULL;
+    json_t *group = image ? image_group_attrs(w->stage, name, meta) : NULL;
     json_t *dims = dims_json(name, rank, meta, 0);
     if (!zattrs || !dims || (image && !group) || json_object_set_new(zattrs, "_ARRAY_DIMENSIONS", dims) != 0) {
         json_decref(zattrs); /* json_string refuses text that is not UTF-8 */
         json_decref(group);
         return ss_fail(SS_ERR_INTERNAL, "%s: metadata cannot be encoded as JSON (is the unit UTF-8?)", name);
     }
-    json_t *zarray = zarray_json(&h, json_string(zarr_dtypes[dt]));
+    json_t *zarray = zarray_json(&h, json_string(zarr_dtype_string(dt)));
     char *dir = NULL, *gdir = image ? path_join(zw->tmp, name) : NULL;
     char *rel = image ? path_join(name, ZARR_LEVEL) : ss_strdup(name);
     int rc = rel && (gdir || !image) ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
@@ -1807,7 +1542,7 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
     if (!t || t->n_cols < 1 || t->n_cols > ZARR_TABLE_MAX_COLS || t->n_rows < 0 || !t->cols)
         return ss_fail(SS_ERR_INTERNAL, "table %s: needs 1..%d columns", name, ZARR_TABLE_MAX_COLS);
     zhdr h = {.rank = 1, .is_table = 1, .sep = '/'};
-    hdr_set_codec(&h, w->s->comp);
+    h.codec = zarr_codec_of(w->s->comp);
     json_t *fields = json_array();
     size_t off = 0;
     size_t *offs = calloc((size_t)t->n_cols, sizeof *offs);
@@ -1829,14 +1564,12 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
                 rc = ss_fail(SS_ERR_INTERNAL, "table %s: column '%s' row %lld longer than %d bytes", name, col->name,
                              (long long)i, TABLE_STR_LEN - 1);
         if (rc != SS_OK) break;
-        char str_type[16];
-        snprintf(str_type, sizeof str_type, "|S%d", TABLE_STR_LEN);
-        json_t *f = json_pack("[s,s]", col->name,
-                              col->type == COL_F64 ? "<f8" : col->type == COL_I64 ? "<i8" : str_type);
+        const size_t size = col->type == COL_STR ? TABLE_STR_LEN : 8;
+        json_t *f = json_pack("[s,o]", col->name, zarr_field_json(col->type, size));
         if (!f) rc = ss_fail(SS_ERR_INTERNAL, "table %s: column name '%s' is not UTF-8", name, col->name);
         else if (json_array_append_new(fields, f) != 0) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
         offs[c] = off;
-        off += col->type == COL_STR ? TABLE_STR_LEN : 8;
+        off += size;
     }
     if (rc != SS_OK) {
         json_decref(fields);
@@ -1856,7 +1589,7 @@ static int zarr_writer_table(store_writer *w, const char *name, const table_view
     h.chunk_bytes = (size_t)rows * rec;
 
     char comp[64];
-    hdr_compressor_text(&h, comp, sizeof comp);
+    zarr_codec_text(&h.codec, comp, sizeof comp);
     json_t *entry = store_entry_new(1, h.shape, h.chunk, json_deep_copy(fields), comp);
     json_t *zarray = zarray_json(&h, fields);
     json_t *zattrs = json_pack("{s:b, s:o}", "sirenstack_table", 1, "_ARRAY_DIMENSIONS", dims_json(name, 1, NULL, 1));
@@ -1924,7 +1657,7 @@ static int update_order(store *s, const char *stage)
     json_t *order = NULL;
     /* A damaged list costs only the listing order of earlier stages (they
      * sort after the listed ones, by name): start it afresh. */
-    if (read_json(zs->order, 1, &order) != SS_OK || (order && !json_is_array(order))) {
+    if (zarr_json_read(zs->order, 1, &order) != SS_OK || (order && !json_is_array(order))) {
         json_decref(order);
         order = NULL;
     }
@@ -1935,7 +1668,7 @@ static int update_order(store *s, const char *stage)
             if (json_is_string(e) && !strcmp(json_string_value(e), stage)) json_array_remove(order, i);
         }
         json_array_append_new(order, json_string(stage));
-        rc = write_json(zs->order, order, 1);
+        rc = zarr_json_write(zs->order, order, ZARR_JSON_FLAGS, ZARR_WRITE_ATOMIC);
     }
     json_decref(order);
     return rc;
@@ -1987,20 +1720,20 @@ static int series_compute(store *s, const char *stage, const char *new_tree, jso
 static int series_write(store *s, json_t *series)
 {
     zarr_store *zs = s->impl;
-    json_t *cur = NULL, *want = json_pack("{s:O}", "series", series), *g = json_pack("{s:i}", "zarr_format", 2);
-    char *ome = path_join(s->path, ZARR_OME_GROUP), *zgroup = ome ? path_join(ome, ".zgroup") : NULL;
-    int rc = want && g && zgroup ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK && read_json(zs->series, 1, &cur) != SS_OK) ss_errclear(); /* damaged: rewritten */
+    json_t *cur = NULL, *want = json_pack("{s:O}", "series", series);
+    char *ome = path_join(s->path, ZARR_OME_GROUP);
+    int rc = want && ome ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && zarr_json_read(zs->series, 1, &cur) != SS_OK) ss_errclear(); /* damaged: rewritten */
     if (rc == SS_OK && !path_is_dir(ome)) {
         if (mkdir(ome, 0777) != 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create: %s", ome, strerror(errno));
         else rc = fs_fsync_path(s->path);
     }
-    if (rc == SS_OK && !file_exists_in(ome, ".zgroup")) rc = write_json(zgroup, g, 1);
-    if (rc == SS_OK && !(cur && json_equal(cur, want))) rc = write_json(zs->series, want, 1);
+    if (rc == SS_OK && !file_exists_in(ome, ".zgroup"))
+        rc = zarr_group_write(ome, NULL, ZARR_JSON_FLAGS, ZARR_WRITE_ATOMIC);
+    if (rc == SS_OK && !(cur && json_equal(cur, want)))
+        rc = zarr_json_write(zs->series, want, ZARR_JSON_FLAGS, ZARR_WRITE_ATOMIC);
     json_decref(cur);
     json_decref(want);
-    json_decref(g);
-    free(zgroup);
     free(ome);
     return rc;
 }
@@ -2038,16 +1771,13 @@ static int zarr_commit(store_writer *w)
     if (rc == SS_OK && zw->failed)
         rc = ss_fail(zw->failed, "%s", zw->failed_msg ? zw->failed_msg : "closing an array failed");
 
-    char *zgroup = path_join(zw->tmp, ".zgroup"), *zattrs = path_join(zw->tmp, ".zattrs");
     char *final = path_join(s->path, w->stage), *old = NULL;
-    json_t *g = json_pack("{s:i}", "zarr_format", 2);
-    if (rc == SS_OK && (!zgroup || !zattrs || !final || !g)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK && !final) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
     char *sums = path_join(zw->tmp, ZARR_SUMS_FILE);
     json_t *sj = json_pack("{s:s,s:O}", "algorithm", STORE_SUM_ALGORITHM, "arrays", zw->sums);
     if (rc == SS_OK && (!sums || !sj)) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK) rc = write_json(zgroup, g, 0);
-    if (rc == SS_OK) rc = write_json(zattrs, zw->attrs, 0);
-    if (rc == SS_OK) rc = write_json(sums, sj, 0);
+    if (rc == SS_OK) rc = zarr_group_write(zw->tmp, zw->attrs, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE);
+    if (rc == SS_OK) rc = zarr_json_write(sums, sj, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE);
     json_decref(sj);
     free(sums);
     if (rc == SS_OK) rc = fsync_tree(zw->tmp);
@@ -2079,9 +1809,6 @@ static int zarr_commit(store_writer *w)
         if (rc != SS_OK) ss_fail(rc, "%s", msg);
     }
     if (!swapped) fs_rm_rf(zw->tmp);
-    json_decref(g);
-    free(zgroup);
-    free(zattrs);
     free(final);
     free(old);
     writer_free(zw);
@@ -2132,7 +1859,7 @@ static int sums_load(store *s, const char *stage, const char *name, const zhdr *
     json_t *j = NULL;
     int rc = stage_path(s, stage, &dir);
     if (rc == SS_OK && !(file = path_join(dir, ZARR_SUMS_FILE))) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    if (rc == SS_OK && (rc = read_json(file, 1, &j)) != SS_OK)
+    if (rc == SS_OK && (rc = zarr_json_read(file, 1, &j)) != SS_OK)
         rc = store_fail_damaged(s, stage, name, "its checksums cannot be read (%s)", ss_errmsg());
     else if (rc == SS_OK && !j)
         rc = store_fail_damaged(s, stage, name, "its checksums are missing (no %s)", file);
@@ -2248,7 +1975,7 @@ static int zarr_array_info(store_array *a, array_info *info)
     info->dtype = h->dtype;
     info->has_meta = za->has_meta;
     info->meta = za->meta;
-    hdr_compressor_text(h, info->compressor, sizeof info->compressor);
+    zarr_codec_text(&h->codec, info->compressor, sizeof info->compressor);
     info->stored_bytes = 0;
     return chunk_bytes_on_disk(za->dir, &info->stored_bytes);
 }
@@ -2460,7 +2187,7 @@ static int zarr_check_index(store *s, store_finding_fn fn, void *ctx)
     int problems = 0;
     json_t *order = NULL;
     char **stages = NULL;
-    if (read_json(zs->order, 1, &order) != SS_OK || (order && !is_name_list(order))) {
+    if (zarr_json_read(zs->order, 1, &order) != SS_OK || (order && !is_name_list(order))) {
         finding(fn, ctx, STORE_PROBLEM, "%s: the commit order is damaged (%s); the next run rebuilds it", zs->order,
                 order ? "not a list of stage names" : ss_errmsg());
         problems++;
@@ -2475,7 +2202,7 @@ static int zarr_check_index(store *s, store_finding_fn fn, void *ctx)
     json_decref(order);
     if (zs->version < 2) return problems;
     json_t *cur = NULL, *want = NULL;
-    if (read_json(zs->series, 1, &cur) != SS_OK || (cur && !is_name_list(json_object_get(cur, "series")))) {
+    if (zarr_json_read(zs->series, 1, &cur) != SS_OK || (cur && !is_name_list(json_object_get(cur, "series")))) {
         finding(fn, ctx, STORE_PROBLEM, "%s: the image series is damaged (%s); the next run rewrites it", zs->series,
                 cur ? "no list \"series\"" : ss_errmsg());
         problems++;
