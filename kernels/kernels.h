@@ -41,6 +41,27 @@ enum { EDGE_REFLECT, EDGE_ZERO, EDGE_NEAREST };
 typedef struct spectrum_state spectrum_state;
 typedef struct fmask_state fmask_state;
 
+/* A 2-D convolution layer over a batch of NCHW float tensors, as PyTorch's
+ * nn.Conv2d(cin, cout, k, stride, padding=k // 2) with k odd (output
+ * ceil(h / stride) x ceil(w / stride)), or with transposed set as
+ * nn.ConvTranspose2d(cin, cout, k, stride) giving h stride x w stride: k ==
+ * stride (padding 0), or k odd (padding k // 2, output_padding stride - 1).
+ * Weights as PyTorch stores them: cout x cin x k x k, transposed cin x cout x
+ * k x k; bias cout. */
+typedef struct {
+    int n, cin, h, w; /* input batch: n x cin x h x w */
+    int cout, k;      /* output channels, kernel size */
+    int stride;       /* 1 or 2 */
+    int transposed;
+} conv_shape;
+typedef struct conv_state conv_state;
+/* The output size, or -1 for a shape the layers do not take (k even other
+ * than a transposed k == stride, k above 15, stride other than 1 or 2). */
+int conv_out_size(const conv_shape *s, int *oh, int *ow);
+
+/* upsample2 modes */
+enum { UPSAMPLE_NEAREST, UPSAMPLE_BILINEAR };
+
 typedef struct kernels {
     const char *name; /* "cpu" or "cuda" */
     /* Entries this table took from the CPU table because its backend lacks
@@ -165,6 +186,55 @@ typedef struct kernels {
     void (*fmask_free)(fmask_state *s);
     void (*fmask_radial_power)(fmask_state *s, const float *plane, int nbins, double *power, double *count);
     void (*fmask_apply)(fmask_state *s, const float *plane, double cutoff, double rolloff, float *out);
+
+    /* ---- network layers (kernels/cpu/conv.c, layers.c); tensors NCHW ---- */
+
+    /* A convolution layer of one shape (conv_shape): NULL for a shape
+     * conv_out_size refuses or when memory runs out. The state holds the
+     * workspace of as many threads as OpenMP may use when it is made; one
+     * state is used by one caller at a time. impl names the method (e.g.
+     * "gemm"). fwd: y = conv(x, w) + b (b may be NULL). bwd_data: dx =
+     * the gradient with respect to x given dy. bwd_weights: dw (and db
+     * unless NULL) = the gradients with respect to w and b summed over the
+     * batch; they overwrite. fwd and bwd_data do not depend on the thread
+     * count; bwd_weights is bit-identical for a given thread count and
+     * within float rounding across counts. */
+    conv_state *(*conv_new)(const conv_shape *s);
+    void (*conv_free)(conv_state *s);
+    const char *(*conv_impl)(const conv_state *s);
+    void (*conv_fwd)(conv_state *s, const float *x, const float *w, const float *b, float *y);
+    void (*conv_bwd_data)(conv_state *s, const float *dy, const float *w, float *dx);
+    void (*conv_bwd_weights)(conv_state *s, const float *x, const float *dy, float *dw, float *db);
+
+    /* 2 x 2 max pooling of nc planes of h x w (odd sizes drop the last row
+     * or column, as PyTorch's MaxPool2d(2)): y is nc x h/2 x w/2, arg the
+     * index in its plane of each maximum (the first in row order on ties;
+     * NaN wins). bwd: dx = dy routed to those positions, 0 elsewhere. */
+    void (*maxpool2_f32)(const float *x, int64_t nc, int h, int w, float *y, int32_t *arg);
+    void (*maxpool2_bwd_f32)(const float *dy, const int32_t *arg, int64_t nc, int h, int w, float *dx);
+    /* x2 upsampling of nc planes of h x w to 2h x 2w: UPSAMPLE_NEAREST or
+     * UPSAMPLE_BILINEAR as torch.nn.functional.interpolate(scale_factor=2,
+     * mode='bilinear', align_corners=False); bwd its adjoint (dx: h x w). */
+    void (*upsample2_f32)(const float *x, int64_t nc, int h, int w, int mode, float *y);
+    void (*upsample2_bwd_f32)(const float *dy, int64_t nc, int h, int w, int mode, float *dx);
+    /* In place: x = x for x > 0, slope x otherwise (slope 0: ReLU). bwd:
+     * dy *= 1 where y > 0, slope where not, from the layer's output y. */
+    void (*leaky_relu_f32)(float *x, size_t n, float slope);
+    void (*leaky_relu_bwd_f32)(const float *y, float *dy, size_t n, float slope);
+    /* Channels src[:, s0 : s0 + c] of an n x csrc x hw tensor to dst[:, d0 :
+     * d0 + c] of an n x cdst x hw tensor (concatenation for skip connections,
+     * and its gradient); accumulate adds instead of copying. */
+    void (*chan_copy_f32)(const float *src, int64_t n, int csrc, int s0, int c, int64_t hw, float *dst, int cdst,
+                          int d0, int accumulate);
+    /* x[i] = keep[i] ? x[i] scale : 0 (dropout with a mask drawn on the
+     * host, scale 1 / (1 - rate); the same call is its backward). */
+    void (*mask_scale_f32)(float *x, const uint8_t *keep, size_t n, float scale);
+    /* Mean squared error: dy = scale (y - t) (dy may be NULL); returns the
+     * sum of (y - t)^2 in double, in fixed blocks added in order. */
+    double (*mse_grad_f32)(const float *y, const float *t, size_t n, float scale, float *dy);
+    /* torch.optim.SGD: g' = g + weight_decay p; v = momentum v + g'; p -=
+     * lr v (v starts at 0). */
+    void (*sgd_step)(float *p, const float *g, float *v, size_t n, float lr, float momentum, float weight_decay);
 } kernels;
 
 /* Every entry of the table after name and filled, for code that walks them
@@ -176,7 +246,10 @@ typedef struct kernels {
     X(xcorr_reference_f32) X(xcorr_find_f32) X(shift_f32) X(weighted_sum_f32) X(siren_loss_grad) \
     X(siren_eval) X(adam_step) X(siren_work_new) X(siren_work_free) X(siren_work_kernel) X(spectrum_new) \
     X(spectrum_free) X(spectrum_len) X(spectrum_logmag) X(spectrum_mse) \
-    X(fmask_new) X(fmask_free) X(fmask_radial_power) X(fmask_apply)
+    X(fmask_new) X(fmask_free) X(fmask_radial_power) X(fmask_apply) \
+    X(conv_new) X(conv_free) X(conv_impl) X(conv_fwd) X(conv_bwd_data) X(conv_bwd_weights) \
+    X(maxpool2_f32) X(maxpool2_bwd_f32) X(upsample2_f32) X(upsample2_bwd_f32) X(leaky_relu_f32) \
+    X(leaky_relu_bwd_f32) X(chan_copy_f32) X(mask_scale_f32) X(mse_grad_f32) X(sgd_step)
 
 const kernels *kernels_cpu(void);
 /* The CUDA table, or NULL when not built or no device is usable. Entries

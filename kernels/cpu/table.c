@@ -1,6 +1,7 @@
 /* The CPU dispatch table: the reference every other backend is checked
  * against. */
 #include "cpu.h"
+#include "nn.h"
 #include "quality.h"
 #include "register.h"
 #include "siren_cpu.h"
@@ -41,6 +42,22 @@ static const kernels cpu_table = {
     .fmask_free = cpu_fmask_free,
     .fmask_radial_power = cpu_fmask_radial_power,
     .fmask_apply = cpu_fmask_apply,
+    .conv_new = cpu_conv_new,
+    .conv_free = cpu_conv_free,
+    .conv_impl = cpu_conv_impl,
+    .conv_fwd = cpu_conv_fwd,
+    .conv_bwd_data = cpu_conv_bwd_data,
+    .conv_bwd_weights = cpu_conv_bwd_weights,
+    .maxpool2_f32 = cpu_maxpool2_f32,
+    .maxpool2_bwd_f32 = cpu_maxpool2_bwd_f32,
+    .upsample2_f32 = cpu_upsample2_f32,
+    .upsample2_bwd_f32 = cpu_upsample2_bwd_f32,
+    .leaky_relu_f32 = cpu_leaky_relu_f32,
+    .leaky_relu_bwd_f32 = cpu_leaky_relu_bwd_f32,
+    .chan_copy_f32 = cpu_chan_copy_f32,
+    .mask_scale_f32 = cpu_mask_scale_f32,
+    .mse_grad_f32 = cpu_mse_grad_f32,
+    .sgd_step = cpu_sgd_step,
 };
 
 const kernels *kernels_cpu(void)

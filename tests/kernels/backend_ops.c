@@ -414,6 +414,171 @@ static void case_fmask(const backend *ref, const backend *b)
     }
 }
 
+/* ---- network layers --------------------------------------------------------- */
+
+typedef struct {
+    conv_shape s;
+    int oh, ow;
+    size_t nx, ny, nw;
+} conv_case;
+
+static const conv_shape conv_shapes[] = {
+    {2, 3, 9, 11, 4, 3, 1, 0}, {1, 5, 16, 16, 6, 3, 2, 0}, {2, 4, 7, 8, 3, 5, 1, 0}, {1, 8, 12, 12, 8, 1, 1, 0},
+    {2, 3, 9, 10, 2, 1, 2, 0}, {2, 6, 5, 6, 3, 2, 2, 1},   {1, 4, 6, 5, 3, 3, 2, 1},  {3, 7, 4, 4, 5, 3, 1, 1},
+    {3, 17, 40, 36, 33, 3, 1, 0}, {2, 32, 20, 20, 16, 2, 2, 1},
+};
+#define N_CONV ((int)(sizeof conv_shapes / sizeof conv_shapes[0]))
+
+static void conv_case_of(conv_case *c, const conv_shape *s)
+{
+    c->s = *s;
+    if (conv_out_size(s, &c->oh, &c->ow)) abort();
+    c->nx = (size_t)s->n * s->cin * s->h * s->w;
+    c->ny = (size_t)s->n * s->cout * c->oh * c->ow;
+    c->nw = (size_t)s->cin * s->cout * s->k * s->k;
+}
+
+static void conv_shape_name(const conv_shape *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s %dx%dx%dx%d -> %d, k %d, stride %d", s->transposed ? "transposed" : "conv", s->n,
+             s->cin, s->h, s->w, s->cout, s->k, s->stride);
+}
+
+/* fwd, bwd_data, bwd_weights of one backend; out[0..3] = y, dx, dw, db. */
+static int conv_run(const backend *x, const conv_case *c, const float *in, const float *w, const float *bias,
+                    const float *dy, float *out[4], const char **impl)
+{
+    use_threads(x->threads);
+    conv_state *st = x->k->conv_new(&c->s);
+    if (!st) return -1;
+    if (impl) *impl = x->k->conv_impl(st);
+    x->k->conv_fwd(st, in, w, bias, out[0]);
+    x->k->conv_bwd_data(st, dy, w, out[1]);
+    x->k->conv_bwd_weights(st, in, dy, out[2], out[3]);
+    x->k->conv_free(st);
+    return 0;
+}
+
+static void case_conv(const backend *ref, const backend *b)
+{
+    for (int ci = 0; ci < N_CONV; ci++) {
+        conv_case c;
+        conv_case_of(&c, &conv_shapes[ci]);
+        char shape[96];
+        conv_shape_name(&c.s, shape, sizeof shape);
+        float *in = rnd(c.nx, -1, 1), *w = rnd(c.nw, -0.5f, 0.5f), *bias = rnd((size_t)c.s.cout, -1, 1),
+              *dy = rnd(c.ny, -1, 1);
+        size_t len[4] = {c.ny, c.nx, c.nw, (size_t)c.s.cout};
+        float *o[2][4];
+        const char *impl = NULL;
+        int ok = 1;
+        for (int v = 0; v < 2; v++) {
+            for (int q = 0; q < 4; q++) o[v][q] = rnd(len[q], 7, 7);
+            ok &= conv_run(v ? b : ref, &c, in, w, bias, dy, o[v], &impl) == 0;
+        }
+        CHECK(ok, "conv_new on %s, %s (%s)", b->name, shape, impl ? impl : "-");
+        /* fwd and bwd_data promise the same result on any thread count */
+        report("conv_fwd", b, shape, rel_err_f(o[0][0], o[1][0], c.ny), 0);
+        report("conv_bwd_data", b, shape, rel_err_f(o[0][1], o[1][1], c.nx), 0);
+        report("conv_bwd_weights", b, shape, fmax(rel_err_f(o[0][2], o[1][2], c.nw), rel_err_f(o[0][3], o[1][3],
+               (size_t)c.s.cout)), 1e-5);
+        report("conv_impl", b, shape, 0, 0);
+        report("conv_free", b, shape, 0, 0);
+        for (int v = 0; v < 2; v++)
+            for (int q = 0; q < 4; q++) free(o[v][q]);
+        free(in), free(w), free(bias), free(dy);
+    }
+    /* shapes the layers do not take */
+    static const conv_shape bad[] = {{1, 1, 4, 4, 1, 2, 1, 0}, {1, 1, 4, 4, 1, 3, 3, 0}, {1, 1, 4, 4, 1, 4, 2, 1},
+                                     {0, 1, 4, 4, 1, 3, 1, 0}, {1, 1, 4, 4, 1, 17, 1, 0}};
+    for (int i = 0; i < 5; i++) {
+        conv_state *st = b->k->conv_new(&bad[i]);
+        char shape[96];
+        conv_shape_name(&bad[i], shape, sizeof shape);
+        CHECK(!st, "conv_new on %s refuses %s", b->name, shape);
+        b->k->conv_free(st);
+    }
+}
+
+static void case_layers(const backend *ref, const backend *b)
+{
+    static const int hw[][3] = {{1, 2, 2}, {3, 7, 9}, {4, 16, 16}, {64, 33, 32}};
+    for (int si = 0; si < 4; si++) {
+        int64_t nc = hw[si][0];
+        int h = hw[si][1], w = hw[si][2];
+        size_t n = (size_t)nc * h * w, np = (size_t)nc * (h / 2) * (w / 2), nu = 4 * n;
+        char shape[48];
+        snprintf(shape, sizeof shape, "%lld x %dx%d", (long long)nc, h, w);
+        float *x = rnd(n, -1, 1), *dp = rnd(np, -1, 1), *du = rnd(nu, -1, 1);
+        if (n > 3) x[3] = x[1]; /* a tie */
+        float *y[2], *dx[2], *up[2], *dup_[2], *r[2], *g[2];
+        int32_t *arg[2];
+        for (int v = 0; v < 2; v++) {
+            const backend *k = v ? b : ref;
+            use_threads(k->threads);
+            y[v] = rnd(np, 0, 0), dx[v] = rnd(n, 9, 9), up[v] = rnd(2 * nu, 0, 0), dup_[v] = rnd(2 * n, 0, 0);
+            arg[v] = malloc((np ? np : 1) * sizeof(int32_t));
+            k->k->maxpool2_f32(x, nc, h, w, y[v], arg[v]);
+            k->k->maxpool2_bwd_f32(dp, arg[v], nc, h, w, dx[v]);
+            k->k->upsample2_f32(x, nc, h, w, UPSAMPLE_NEAREST, up[v]);
+            k->k->upsample2_f32(x, nc, h, w, UPSAMPLE_BILINEAR, up[v] + nu);
+            k->k->upsample2_bwd_f32(du, nc, h, w, UPSAMPLE_NEAREST, dup_[v]);
+            k->k->upsample2_bwd_f32(du, nc, h, w, UPSAMPLE_BILINEAR, dup_[v] + n);
+            r[v] = dup(x, n), g[v] = dup(x, n);
+            k->k->leaky_relu_f32(r[v], n, 0.1f);
+            k->k->leaky_relu_bwd_f32(r[v], g[v], n, 0.1f);
+        }
+        int same_arg = !memcmp(arg[0], arg[1], np * sizeof(int32_t));
+        report("maxpool2_f32", b, shape, same_arg ? rel_err_f(y[0], y[1], np) : INFINITY, 0);
+        report("maxpool2_bwd_f32", b, shape, rel_err_f(dx[0], dx[1], n), 0);
+        report("upsample2_f32", b, shape, rel_err_f(up[0], up[1], 2 * nu), 0);
+        report("upsample2_bwd_f32", b, shape, rel_err_f(dup_[0], dup_[1], 2 * n), 1e-6);
+        report("leaky_relu_f32", b, shape, rel_err_f(r[0], r[1], n), 0);
+        report("leaky_relu_bwd_f32", b, shape, rel_err_f(g[0], g[1], n), 0);
+        for (int v = 0; v < 2; v++) free(y[v]), free(dx[v]), free(up[v]), free(dup_[v]), free(r[v]), free(g[v]),
+                                     free(arg[v]);
+        free(x), free(dp), free(du);
+    }
+    static const size_t ns[] = {1, 1000, 300007};
+    for (int ni = 0; ni < 3; ni++) {
+        size_t n = ns[ni];
+        char shape[32];
+        snprintf(shape, sizeof shape, "n %zu", n);
+        float *a = rnd(n, -2, 2), *t = rnd(n, -2, 2), *gr = rnd(n, -1, 1);
+        uint8_t *keep = malloc(n);
+        for (size_t i = 0; i < n; i++) keep[i] = rng_uniform(&rng) < 0.8;
+        float *cc[2], *m[2], *d[2], *p[2], *vel[2];
+        double sum[2];
+        for (int v = 0; v < 2; v++) {
+            const backend *k = v ? b : ref;
+            use_threads(k->threads);
+            /* n x 3 x 1 tensor: channel 2 <- a, channel 0 += t */
+            cc[v] = rnd(3 * n, 5, 5);
+            k->k->chan_copy_f32(a, (int64_t)n, 1, 0, 1, 1, cc[v], 3, 2, 0);
+            k->k->chan_copy_f32(t, (int64_t)n, 1, 0, 1, 1, cc[v], 3, 0, 1);
+            m[v] = dup(a, n);
+            k->k->mask_scale_f32(m[v], keep, n, 1.25f);
+            d[v] = rnd(n, 0, 0);
+            sum[v] = k->k->mse_grad_f32(a, t, n, 2.0f / (float)n, d[v]);
+            p[v] = dup(a, n), vel[v] = dup(t, n);
+            k->k->sgd_step(p[v], gr, vel[v], n, 0.01f, 0.9f, 1e-4f);
+            k->k->sgd_step(p[v], t, vel[v], n, 0.01f, 0.9f, 0);
+        }
+        report("chan_copy_f32", b, shape, rel_err_f(cc[0], cc[1], 3 * n), 0);
+        report("mask_scale_f32", b, shape, rel_err_f(m[0], m[1], n), 0);
+        report("mse_grad_f32", b, shape, fmax(rel_err_d(sum[0], sum[1]) * 1e3, rel_err_f(d[0], d[1], n)), 1e-9);
+        report("sgd_step", b, shape, fmax(rel_err_f(p[0], p[1], n), rel_err_f(vel[0], vel[1], n)), 0);
+        /* the copies themselves: the added channel holds t + 5, the copied a */
+        double e = 0;
+        for (size_t i = 0; i < n; i++)
+            e = fmax(e, fmax(fabs(cc[1][3 * i + 2] - a[i]), fabs(cc[1][3 * i] - (t[i] + 5.0f))) +
+                            (cc[1][3 * i + 1] != 5.0f));
+        CHECK(e == 0, "chan_copy_f32 on %s, %s: copies and adds the named channels only", b->name, shape);
+        for (int v = 0; v < 2; v++) free(cc[v]), free(m[v]), free(d[v]), free(p[v]), free(vel[v]);
+        free(a), free(t), free(gr), free(keep);
+    }
+}
+
 /* A small network on a small grid, for the SIREN entries. */
 typedef struct {
     siren_arch a;
@@ -537,6 +702,10 @@ static const case_def cases[] = {
     {"register", case_register, "shift_f32 xcorr_new xcorr_free xcorr_reference_f32 xcorr_find_f32"},
     {"spectrum", case_spectrum, "spectrum_new spectrum_free spectrum_len spectrum_logmag spectrum_mse"},
     {"fmask", case_fmask, "fmask_new fmask_free fmask_radial_power fmask_apply"},
+    {"conv", case_conv, "conv_new conv_free conv_impl conv_fwd conv_bwd_data conv_bwd_weights"},
+    {"layers", case_layers,
+     "maxpool2_f32 maxpool2_bwd_f32 upsample2_f32 upsample2_bwd_f32 leaky_relu_f32 leaky_relu_bwd_f32 "
+     "chan_copy_f32 mask_scale_f32 mse_grad_f32 sgd_step"},
     {"siren", case_siren,
      "siren_loss_grad siren_eval adam_step siren_work_new siren_work_free siren_work_kernel"},
 };
@@ -584,6 +753,112 @@ static void grad_mode(const backend *b)
               "(worst %.3g of the largest component)", b->name, loss, checked, worst);
         free(g), free(scratch);
         siren_case_free(&s);
+    }
+}
+
+/* ---- grad mode: the layers' backward passes as directional derivatives ------ */
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* (f(x + h u) - f(x - h u)) / 2h against <u, grad>, relative to |u| |grad|. */
+static double directional_err(double fp, double fm, double h, double ug, double scale)
+{
+    return fabs((fp - fm) / (2 * h) - ug) / fmax(scale, 1e-30);
+}
+
+static double norm2(const float *a, size_t n)
+{
+    return sqrt(dot(a, a, n));
+}
+
+static void grad_nn(const backend *b)
+{
+    use_threads(b->threads);
+    /* convolutions are linear in x, w and b: a step of 1 is exact up to rounding */
+    for (int ci = 0; ci < N_CONV; ci++) {
+        conv_case c;
+        conv_case_of(&c, &conv_shapes[ci]);
+        char shape[96];
+        conv_shape_name(&c.s, shape, sizeof shape);
+        float *x = rnd(c.nx, -1, 1), *w = rnd(c.nw, -0.5f, 0.5f), *bias = rnd((size_t)c.s.cout, -1, 1),
+              *r = rnd(c.ny, -1, 1), *y = rnd(c.ny, 0, 0), *dx = rnd(c.nx, 0, 0), *dw = rnd(c.nw, 0, 0),
+              *db = rnd((size_t)c.s.cout, 0, 0), *ux = rnd(c.nx, -1, 1), *uw = rnd(c.nw, -1, 1),
+              *ub = rnd((size_t)c.s.cout, -1, 1);
+        conv_state *st = b->k->conv_new(&c.s);
+        if (!st) abort();
+        b->k->conv_bwd_data(st, r, w, dx);
+        b->k->conv_bwd_weights(st, x, r, dw, db);
+        float *xs = rnd(c.nx, 0, 0), *ws = rnd(c.nw, 0, 0), *bs = rnd((size_t)c.s.cout, 0, 0);
+        double f[3][2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            double h = sgn ? -1 : 1;
+            for (int q = 0; q < 3; q++) {
+                for (size_t i = 0; i < c.nx; i++) xs[i] = x[i] + (q == 0 ? (float)h * ux[i] : 0);
+                for (size_t i = 0; i < c.nw; i++) ws[i] = w[i] + (q == 1 ? (float)h * uw[i] : 0);
+                for (int i = 0; i < c.s.cout; i++) bs[i] = bias[i] + (q == 2 ? (float)h * ub[i] : 0);
+                b->k->conv_fwd(st, xs, ws, bs, y);
+                f[q][sgn] = dot(y, r, c.ny);
+            }
+        }
+        double ex = directional_err(f[0][0], f[0][1], 1, dot(ux, dx, c.nx), norm2(ux, c.nx) * norm2(dx, c.nx));
+        double ew = directional_err(f[1][0], f[1][1], 1, dot(uw, dw, c.nw), norm2(uw, c.nw) * norm2(dw, c.nw));
+        double eb = directional_err(f[2][0], f[2][1], 1, dot(ub, db, (size_t)c.s.cout),
+                                    norm2(ub, (size_t)c.s.cout) * norm2(db, (size_t)c.s.cout));
+        CHECK(ex < 1e-5 && ew < 1e-5 && eb < 1e-5, "conv_bwd_data and conv_bwd_weights on %s, %s: the derivatives of "
+              "<conv(x, w) + b, r> along random directions (errors %.2g, %.2g, %.2g)", b->name, shape, ex, ew, eb);
+        b->k->conv_free(st);
+        free(x), free(w), free(bias), free(r), free(y), free(dx), free(dw), free(db), free(ux), free(uw), free(ub);
+        free(xs), free(ws), free(bs);
+    }
+    /* pooling, upsampling and leaky ReLU: f(x) = <layer(x), r> */
+    static const int hw[][3] = {{3, 7, 9}, {8, 16, 16}};
+    for (int si = 0; si < 2; si++) {
+        int64_t nc = hw[si][0];
+        int h = hw[si][1], w = hw[si][2];
+        size_t n = (size_t)nc * h * w, np = (size_t)nc * (h / 2) * (w / 2), nu = 4 * n;
+        float *x = rnd(n, -1, 1), *u = rnd(n, -1, 1), *xs = rnd(n, 0, 0), *g = rnd(n, 0, 0);
+        float *rp = rnd(np, -1, 1), *ru = rnd(nu, -1, 1), *rr = rnd(n, -1, 1), *yp = rnd(np, 0, 0),
+              *yu = rnd(nu, 0, 0);
+        int32_t *arg = malloc(np * sizeof *arg);
+        const char *names[4] = {"maxpool2_bwd_f32", "upsample2_bwd_f32 (nearest)", "upsample2_bwd_f32 (bilinear)",
+                                "leaky_relu_bwd_f32"};
+        for (int op = 0; op < 4; op++) {
+            double hstep = op == 0 || op == 3 ? 1e-3 : 1, fv[2];
+            if (op == 0) {
+                b->k->maxpool2_f32(x, nc, h, w, yp, arg);
+                b->k->maxpool2_bwd_f32(rp, arg, nc, h, w, g);
+            } else if (op < 3) {
+                b->k->upsample2_bwd_f32(ru, nc, h, w, op == 1 ? UPSAMPLE_NEAREST : UPSAMPLE_BILINEAR, g);
+            } else {
+                memcpy(xs, x, n * sizeof *xs);
+                b->k->leaky_relu_f32(xs, n, 0.2f);
+                memcpy(g, rr, n * sizeof *g);
+                b->k->leaky_relu_bwd_f32(xs, g, n, 0.2f);
+            }
+            for (int sgn = 0; sgn < 2; sgn++) {
+                for (size_t i = 0; i < n; i++) xs[i] = x[i] + (float)((sgn ? -hstep : hstep) * u[i]);
+                if (op == 0) {
+                    b->k->maxpool2_f32(xs, nc, h, w, yp, arg);
+                    fv[sgn] = dot(yp, rp, np);
+                } else if (op < 3) {
+                    b->k->upsample2_f32(xs, nc, h, w, op == 1 ? UPSAMPLE_NEAREST : UPSAMPLE_BILINEAR, yu);
+                    fv[sgn] = dot(yu, ru, nu);
+                } else {
+                    b->k->leaky_relu_f32(xs, n, 0.2f);
+                    fv[sgn] = dot(xs, rr, n);
+                }
+            }
+            /* the float steps actually taken, for the small ones */
+            double e = directional_err(fv[0], fv[1], hstep, dot(u, g, n), norm2(u, n) * norm2(g, n));
+            CHECK(e < (hstep < 1 ? 2e-3 : 1e-5), "%s on %s, %lld x %dx%d: the derivative along a random direction "
+                  "(error %.2g)", names[op], b->name, (long long)nc, h, w, e);
+        }
+        free(x), free(u), free(xs), free(g), free(rp), free(ru), free(rr), free(yp), free(yu), free(arg);
     }
 }
 
@@ -673,6 +948,7 @@ int main(int argc, char **argv)
         }
         if (!strcmp(mode, "grad")) {
             grad_mode(b);
+            grad_nn(b);
             continue;
         }
         for (int c = 0; c < N_CASES; c++)

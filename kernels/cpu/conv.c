@@ -1,0 +1,380 @@
+/* 2-D convolution and transposed convolution as gathered matrix products.
+ *
+ * Every pass of both layers is one of two products with a gathered matrix
+ * G(src): rows (c, ky, kx) over the channels of src and the taps of the
+ * kernel, columns the pixels of an output grid.
+ *   mul:   out[m][pix] = sum_r A[m][r] G[r][pix] (+ bias[m])
+ *   wgrad: dA[m][r]   += sum_pix D[m][pix] G[r][pix]
+ * with two gathers of the same geometry (kernel k, stride s, padding p):
+ *   FWD: G[(c,ky,kx)][(gy,gx)] = src[c][gy s - p + ky][gx s - p + kx]
+ *   TRN: G[(c,ky,kx)][(gy,gx)] = src[c][(gy + p - ky) / s][(gx + p - kx) / s]
+ *        where the division is exact, 0 elsewhere (and 0 outside src).
+ * Convolution:  forward = mul(W, FWD(x)); data gradient = mul(W', TRN(dy))
+ *               with W'[ci][(co,ky,kx)] = W[co][ci][ky][kx]; weight gradient
+ *               = wgrad(dy, FWD(x)).
+ * Transposed:   forward = mul(W', TRN(x)) with W'[co][(ci,ky,kx)] =
+ *               W[ci][co][ky][kx]; data gradient = mul(W, FWD(dy)); weight
+ *               gradient = wgrad(x, FWD(dy)).
+ * G is built block by block (a fixed number of pixels, set by the shape
+ * alone) into a per-thread buffer and multiplied with OpenBLAS's sgemm on the
+ * calling thread, so mul's output does not depend on the thread count.
+ * wgrad sums each thread's blocks into its own partial gradient and adds the
+ * partials in thread order: bit-identical for a given thread count, and
+ * within rounding across counts. A 1 x 1 kernel at stride 1 multiplies src
+ * itself, with no gather. */
+#include "cpu.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { GATHER_FWD, GATHER_TRN };
+
+typedef struct {
+    int mode;
+    int c, h, w;    /* the gathered tensor: c x h x w per image */
+    int k, s, p;    /* kernel, stride, padding */
+    int gh, gw;     /* the output grid */
+} gather;
+
+struct conv_state {
+    conv_shape sh;
+    int oh, ow, pad;
+    int64_t block;   /* pixels per gathered block: fixed by the shape */
+    int nthreads;    /* buffers below are per thread */
+    float **gbuf;    /* gathered blocks */
+    float **part;    /* wgrad partials */
+    size_t gbuf_len, part_len;
+    float *wperm;    /* the permuted weights of the TRN products */
+};
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int64_t rows_of(const gather *g)
+{
+    return (int64_t)g->c * g->k * g->k;
+}
+
+static int identity_gather(const gather *g)
+{
+    return g->mode == GATHER_FWD && g->k == 1 && g->s == 1 && g->p == 0 && g->gh == g->h && g->gw == g->w;
+}
+
+/* Source index along one axis for grid position gpos and tap t, or -1. */
+static inline int src_at(const gather *g, int gpos, int t, int n)
+{
+    int i;
+    if (g->mode == GATHER_FWD) {
+        i = gpos * g->s - g->p + t;
+    } else {
+        int num = gpos + g->p - t;
+        if (num < 0 || num % g->s) return -1;
+        i = num / g->s;
+    }
+    return i >= 0 && i < n ? i : -1;
+}
+
+/* G's columns pix0 .. pix0 + np - 1 into out (rows_of(g) x np). */
+static void gather_block(const gather *g, const float *src, int64_t pix0, int64_t np, float *out)
+{
+    int64_t hw = (int64_t)g->h * g->w;
+    for (int c = 0; c < g->c; c++) {
+        const float *sc = src + c * hw;
+        for (int ky = 0; ky < g->k; ky++)
+            for (int kx = 0; kx < g->k; kx++) {
+                float *o = out + (((int64_t)c * g->k + ky) * g->k + kx) * np;
+                int64_t j = 0;
+                while (j < np) {
+                    int64_t pix = pix0 + j;
+                    int gy = (int)(pix / g->gw), gx0 = (int)(pix % g->gw);
+                    int64_t run = g->gw - gx0;
+                    if (run > np - j) run = np - j;
+                    int iy = src_at(g, gy, ky, g->h);
+                    if (iy < 0) {
+                        memset(o + j, 0, (size_t)run * sizeof *o);
+                    } else {
+                        const float *row = sc + (int64_t)iy * g->w;
+                        if (g->mode == GATHER_FWD && g->s == 1) {
+                            /* ix = gx - p + kx: one contiguous run, zeros at the ends */
+                            for (int64_t q = 0; q < run; q++) {
+                                int ix = gx0 + (int)q - g->p + kx;
+                                o[j + q] = ix >= 0 && ix < g->w ? row[ix] : 0.0f;
+                            }
+                        } else {
+                            for (int64_t q = 0; q < run; q++) {
+                                int ix = src_at(g, gx0 + (int)q, kx, g->w);
+                                o[j + q] = ix >= 0 ? row[ix] : 0.0f;
+                            }
+                        }
+                    }
+                    j += run;
+                }
+            }
+    }
+}
+
+static int64_t pixels_of(const gather *g)
+{
+    return (int64_t)g->gh * g->gw;
+}
+
+/* out (n images of M x pixels) = A (M x R) G(src) + bias. */
+static void mul(conv_state *st, const float *A, int M, const gather *g, const float *src, int n,
+                const float *bias, float *out)
+{
+    int64_t R = rows_of(g), P = pixels_of(g), B = st->block;
+    int64_t nblk = (P + B - 1) / B, total = nblk * n, src_len = (int64_t)g->c * g->h * g->w;
+    int ident = identity_gather(g);
+#pragma omp parallel for schedule(static) num_threads(st->nthreads) if (total > 1 && (size_t)(M * R * P) > SS_PAR_MIN)
+    for (int64_t t = 0; t < total; t++) {
+        int64_t img = t / nblk, pix0 = (t % nblk) * B, np = P - pix0 < B ? P - pix0 : B;
+        const float *s = src + img * src_len;
+        float *o = out + img * (int64_t)M * P + pix0;
+        const float *G;
+        int64_t ldg;
+        if (ident) {
+            G = s + pix0;
+            ldg = P;
+        } else {
+            float *buf = st->gbuf[thread_id()];
+            gather_block(g, s, pix0, np, buf);
+            G = buf;
+            ldg = np;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)np, (int)R, 1.0f, A, (int)R, G, (int)ldg,
+                    0.0f, o, (int)P);
+        if (bias)
+            for (int m = 0; m < M; m++) {
+                float bm = bias[m], *om = o + (int64_t)m * P;
+                for (int64_t q = 0; q < np; q++) om[q] += bm;
+            }
+    }
+}
+
+/* dA (M x R) = sum over n images of D (M x pixels) G(src)^T. */
+static void wgrad(conv_state *st, const float *D, int M, const gather *g, const float *src, int n, float *dA)
+{
+    int64_t R = rows_of(g), P = pixels_of(g), B = st->block;
+    int64_t nblk = (P + B - 1) / B, total = nblk * n, src_len = (int64_t)g->c * g->h * g->w;
+    size_t len = (size_t)M * (size_t)R;
+    int ident = identity_gather(g);
+    int T = st->nthreads;
+#pragma omp parallel num_threads(T)
+    {
+        int tid = thread_id(), nt = 1;
+#ifdef _OPENMP
+        nt = omp_get_num_threads();
+#endif
+        float *part = st->part[tid];
+        memset(part, 0, len * sizeof *part);
+        /* contiguous runs of blocks per thread, in order */
+        int64_t lo = total * tid / nt, hi = total * (tid + 1) / nt;
+        for (int64_t t = lo; t < hi; t++) {
+            int64_t img = t / nblk, pix0 = (t % nblk) * B, np = P - pix0 < B ? P - pix0 : B;
+            const float *s = src + img * src_len;
+            const float *G;
+            int64_t ldg;
+            if (ident) {
+                G = s + pix0;
+                ldg = P;
+            } else {
+                gather_block(g, s, pix0, np, st->gbuf[tid]);
+                G = st->gbuf[tid];
+                ldg = np;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, (int)R, (int)np, 1.0f,
+                        D + img * (int64_t)M * P + pix0, (int)P, G, (int)ldg, 1.0f, part, (int)R);
+        }
+#pragma omp barrier
+        /* dA = partials of threads 0, 1, ... added in that order */
+        size_t e0 = len * (size_t)tid / (size_t)nt, e1 = len * (size_t)(tid + 1) / (size_t)nt;
+        for (size_t e = e0; e < e1; e++) {
+            float acc = st->part[0][e];
+            for (int q = 1; q < nt; q++) acc += st->part[q][e];
+            dA[e] = acc;
+        }
+    }
+}
+
+/* db[m] = sum over images and pixels of D, in double, in order. */
+static void bias_grad(const float *D, int M, int64_t P, int n, float *db)
+{
+#pragma omp parallel for schedule(static) if ((size_t)(M * P * n) > SS_PAR_MIN)
+    for (int m = 0; m < M; m++) {
+        double acc = 0;
+        for (int img = 0; img < n; img++) {
+            const float *d = D + ((int64_t)img * M + m) * P;
+            for (int64_t q = 0; q < P; q++) acc += d[q];
+        }
+        db[m] = (float)acc;
+    }
+}
+
+/* dst[a][(b,t)] = src[b][a][t] for src of nb x na x nt (the weight
+ * permutation the TRN products use). */
+static void permute_weights(const float *src, int nb, int na, int nt, float *dst)
+{
+    for (int b = 0; b < nb; b++)
+        for (int a = 0; a < na; a++)
+            memcpy(dst + ((int64_t)a * nb + b) * nt, src + ((int64_t)b * na + a) * nt, (size_t)nt * sizeof *dst);
+}
+
+int conv_out_size(const conv_shape *s, int *oh, int *ow)
+{
+    if (s->n < 1 || s->cin < 1 || s->cout < 1 || s->h < 1 || s->w < 1 || s->k < 1 || s->k > 15 ||
+        (s->stride != 1 && s->stride != 2))
+        return -1;
+    if (!s->transposed) {
+        if (s->k % 2 == 0) return -1;
+        *oh = (s->h - 1) / s->stride + 1;
+        *ow = (s->w - 1) / s->stride + 1;
+    } else {
+        if (s->k % 2 == 0 && s->k != s->stride) return -1;
+        if ((int64_t)s->h * s->stride > INT32_MAX / 2 || (int64_t)s->w * s->stride > INT32_MAX / 2) return -1;
+        *oh = s->h * s->stride;
+        *ow = s->w * s->stride;
+    }
+    if ((int64_t)*oh * *ow > (int64_t)1 << 40) return -1;
+    return 0;
+}
+
+/* The gathers of each pass. */
+static gather g_fwd_of_x(const conv_state *st)
+{
+    const conv_shape *s = &st->sh;
+    return (gather){GATHER_FWD, s->cin, s->h, s->w, s->k, s->stride, st->pad, st->oh, st->ow};
+}
+
+static gather g_trn_of_dy(const conv_state *st)
+{
+    const conv_shape *s = &st->sh;
+    return (gather){GATHER_TRN, s->cout, st->oh, st->ow, s->k, s->stride, st->pad, s->h, s->w};
+}
+
+static gather g_trn_of_x(const conv_state *st)
+{
+    const conv_shape *s = &st->sh;
+    return (gather){GATHER_TRN, s->cin, s->h, s->w, s->k, s->stride, st->pad, st->oh, st->ow};
+}
+
+static gather g_fwd_of_dy(const conv_state *st)
+{
+    const conv_shape *s = &st->sh;
+    return (gather){GATHER_FWD, s->cout, st->oh, st->ow, s->k, s->stride, st->pad, s->h, s->w};
+}
+
+void cpu_conv_free(conv_state *st)
+{
+    if (!st) return;
+    for (int t = 0; t < st->nthreads; t++) {
+        if (st->gbuf) free(st->gbuf[t]);
+        if (st->part) free(st->part[t]);
+    }
+    free(st->gbuf);
+    free(st->part);
+    free(st->wperm);
+    free(st);
+}
+
+conv_state *cpu_conv_new(const conv_shape *s)
+{
+    int oh, ow;
+    if (!s || conv_out_size(s, &oh, &ow)) return NULL;
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->sh = *s;
+    st->oh = oh;
+    st->ow = ow;
+    st->pad = s->transposed && s->k == s->stride ? 0 : s->k / 2;
+    int64_t taps = (int64_t)s->k * s->k;
+    int64_t rmax = (s->cin > s->cout ? s->cin : s->cout) * taps;
+    /* about 1 MiB of gathered floats per block, 64 to 4096 pixels */
+    int64_t b = ((int64_t)1 << 18) / rmax;
+    b = b < 64 ? 64 : b > 4096 ? 4096 : b;
+    st->block = b / 16 * 16;
+    st->nthreads = max_threads();
+    st->gbuf_len = (size_t)(rmax * st->block);
+    st->part_len = (size_t)s->cin * (size_t)s->cout * (size_t)taps;
+    st->gbuf = calloc((size_t)st->nthreads, sizeof *st->gbuf);
+    st->part = calloc((size_t)st->nthreads, sizeof *st->part);
+    st->wperm = malloc(st->part_len * sizeof *st->wperm);
+    if (!st->gbuf || !st->part || !st->wperm) goto fail;
+    for (int t = 0; t < st->nthreads; t++) {
+        st->gbuf[t] = malloc(st->gbuf_len * sizeof(float));
+        st->part[t] = malloc(st->part_len * sizeof(float));
+        if (!st->gbuf[t] || !st->part[t]) goto fail;
+    }
+    return st;
+fail:
+    cpu_conv_free(st);
+    return NULL;
+}
+
+const char *cpu_conv_impl(const conv_state *st)
+{
+    (void)st;
+    return "gemm";
+}
+
+void cpu_conv_fwd(conv_state *st, const float *x, const float *w, const float *b, float *y)
+{
+    const conv_shape *s = &st->sh;
+    gather g;
+    const float *A = w;
+    if (!s->transposed) {
+        g = g_fwd_of_x(st);
+    } else {
+        g = g_trn_of_x(st);
+        permute_weights(w, s->cin, s->cout, s->k * s->k, st->wperm);
+        A = st->wperm;
+    }
+    mul(st, A, s->cout, &g, x, s->n, b, y);
+}
+
+void cpu_conv_bwd_data(conv_state *st, const float *dy, const float *w, float *dx)
+{
+    const conv_shape *s = &st->sh;
+    gather g;
+    const float *A = w;
+    if (!s->transposed) {
+        g = g_trn_of_dy(st);
+        permute_weights(w, s->cout, s->cin, s->k * s->k, st->wperm);
+        A = st->wperm;
+    } else {
+        g = g_fwd_of_dy(st);
+    }
+    mul(st, A, s->cin, &g, dy, s->n, NULL, dx);
+}
+
+void cpu_conv_bwd_weights(conv_state *st, const float *x, const float *dy, float *dw, float *db)
+{
+    const conv_shape *s = &st->sh;
+    int64_t P = (int64_t)st->oh * st->ow;
+    if (!s->transposed) {
+        gather g = g_fwd_of_x(st);
+        wgrad(st, dy, s->cout, &g, x, s->n, dw);
+    } else {
+        gather g = g_fwd_of_dy(st);
+        wgrad(st, x, s->cin, &g, dy, s->n, dw);
+    }
+    if (db) bias_grad(dy, s->cout, P, s->n, db);
+}
