@@ -87,6 +87,9 @@ typedef struct {
                             (and for repeats, the repeat count) */
     int optional;        /* inputs only */
     int multiple;        /* inputs only: takes a list of one or more references */
+    int ref_max;         /* inputs only: the longest reference 'stage.output' it
+                            takes (the stage writes it into a table column);
+                            0: any */
     const char *doc;
 } port_spec;
 

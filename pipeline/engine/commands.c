@@ -911,8 +911,10 @@ static void print_stage_type(const stage_type *t)
             config_kinds_text(p->kinds, kinds, sizeof kinds);
             printf("    %s %-14s %s", out ? "output" : "input ", p->name, kinds);
             if (p->like) printf(" (as input %s)", p->like);
-            printf(": %s%s%s\n", p->doc ? p->doc : "", p->optional ? " (optional)" : "",
+            printf(": %s%s%s", p->doc ? p->doc : "", p->optional ? " (optional)" : "",
                    p->multiple ? " (one or more)" : "");
+            if (p->ref_max) printf(" (references of at most %d characters)", p->ref_max);
+            printf("\n");
         }
     for (const param_spec *p = t->params; p && p->name; p++) {
         char rng[96];

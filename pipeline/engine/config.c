@@ -438,6 +438,15 @@ static void add_input(stage_decl *d, const char *port, const ynode *ref, cfg_err
         cfg_error(e, ref->line, ref->col, kp, "expected a reference 'stage.output', got %s", describe(ref));
         return;
     }
+    const port_spec *ps = find_port(d->type->inputs, port);
+    if (ps && ps->ref_max && strlen(ref->value) > (size_t)ps->ref_max) {
+        cfg_error(e, ref->line, ref->col, kp,
+                  "reference '%.80s%s' has %zu characters; input '%s' of %s writes it into a table column of at "
+                  "most %d", ref->value, strlen(ref->value) > 80 ? "..." : "", strlen(ref->value), port,
+                  d->type->name, ps->ref_max);
+        free(st), free(out);
+        return;
+    }
     stage_input *in = realloc(d->inputs, (size_t)(d->n_inputs + 1) * sizeof *in);
     if (!in) abort();
     d->inputs = in;

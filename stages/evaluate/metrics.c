@@ -294,8 +294,8 @@ static int open_checked(stage_ctx *c, const char *port, int i, const array_info 
                    : ctx_input_at(c, port, i, &stg, &arr);
     if (rc != SS_OK) return ss_fail(SS_ERR_INTERNAL, "metrics: input %s is not connected", port);
     size_t ls = strlen(stg), la = strlen(arr);
-    if (ls + la + 2 > TABLE_STR_LEN)
-        return ss_fail(SS_ERR_CONFIG, "metrics: %s %s.%s: names in the tables are limited to %d characters", port, stg,
+    if (ls + la + 2 > TABLE_STR_LEN) /* validation refuses these (port ref_max) */
+        return ss_fail(SS_ERR_INTERNAL, "metrics: %s %s.%s: names in the tables are limited to %d characters", port, stg,
                        arr, TABLE_STR_LEN - 1);
     memcpy(name, stg, ls);
     name[ls] = '.';
@@ -522,8 +522,10 @@ static const param_spec params[] = {
     {0},
 };
 static const port_spec inputs[] = {
-    {.name = "reference", .kinds = KIND_IMAGE, .doc = "ground truth or best estimate Z x Y x X"},
-    {.name = "methods", .kinds = KIND_IMAGE, .multiple = 1, .doc = "stacks to score, each the reference's shape"},
+    {.name = "reference", .kinds = KIND_IMAGE, .ref_max = TABLE_STR_LEN - 1,
+     .doc = "ground truth or best estimate Z x Y x X"},
+    {.name = "methods", .kinds = KIND_IMAGE, .multiple = 1, .ref_max = TABLE_STR_LEN - 1,
+     .doc = "stacks to score, each the reference's shape"},
     {.name = "mask", .kinds = KIND_MASK, .optional = 1, .doc = "planes to evaluate (1 per plane), e.g. held-out planes"},
     {.name = "spines", .kinds = KIND_TABLE, .optional = 1,
      .doc = "ground-truth spine heads: z, y, x (voxels), radius_um, as stage synth writes them"},

@@ -99,10 +99,10 @@ def stage_types():
             "stages normalize: that type alone, parameters with type, range, default; ports with their kinds",
             sslib.describe(p))
     p = sslib.run(["stages", "metrics"])
-    T.check(p.returncode == 0 and re.search(r"^\s+input\s+methods\s+image: .*\(one or more\)$", p.stdout, re.M)
+    T.check(p.returncode == 0 and re.search(r"^\s+input\s+methods\s+image: .*\(one or more\) \(references of at most 63 characters\)$", p.stdout, re.M)
             and re.search(r"^\s+input\s+mask\s+mask: .*\(optional\)$", p.stdout, re.M)
             and re.search(r"^\s+output\s+summary\s+table: ", p.stdout, re.M),
-            "stages metrics: optional and multiple inputs say so", sslib.describe(p))
+            "stages metrics: optional and multiple inputs, and the longest reference, say so", sslib.describe(p))
     p = sslib.run(["stages", "normalise"])
     T.check(p.returncode == 2 and len(p.stderr.splitlines()) == 1 and "'normalise'" in p.stderr
             and "did you mean 'normalize'" in p.stderr and not p.stdout,
