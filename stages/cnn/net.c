@@ -36,6 +36,7 @@ struct net {
     const kernels *k;
     net_arch a;
     int n;
+    int train; /* gradients are kept */
     tensor t[NET_MAX_TENSORS];
     int nt;
     op ops[NET_MAX_OPS];
@@ -194,8 +195,8 @@ static int add_tensor(net *t, int c, int h, int w)
     }
     size_t len = (size_t)t->n * c * h * w;
     tensor *x = &t->t[t->nt];
-    *x = (tensor){c, h, w, malloc(len * sizeof(float)), malloc(len * sizeof(float)), 0};
-    if (!x->x || !x->g) t->failed = 1;
+    *x = (tensor){c, h, w, malloc(len * sizeof(float)), t->train ? malloc(len * sizeof(float)) : NULL, 0};
+    if (!x->x || (t->train && !x->g)) t->failed = 1;
     if (len > t->scratch_len) t->scratch_len = len;
     return t->nt++;
 }
@@ -232,7 +233,7 @@ static int conv(net *t, int in, int cout, int k, int transposed, int act, int dr
     t->nparams = o->boff + (size_t)cout;
     o->act = act;
     o->out = add_tensor(t, cout, oh, ow);
-    if (drop && t->a.dropout > 0) {
+    if (drop && t->a.dropout > 0 && t->train) {
         o->drop = 1;
         o->mask = malloc((size_t)t->n * cout * oh * ow);
         if (!o->mask) t->failed = 1;
@@ -270,7 +271,7 @@ static int concat(net *t, int a, int b)
     return o->out;
 }
 
-net *net_new(const kernels *k, const net_arch *a, int n, int h, int w)
+net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, int train)
 {
     if (net_arch_check(a) || n < 1 || h < 1 || w < 1 || h % net_multiple(a) || w % net_multiple(a)) return NULL;
     net *t = calloc(1, sizeof *t);
@@ -278,6 +279,7 @@ net *net_new(const kernels *k, const net_arch *a, int n, int h, int w)
     t->k = k;
     t->a = *a;
     t->n = n;
+    t->train = train;
     int cur = add_tensor(t, a->in_ch, h, w);
     if (a->kind == NET_PLAIN) {
         for (int i = 0; i < a->n_layers; i++) {
@@ -301,8 +303,8 @@ net *net_new(const kernels *k, const net_arch *a, int n, int h, int w)
         }
         cur = conv(t, cur, a->out_ch, 1, 0, 0, 0);
     }
-    t->scratch = malloc((t->scratch_len ? t->scratch_len : 1) * sizeof(float));
-    if (!t->scratch || t->failed || t->nparams != net_n_params(a)) {
+    t->scratch = train ? malloc((t->scratch_len ? t->scratch_len : 1) * sizeof(float)) : NULL;
+    if ((train && !t->scratch) || t->failed || t->nparams != net_n_params(a)) {
         net_free(t);
         return NULL;
     }
@@ -322,7 +324,7 @@ void net_free(net *t)
     free(t);
 }
 
-size_t net_bytes(const net_arch *a, int n, int h, int w)
+size_t net_bytes(const net_arch *a, int n, int h, int w, int train)
 {
     /* activations and gradients of every tensor, one scratch, per-thread
      * gathers aside: about 2 (convs + 2) tensors per level */
@@ -339,7 +341,7 @@ size_t net_bytes(const net_arch *a, int n, int h, int w)
         }
         total += (double)h * w * (a->in_ch + a->out_ch);
     }
-    total *= 2.0 * n * sizeof(float);
+    total *= (train ? 2.0 : 1.0) * n * sizeof(float);
     return (size_t)(total * 1.15);
 }
 
@@ -376,7 +378,7 @@ const float *net_forward(net *t, const float *params, int train, uint64_t seed)
         case OP_CONV:
             k->conv_fwd(o->cs, x->x, params + o->woff, params + o->boff, y->x);
             if (o->act) k->leaky_relu_f32(y->x, ny, t->a.slope);
-            o->masked = o->drop && train;
+            o->masked = o->drop && train && t->train;
             if (o->masked) {
                 ss_rng r;
                 rng_split(&r, seed, 0xd509ull + (uint64_t)i);
@@ -432,6 +434,7 @@ static void grad_add(net *t, int id, const float *dst)
 double net_mse_backward(net *t, const float *params, const float *target, float *grad)
 {
     const kernels *k = t->k;
+    if (!t->train) return NAN;
     for (int i = 0; i < t->nt; i++) t->t[i].g_set = 0;
     int out = out_index(t);
     tensor *y = &t->t[out];

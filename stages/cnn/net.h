@@ -66,17 +66,18 @@ void net_init(const net_arch *a, float *params, uint64_t seed);
 
 typedef struct net net;
 /* A network for batches of n planes of h x w (multiples of net_multiple),
- * with its activations and workspaces; NULL when the shape does not suit the
- * architecture or memory runs out (net_bytes estimates it). */
-net *net_new(const kernels *k, const net_arch *a, int n, int h, int w);
+ * with its activations and workspaces, and with train their gradients and
+ * dropout masks; NULL when the shape does not suit the architecture or
+ * memory runs out (net_bytes estimates it). */
+net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, int train);
 void net_free(net *t);
-size_t net_bytes(const net_arch *a, int n, int h, int w);
+size_t net_bytes(const net_arch *a, int n, int h, int w, int train);
 /* The input batch (n x in_ch x h x w) to fill before net_forward. */
 float *net_input(net *t);
 /* Runs the network; the output is n x out_ch x h x w, owned by t. train
- * applies dropout with masks drawn from seed. */
+ * (for a training network) applies dropout with masks drawn from seed. */
 const float *net_forward(net *t, const float *params, int train, uint64_t seed);
-/* After net_forward: the mean squared error against target (n x out_ch x h
+/* After net_forward of a training network: the mean squared error against target (n x out_ch x h
  * x w), as torch.nn.MSELoss(), and its gradient with respect to every
  * parameter in grad (overwritten). */
 double net_mse_backward(net *t, const float *params, const float *target, float *grad);

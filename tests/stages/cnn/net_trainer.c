@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     size_t nin = (size_t)n * a.in_ch * h * w, nout = (size_t)n * a.out_ch * h * w, np = net_n_params(&a);
     float *x = load(arg(argc, argv, "x", NULL), nin * sizeof(float));
     float *t = load(arg(argc, argv, "t", NULL), nout * sizeof(float));
-    net *nt = net_new(kernels_cpu(), &a, n, h, w);
+    net *nt = net_new(kernels_cpu(), &a, n, h, w, 1);
     if (!nt) {
         fprintf(stderr, "net_trainer: net_new refused the shape\n");
         return 3;
