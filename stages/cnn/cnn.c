@@ -200,6 +200,7 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
         ctx_warn(c, "resuming from the checkpoint at step %lld of %lld", (long long)step, (long long)steps);
     }
     int rc = SS_OK;
+    int64_t saved = r == 1 ? step : 0; /* the step of the checkpoint on disk */
     double t0 = ss_now() - elapsed0;
     ctx_progress_begin(c, "steps", steps);
     for (; rc == SS_OK && step < steps; step++) {
@@ -219,9 +220,10 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
         net_forward(nt, params, 1, seed ^ (0xd0d0ull + (uint64_t)step * 0x9e3779b97f4a7c15ull));
         double loss = net_mse_backward(nt, params, target, grad);
         if (!isfinite(loss)) {
-            rc = ss_fail(SS_ERR_FAILED,
-                         "%s: the loss became %s at step %lld (learning rate too high?); the last good checkpoint "
-                         "is kept", ctx_stage_name(c), isnan(loss) ? "NaN" : "infinite", (long long)step + 1);
+            char kept[96] = "no checkpoint was saved yet";
+            if (saved) snprintf(kept, sizeof kept, "the checkpoint of step %lld is kept", (long long)saved);
+            rc = ss_fail(SS_ERR_FAILED, "%s: the loss became %s at step %lld (learning rate too high?); %s",
+                         ctx_stage_name(c), isnan(loss) ? "NaN" : "infinite", (long long)step + 1, kept);
             break;
         }
         if (adam)
@@ -235,6 +237,7 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
             elapsed0 = ss_now() - t0;
             int64_t done = step + 1;
             int sr = checkpoint_save(ck, done, e, 6);
+            if (sr == SS_OK) saved = done;
             if (sr != SS_OK) rc = sr;
             else if (ctx_cancelled(c))
                 rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at step %lld; the next run resumes there",
