@@ -16,6 +16,8 @@ extern const stage_type stage_filter_median;
 extern const stage_type stage_fnsm;
 extern const stage_type stage_denoise_train;
 extern const stage_type stage_denoise_apply;
+extern const stage_type stage_n2n_train;
+extern const stage_type stage_n2n_apply;
 extern const stage_type stage_metrics;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
@@ -38,6 +40,8 @@ static const stage_type *const table[] = {
     &stage_fnsm,
     &stage_denoise_train,
     &stage_denoise_apply,
+    &stage_n2n_train,
+    &stage_n2n_apply,
     &stage_metrics,
     &stage_register_rigid,
     &stage_interp_linear,

@@ -70,6 +70,7 @@ int main(int argc, char **argv)
         k->conv_free(st);
         write_f32(a[12], y, ny), write_f32(a[13], dx, nx), write_f32(a[14], dw, nw);
         write_f32(a[15], db, (size_t)s.cout);
+        free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
         return 0;
     }
     if ((!strcmp(op, "pool") && na == 7) || (!strcmp(op, "up") && na == 8)) {
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
             k->upsample2_bwd_f32(dy, nc, h, w, mode, dx);
         }
         write_f32(f[2], y, no), write_f32(f[3], dx, n);
+        free(x), free(dy), free(y), free(dx);
         return 0;
     }
     if (!strcmp(op, "relu") && na == 6) {
@@ -97,6 +99,7 @@ int main(int argc, char **argv)
         k->leaky_relu_f32(x, n, slope);
         k->leaky_relu_bwd_f32(x, dy, n, slope);
         write_f32(a[4], x, n), write_f32(a[5], dy, n);
+        free(x), free(dy);
         return 0;
     }
     if ((!strcmp(op, "sgd") && na == 8) || (!strcmp(op, "adam") && na == 9)) {
@@ -113,6 +116,7 @@ int main(int argc, char **argv)
                 k->sgd_step(p, g + (size_t)t * n, v, n, strtof(a[0], NULL), strtof(a[1], NULL), strtof(a[2], NULL));
         }
         write_f32(f[2], p, n);
+        free(p), free(g), free(m), free(v);
         return 0;
     }
     if (!strcmp(op, "mse") && na == 4) {
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
         double s = k->mse_grad_f32(y, t, n, 2.0f / (float)n, dy);
         write_f32(a[3], dy, n);
         printf("%.17g\n", s / (double)n);
+        free(y), free(t), free(dy);
         return 0;
     }
     fprintf(stderr, "nn_ref: unknown command or wrong arguments\n");

@@ -1,0 +1,131 @@
+/* n2n_apply: a self-supervised denoiser (n2n_train) on the repeats, using
+ * every one: each repeat (for a model trained on repeat or plane pairs), or
+ * the mean of each half of the repeats (for one trained on half-means), goes
+ * through the network and the results are averaged. Plane by plane, in
+ * overlapping tiles. */
+#include "cnn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int run(stage_ctx *c)
+{
+    const char *wst, *wname;
+    ctx_input(c, "model", &wst, &wname);
+    net_arch a;
+    float *params = NULL, *buf = NULL, *view = NULL, *res = NULL;
+    double *acc = NULL;
+    cnn_norm nm;
+    cnn_tiler *tl = NULL;
+    store_array *in = NULL, *out = NULL;
+    json_t *mattrs = NULL;
+    int rc = cnn_model_load(ctx_store(c), wst, wname, &a, &params, &nm);
+    if (rc != SS_OK) return rc;
+    if ((rc = store_stage_attrs(ctx_store(c), wst, &mattrs)) != SS_OK) goto done;
+    int halves = json_string_value(json_object_get(mattrs, "pairs")) &&
+                 !strcmp(json_string_value(json_object_get(mattrs, "pairs")), "halves");
+    char label[256];
+    ctx_input_label(c, "repeats", label, sizeof label);
+    if ((rc = ctx_open_input(c, "repeats", &in)) != SS_OK) goto done;
+    array_info info;
+    if ((rc = store_array_info(in, &info)) != SS_OK) goto done;
+    if (info.rank != 3 && info.rank != 4) {
+        rc = ss_fail(SS_ERR_INPUT, "n2n_apply: %s has rank %d; expected repeats R x Z x Y x X", label, info.rank);
+        goto done;
+    }
+    if (a.in_ch != 1 || a.out_ch != 1) {
+        rc = ss_fail(SS_ERR_INPUT, "n2n_apply: model %s.%s takes %d channels and gives %d; a repeat has one", wst,
+                     wname, a.in_ch, a.out_ch);
+        goto done;
+    }
+    int off = info.rank - 3;
+    int64_t R = off ? info.shape[0] : 1, Z = info.shape[off], Y = info.shape[off + 1], X = info.shape[off + 2];
+    if (halves && R < 2) {
+        rc = ss_fail(SS_ERR_INPUT, "n2n_apply: model %s was trained on half-means; %s holds %lld repeat", wst, label,
+                     (long long)R);
+        goto done;
+    }
+    size_t plane = (size_t)(Y * X);
+    int tile = (int)ctx_int(c, "tile"), overlap = ctx_is_null(c, "overlap") ? -1 : (int)ctx_int(c, "overlap");
+    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap);
+    buf = malloc((size_t)R * plane * sizeof *buf);
+    view = malloc(plane * sizeof *view);
+    res = malloc(plane * sizeof *res);
+    acc = malloc(plane * sizeof *acc);
+    if (!tl || !buf || !view || !res || !acc) {
+        rc = ss_nomem(((size_t)R + 2) * plane * sizeof *buf + plane * sizeof *acc,
+                      "a tile network and %lld planes of %lld x %lld (lower tile)", (long long)R, (long long)Y,
+                      (long long)X);
+        goto done;
+    }
+    array_meta m = array_meta_of(&info);
+    if (off) memmove(m.axes, m.axes + 1, strlen(m.axes));
+    int64_t oshape[3] = {Z, Y, X};
+    if ((rc = store_writer_array(ctx_writer(c), "denoised", DT_F32, 3, oshape, NULL, &m, &out)) != SS_OK) goto done;
+    int views = halves ? 2 : (int)R;
+    ctx_progress_begin(c, "planes", Z);
+    for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
+        int64_t st[4] = {0, z, 0, 0}, ct[4] = {R, 1, Y, X};
+        if ((rc = ctx_read_f32(c, in, label, info.rank, st + 1 - off, ct + 1 - off, buf)) != SS_OK) break;
+        memset(acc, 0, plane * sizeof *acc);
+        for (int v = 0; v < views; v++) {
+            if (halves) {
+                int64_t lo = v ? R / 2 : 0, hi = v ? R : R / 2;
+                for (size_t i = 0; i < plane; i++) {
+                    double s = 0;
+                    for (int64_t q = lo; q < hi; q++) s += buf[(size_t)q * plane + i];
+                    view[i] = (float)(s / (double)(hi - lo));
+                }
+            } else {
+                memcpy(view, buf + (size_t)v * plane, plane * sizeof *view);
+            }
+            cnn_norm_apply(&nm, view, plane);
+            cnn_tiler_run(tl, params, view, res);
+            for (size_t i = 0; i < plane; i++) acc[i] += res[i];
+        }
+        for (size_t i = 0; i < plane; i++) res[i] = (float)(acc[i] / views / nm.scale + nm.offset);
+        int64_t so[3] = {z, 0, 0}, co[3] = {1, Y, X};
+        rc = store_array_write(out, so, co, DT_F32, res);
+        ctx_progress(c, z + 1);
+        if (rc == SS_OK && ctx_cancelled(c)) rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at plane %lld", (long long)z);
+    }
+    if (rc == SS_OK) {
+        int t, o;
+        cnn_tiler_geometry(tl, &t, &o);
+        ctx_attr(c, "tile", json_integer(t));
+        ctx_attr(c, "overlap", json_integer(o));
+        ctx_attr(c, "views", json_integer(views));
+        ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));
+    }
+done:
+    json_decref(mattrs);
+    cnn_tiler_free(tl);
+    store_array_close(in);
+    store_array_close(out);
+    free(params), free(buf), free(view), free(res), free(acc);
+    return rc;
+}
+
+static const param_spec params[] = {
+    CNN_APPLY_PARAMS,
+    {0},
+};
+static const port_spec inputs[] = {
+    {.name = "repeats", .kinds = KIND_REPEATS | KIND_IMAGE, .doc = "repeats R x Z x Y x X (or one image)"},
+    {.name = "model", .kinds = KIND_WEIGHTS, .doc = "weights from n2n_train (or denoise_train)"},
+    {0},
+};
+static const port_spec outputs[] = {
+    {.name = "denoised", .kinds = KIND_IMAGE, .doc = "the mean of the network's output over the repeats (or half-means)"},
+    {0},
+};
+
+const stage_type stage_n2n_apply = {
+    .name = "n2n_apply",
+    .version = 1,
+    .summary = "denoise with a Noise2Noise model, every repeat through the network, the results averaged",
+    .params = params,
+    .inputs = inputs,
+    .outputs = outputs,
+    .run = run,
+};
