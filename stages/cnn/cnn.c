@@ -9,13 +9,15 @@ const char *cnn_train_check(const json_t *p)
 {
     double lo = json_number_value(json_object_get(p, "p_low")), hi = json_number_value(json_object_get(p, "p_high"));
     if (!(lo < hi)) return "p_low must be below p_high";
-    json_int_t depth = json_integer_value(json_object_get(p, "depth")),
-               patch = json_integer_value(json_object_get(p, "patch"));
-    if (depth >= 1 && depth <= 8 && patch % ((json_int_t)1 << (depth - 1)))
+    /* the U-Net's parameters, where the stage has them */
+    json_t *depth = json_object_get(p, "depth"), *mw = json_object_get(p, "max_width"),
+           *kernel = json_object_get(p, "kernel");
+    json_int_t d = json_integer_value(depth), patch = json_integer_value(json_object_get(p, "patch"));
+    if (depth && d >= 1 && d <= 8 && patch % ((json_int_t)1 << (d - 1)))
         return "patch must be a multiple of 2^(depth-1)";
-    if (json_integer_value(json_object_get(p, "max_width")) < json_integer_value(json_object_get(p, "width")))
+    if (mw && json_integer_value(mw) < json_integer_value(json_object_get(p, "width")))
         return "max_width must be at least width";
-    if (json_integer_value(json_object_get(p, "kernel")) % 2 == 0) return "kernel must be odd";
+    if (kernel && json_integer_value(kernel) % 2 == 0) return "kernel must be odd";
     return NULL;
 }
 
