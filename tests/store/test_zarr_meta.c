@@ -390,8 +390,10 @@ static void test_files(void)
     CHECK(zarr_json_write(cat(dir, "null.json"), NULL, ZARR_JSON_FLAGS, ZARR_WRITE_IN_TREE) == SS_ERR_NOMEM &&
               !path_exists(cat(dir, "null.json")),
           "no JSON to write (it could not be made): out of memory, no file");
-    back = json_object();
+    json_t *sentinel = json_object();
+    back = sentinel; /* the read must set NULL, not leave what was there */
     CHECK(zarr_json_read(cat(dir, "missing.json"), 1, &back) == SS_OK && back == NULL, "missing file, missing_ok: NULL");
+    json_decref(sentinel);
     CHECK(zarr_json_read(cat(dir, "missing.json"), 0, &back) == SS_ERR_INPUT && strstr(ss_errmsg(), "missing.json"),
           "missing file: %s", ss_errmsg());
     CHECK(zarr_json_read(cat(dir, "arr0"), 1, &back) == SS_ERR_INPUT && strstr(ss_errmsg(), "not a regular file"),
