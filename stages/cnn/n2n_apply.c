@@ -1,7 +1,8 @@
 /* n2n_apply: a self-supervised denoiser (n2n_train) on the repeats, using
  * every one: each repeat (for a model trained on repeat or plane pairs), or
  * the mean of each half of the repeats (for one trained on half-means), goes
- * through the network and the results are averaged. Plane by plane, in
+ * through the network and the results are combined by their mean, or by
+ * their median (robust to a repeat with motion). Plane by plane, in
  * overlapping tiles. */
 #include "cnn.h"
 
@@ -15,6 +16,7 @@ static int run(stage_ctx *c)
     net_arch a;
     float *params = NULL, *buf = NULL, *view = NULL, *res = NULL;
     double *acc = NULL;
+    float *outs = NULL;
     cnn_norm nm;
     cnn_tiler *tl = NULL;
     store_array *in = NULL, *out = NULL;
@@ -52,7 +54,10 @@ static int run(stage_ctx *c)
     view = malloc(plane * sizeof *view);
     res = malloc(plane * sizeof *res);
     acc = malloc(plane * sizeof *acc);
-    if (!tl || !buf || !view || !res || !acc) {
+    int median = !strcmp(ctx_str(c, "combine"), "median");
+    int views = halves ? 2 : (int)R;
+    outs = median ? malloc((size_t)views * plane * sizeof *outs) : NULL;
+    if (!tl || !buf || !view || !res || !acc || (median && !outs)) {
         rc = ss_nomem(((size_t)R + 2) * plane * sizeof *buf + plane * sizeof *acc,
                       "a tile network and %lld planes of %lld x %lld (lower tile)", (long long)R, (long long)Y,
                       (long long)X);
@@ -62,7 +67,6 @@ static int run(stage_ctx *c)
     if (off) memmove(m.axes, m.axes + 1, strlen(m.axes));
     int64_t oshape[3] = {Z, Y, X};
     if ((rc = store_writer_array(ctx_writer(c), "denoised", DT_F32, 3, oshape, NULL, &m, &out)) != SS_OK) goto done;
-    int views = halves ? 2 : (int)R;
     ctx_progress_begin(c, "planes", Z);
     for (int64_t z = 0; z < Z && rc == SS_OK; z++) {
         int64_t st[4] = {0, z, 0, 0}, ct[4] = {R, 1, Y, X};
@@ -80,10 +84,14 @@ static int run(stage_ctx *c)
                 memcpy(view, buf + (size_t)v * plane, plane * sizeof *view);
             }
             cnn_norm_apply(&nm, view, plane);
-            cnn_tiler_run(tl, params, view, res);
-            for (size_t i = 0; i < plane; i++) acc[i] += res[i];
+            cnn_tiler_run(tl, params, view, median ? outs + (size_t)v * plane : res);
+            if (!median)
+                for (size_t i = 0; i < plane; i++) acc[i] += res[i];
         }
-        for (size_t i = 0; i < plane; i++) res[i] = (float)(acc[i] / views / nm.scale + nm.offset);
+        if (median)
+            ctx_kernels(c)->fuse_median_f32(outs, views, plane, res);
+        for (size_t i = 0; i < plane; i++)
+            res[i] = (float)((median ? (double)res[i] : acc[i] / views) / nm.scale + nm.offset);
         int64_t so[3] = {z, 0, 0}, co[3] = {1, Y, X};
         rc = store_array_write(out, so, co, DT_F32, res);
         ctx_progress(c, z + 1);
@@ -95,6 +103,7 @@ static int run(stage_ctx *c)
         ctx_attr(c, "tile", json_integer(t));
         ctx_attr(c, "overlap", json_integer(o));
         ctx_attr(c, "views", json_integer(views));
+        ctx_attr(c, "combine", json_string(median ? "median" : "mean"));
         ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));
     }
 done:
@@ -102,11 +111,13 @@ done:
     cnn_tiler_free(tl);
     store_array_close(in);
     store_array_close(out);
-    free(params), free(buf), free(view), free(res), free(acc);
+    free(params), free(buf), free(view), free(res), free(acc), free(outs);
     return rc;
 }
 
 static const param_spec params[] = {
+    {.name = "combine", .type = P_ENUM, .def = "\"mean\"", .choices = "mean|median",
+     .doc = "how the denoised repeats are combined (median: robust to a repeat with motion)"},
     CNN_APPLY_PARAMS,
     {0},
 };
