@@ -19,6 +19,7 @@ extern const stage_type stage_denoise_apply;
 extern const stage_type stage_n2n_train;
 extern const stage_type stage_n2n_apply;
 extern const stage_type stage_cnn_motion;
+extern const stage_type stage_import_model;
 extern const stage_type stage_metrics;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
@@ -44,6 +45,7 @@ static const stage_type *const table[] = {
     &stage_n2n_train,
     &stage_n2n_apply,
     &stage_cnn_motion,
+    &stage_import_model,
     &stage_metrics,
     &stage_register_rigid,
     &stage_interp_linear,

@@ -76,6 +76,26 @@ if p.returncode == 0:
         T.check(f["tiled"].attrs["tile"] == 16 and f["tiled"].attrs["overlap"] >= 8,
                 "the tile and its overlap are recorded")
 
+# a model written by a newer sirenstack (its format number raised in place) is refused
+if p.returncode == 0:
+    import gc
+    import glob
+    import json
+    a = f = None  # the objects of the first read keep its files open
+    gc.collect()
+    f = glob.glob(os.path.join(tmp, "out", "s1.h5.d", "stages", "train.*.h5"))[0]
+    with h5py.File(f, "r+") as h:
+        a = json.loads(h.attrs["cnn"])
+        a["format"] = 2
+        h.attrs["cnn"] = json.dumps(a)
+    stages["again"] = {"uses": "denoise_apply", "inputs": {"image": "test_in.fused", "model": "train.weights"},
+                       "params": {"tile": 32}}
+    sslib.make_config(cfg, stages)
+    p = sslib.run(["run", cfg, "--threads", "2", "-q"], timeout=600)
+    T.check(p.returncode == 3 and "format version 2; this program reads version 1 (made by a newer sirenstack)"
+            in p.stderr and p.stderr.count("\n") == 1, "a model of a newer format: one line, exit 3",
+            sslib.describe(p))
+
 # ---- a killed training resumes bit-identical ----------------------------------------------
 tmp2 = T.tmpdir("denoise-ckpt")
 st2 = phantoms((4, 32, 32))

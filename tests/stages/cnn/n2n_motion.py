@@ -60,6 +60,37 @@ if p.returncode == 0:
                 and f["n2n_out"].attrs["views"] == 4,
                 "the pairing is recorded; repeat-pair models see every repeat, half-mean models both halves")
 
+# one model serves another sample: import_model from the first run's container
+if p.returncode == 0:
+    src_cfg, src_stages = c, st
+    st2 = base([8, 64, 64], 4)
+    st2["raw"]["params"]["photons"] = 30
+    st2["model"] = {"uses": "import_model", "params": {"container": os.path.join(d, "out", "s1.h5"),
+                                                         "stage": "n2nh"}}
+    st2["out"] = {"uses": "n2n_apply", "inputs": {"repeats": "norm.data", "model": "model.weights"}}
+    d2 = T.tmpdir("n2n-import")
+    c2 = sslib.make_config(os.path.join(d2, "c.yaml"), st2, seed=2)
+    p2 = sslib.run(["run", c2, "--threads", "2", "-q"], timeout=600)
+    T.check(p2.returncode == 0, "import_model: the half-mean model of one run applied in another", sslib.describe(p2))
+    if p2.returncode == 0:
+        with h5py.File(os.path.join(d2, "out", "s1.h5")) as f:
+            ref = f["norm/reference"][:]
+            a, b = psnr(f["mean/fused"][:], ref), psnr(f["out/denoised"][:], ref)
+            src = json.loads(f["model"].attrs["source"])
+            T.check(b > a + 3 and f["out"].attrs["views"] == 2 and src["stage"] == "n2nh",
+                    f"on a phantom it never saw the imported model gains over the mean ({b:.2f} > {a:.2f} dB), as "
+                    "a half-mean model, and says where it came from")
+        p2 = sslib.run(["run", c2, "--threads", "2"], timeout=600)
+        T.check(p2.returncode == 0 and "import_model" not in p2.stderr.replace("up to date", ""),
+                "unchanged, the import is reused", sslib.describe(p2))
+        src_stages["n2nh"]["params"]["steps"] = 240
+        sslib.make_config(src_cfg, src_stages)
+        p3 = sslib.run(["run", src_cfg, "--threads", "2", "-q"], timeout=1200)
+        p2 = sslib.run(["run", c2, "--threads", "2"], timeout=600)
+        T.check(p3.returncode == 0 and p2.returncode == 0 and "s1/model: running import_model" in p2.stderr
+                and "s1/out: running n2n_apply" in p2.stderr,
+                "the model retrained in its own run: the import and what uses it run again", sslib.describe(p2))
+
 # neighbouring planes of a stack sampled finely in z (0.2 um, well below the axial resolution), one repeat
 st = base([16, 64, 64], 1, voxel=[0.2, 0.1, 0.1])
 st["n2np"] = {"uses": "n2n_train", "inputs": {"repeats": "norm.data"}, "params": dict(SMALL, pairs="planes")}
