@@ -113,12 +113,25 @@ static void gather_block(const gather *g, const float *src, int64_t pix0, int64_
                         memset(o + j, 0, (size_t)run * sizeof *o);
                     } else {
                         const float *row = sc + (int64_t)iy * g->w;
-                        if (g->mode == GATHER_FWD && g->s == 1) {
-                            /* ix = gx - p + kx: one contiguous run, zeros at the ends */
-                            for (int64_t q = 0; q < run; q++) {
-                                int ix = gx0 + (int)q - g->p + kx;
-                                o[j + q] = ix >= 0 && ix < g->w ? row[ix] : 0.0f;
+                        if (g->mode == GATHER_FWD || g->s == 1) {
+                            /* ix = gx s + off (FWD: off = kx - p; TRN at stride 1:
+                             * off = p - kx): inside the row for gx in [lo, hi) */
+                            int64_t s = g->s, off = g->mode == GATHER_FWD ? kx - g->p : g->p - kx;
+                            int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+                            int64_t hi = ((int64_t)g->w - 1 - off) / s + 1;
+                            if ((int64_t)g->w - 1 - off < 0) hi = 0;
+                            lo -= gx0, hi -= gx0;
+                            lo = lo < 0 ? 0 : lo > run ? run : lo;
+                            hi = hi < lo ? lo : hi > run ? run : hi;
+                            float *dst = o + j;
+                            memset(dst, 0, (size_t)lo * sizeof *dst);
+                            const float *src = row + (gx0 + lo) * s + off;
+                            if (s == 1) {
+                                memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+                            } else {
+                                for (int64_t q = lo; q < hi; q++) dst[q] = src[(q - lo) * s];
                             }
+                            memset(dst + hi, 0, (size_t)(run - hi) * sizeof *dst);
                         } else {
                             for (int64_t q = 0; q < run; q++) {
                                 int ix = src_at(g, gx0 + (int)q, kx, g->w);
