@@ -23,6 +23,7 @@
  * within rounding across counts. A 1 x 1 kernel at stride 1 multiplies src
  * itself, with no gather. */
 #include "cpu.h"
+#include "gemm_bf16.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -49,6 +50,10 @@ struct conv_state {
     float **part;    /* wgrad partials */
     size_t gbuf_len, part_len;
     float *wperm;    /* the permuted weights of the TRN products */
+    int bf16;        /* the bf16 products are in use */
+    uint32_t *apack; /* bf16: the packed weights of a mul */
+    uint32_t **bpack, **dpack; /* bf16: per thread, packed gathers and gradients */
+    size_t apack_len, bpack_len, dpack_len;
 };
 
 static int max_threads(void)
@@ -157,6 +162,7 @@ static void mul(conv_state *st, const float *A, int M, const gather *g, const fl
     int64_t R = rows_of(g), P = pixels_of(g), B = st->block;
     int64_t nblk = (P + B - 1) / B, total = nblk * n, src_len = (int64_t)g->c * g->h * g->w;
     int ident = identity_gather(g);
+    if (st->bf16) bf16_pack_rows(A, M, R, R, st->apack);
 #pragma omp parallel for schedule(static) num_threads(st->nthreads) if (total > 1 && (size_t)(M * R * P) > SS_PAR_MIN)
     for (int64_t t = 0; t < total; t++) {
         int64_t img = t / nblk, pix0 = (t % nblk) * B, np = P - pix0 < B ? P - pix0 : B;
@@ -173,8 +179,14 @@ static void mul(conv_state *st, const float *A, int M, const gather *g, const fl
             G = buf;
             ldg = np;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)np, (int)R, 1.0f, A, (int)R, G, (int)ldg,
-                    0.0f, o, (int)P);
+        if (st->bf16) {
+            uint32_t *bp = st->bpack[thread_id()];
+            bf16_pack_cols(G, R, np, ldg, 0, bp);
+            bf16_gemm_packed(M, np, R, st->apack, bp, o, P, 0);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)np, (int)R, 1.0f, A, (int)R, G, (int)ldg,
+                        0.0f, o, (int)P);
+        }
         if (bias)
             for (int m = 0; m < M; m++) {
                 float bm = bias[m], *om = o + (int64_t)m * P;
@@ -214,8 +226,15 @@ static void wgrad(conv_state *st, const float *D, int M, const gather *g, const 
                 G = st->gbuf[tid];
                 ldg = np;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, (int)R, (int)np, 1.0f,
-                        D + img * (int64_t)M * P + pix0, (int)P, G, (int)ldg, 1.0f, part, (int)R);
+            const float *Dm = D + img * (int64_t)M * P + pix0;
+            if (st->bf16) {
+                bf16_pack_rows(Dm, M, np, P, st->dpack[tid]);
+                bf16_pack_cols(G, np, R, ldg, 1, st->bpack[tid]);
+                bf16_gemm_packed(M, R, np, st->dpack[tid], st->bpack[tid], part, R, 1);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, (int)R, (int)np, 1.0f, Dm, (int)P, G,
+                            (int)ldg, 1.0f, part, (int)R);
+            }
         }
 #pragma omp barrier
         /* dA = partials of threads 0, 1, ... added in that order */
@@ -301,9 +320,14 @@ void cpu_conv_free(conv_state *st)
     for (int t = 0; t < st->nthreads; t++) {
         if (st->gbuf) free(st->gbuf[t]);
         if (st->part) free(st->part[t]);
+        if (st->bpack) free(st->bpack[t]);
+        if (st->dpack) free(st->dpack[t]);
     }
     free(st->gbuf);
     free(st->part);
+    free(st->bpack);
+    free(st->dpack);
+    free(st->apack);
     free(st->wperm);
     free(st);
 }
@@ -336,6 +360,26 @@ conv_state *cpu_conv_new(const conv_shape *s)
         st->part[t] = malloc(st->part_len * sizeof(float));
         if (!st->gbuf[t] || !st->part[t]) goto fail;
     }
+    st->bf16 = s->bf16 && bf16_gemm_available();
+    if (st->bf16) {
+        /* words of bf16 pairs: the weights (M x ceil(R / 2)); per thread a
+         * packed gather (ceil(R / 2) x block, or ceil(block / 2) x R) and a
+         * packed gradient block (M x ceil(block / 2)) */
+        int64_t mmax = s->cin > s->cout ? s->cin : s->cout;
+        st->apack_len = (size_t)(mmax * ((rmax + 1) / 2));
+        size_t b1 = bf16_pack_cols_len(rmax, st->block), b2 = bf16_pack_cols_len(st->block, rmax);
+        st->bpack_len = b1 > b2 ? b1 : b2;
+        st->dpack_len = (size_t)(mmax * ((st->block + 1) / 2));
+        st->apack = malloc(st->apack_len * sizeof *st->apack);
+        st->bpack = calloc((size_t)st->nthreads, sizeof *st->bpack);
+        st->dpack = calloc((size_t)st->nthreads, sizeof *st->dpack);
+        if (!st->apack || !st->bpack || !st->dpack) goto fail;
+        for (int t = 0; t < st->nthreads; t++) {
+            st->bpack[t] = malloc(st->bpack_len * sizeof(uint32_t));
+            st->dpack[t] = malloc(st->dpack_len * sizeof(uint32_t));
+            if (!st->bpack[t] || !st->dpack[t]) goto fail;
+        }
+    }
     return st;
 fail:
     cpu_conv_free(st);
@@ -344,8 +388,7 @@ fail:
 
 const char *cpu_conv_impl(const conv_state *st)
 {
-    (void)st;
-    return "gemm";
+    return st->bf16 ? "gemm-bf16" : "gemm";
 }
 
 void cpu_conv_fwd(conv_state *st, const float *x, const float *w, const float *b, float *y)

@@ -166,7 +166,7 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
     float lr = (float)ctx_num(c, "lr"), b1 = (float)ctx_num(c, "beta1"), b2 = (float)ctx_num(c, "beta2"),
           eps = (float)ctx_num(c, "adam_eps"), mom = (float)ctx_num(c, "momentum");
     size_t np = net_n_params(a), pin = (size_t)a->in_ch * P * P, pout = (size_t)a->out_ch * P * P;
-    net *nt = net_new(k, a, B, P, P, 1);
+    net *nt = net_new(k, a, B, P, P, NET_TRAIN | (ctx_bool(c, "bf16") ? NET_BF16 : 0));
     float *grad = malloc(np * sizeof *grad), *m1 = calloc(np, sizeof *m1), *m2 = calloc(np, sizeof *m2);
     float *target = malloc((size_t)B * pout * sizeof *target), *tmp = malloc((size_t)P * P * sizeof *tmp);
     double *curve_loss = calloc((size_t)steps, sizeof *curve_loss), *curve_s = calloc((size_t)steps, sizeof *curve_s);
@@ -283,7 +283,8 @@ static int round_up(int64_t v, int m)
     return (int)((v + m - 1) / m * m);
 }
 
-cnn_tiler *cnn_tiler_new(const kernels *k, const net_arch *a, int64_t Y, int64_t X, int tile, int overlap)
+cnn_tiler *cnn_tiler_new(const kernels *k, const net_arch *a, int64_t Y, int64_t X, int tile, int overlap,
+                         int bf16)
 {
     int m = net_multiple(a);
     if (overlap < 0) overlap = net_halo(a);
@@ -295,7 +296,7 @@ cnn_tiler *cnn_tiler_new(const kernels *k, const net_arch *a, int64_t Y, int64_t
     cnn_tiler *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     *t = (cnn_tiler){k, *a, NULL, Y, X, tile, overlap, tile + 2 * overlap};
-    t->nt = net_new(k, a, 1, t->side, t->side, 0);
+    t->nt = net_new(k, a, 1, t->side, t->side, bf16 ? NET_BF16 : 0);
     if (!t->nt) {
         free(t);
         return NULL;
@@ -308,6 +309,11 @@ void cnn_tiler_free(cnn_tiler *t)
     if (!t) return;
     net_free(t->nt);
     free(t);
+}
+
+const char *net_kernel_of(const cnn_tiler *t)
+{
+    return net_kernel(t->nt);
 }
 
 void cnn_tiler_geometry(const cnn_tiler *t, int *tile, int *overlap)

@@ -57,10 +57,17 @@
     {.name = "p_low", .type = P_NUM, .def = "0.1", .flags = PARAM_RANGE, .lo = 0, .hi = 100,                       \
      .doc = "lower percentile of the normalisation"},                                                              \
     {.name = "p_high", .type = P_NUM, .def = "99.9", .flags = PARAM_RANGE, .lo = 0, .hi = 100,                     \
-     .doc = "upper percentile of the normalisation"}
+     .doc = "upper percentile of the normalisation"},                                                              \
+    CNN_BF16_PARAM
+
+/* The convolutions' products in bfloat16 (README, "Learned denoisers"). */
+#define CNN_BF16_PARAM                                                                                             \
+    {.name = "bf16", .type = P_BOOL, .def = "false",                                                               \
+     .doc = "convolution products in bfloat16, sums in float32, on CPUs with AVX512-BF16 (float32 elsewhere)"}
 
 /* Tiled inference (spliced into an applying stage's params). */
 #define CNN_APPLY_PARAMS                                                                                           \
+    CNN_BF16_PARAM,                                                                                                \
     {.name = "tile", .type = P_INT, .def = "256", .flags = PARAM_RANGE, .lo = 8, .hi = 16384,                      \
      .doc = "side of the square tiles a plane is processed in (rounded up to a multiple of 2^(depth-1))"},        \
     {.name = "overlap", .type = P_INT, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE, .lo = 0, .hi = 4096,  \
@@ -112,9 +119,12 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
  * memory is bounded by the tile; out: out_ch x Y x X. The tile network comes
  * from cnn_tiler_new (NULL when memory runs out). */
 typedef struct cnn_tiler cnn_tiler;
-cnn_tiler *cnn_tiler_new(const kernels *k, const net_arch *a, int64_t Y, int64_t X, int tile, int overlap);
+cnn_tiler *cnn_tiler_new(const kernels *k, const net_arch *a, int64_t Y, int64_t X, int tile, int overlap,
+                         int bf16);
 void cnn_tiler_free(cnn_tiler *t);
 void cnn_tiler_run(cnn_tiler *t, const float *params, const float *in, float *out);
+/* The convolution method of the tile network ("gemm", "gemm-bf16"). */
+const char *net_kernel_of(const cnn_tiler *t);
 /* The tile side and overlap the tiler uses (after rounding). */
 void cnn_tiler_geometry(const cnn_tiler *t, int *tile, int *overlap);
 

@@ -114,7 +114,7 @@ static int run(stage_ctx *c)
     cnn_pairs pairs = {1, 1, Y, X, fill, &src};
     if ((rc = cnn_train(c, &a, &pairs, params)) != SS_OK) goto done;
     if ((rc = cnn_model_save(c, &a, params, &nm)) != SS_OK) goto done;
-    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, (int)ctx_int(c, "tile"), -1);
+    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, (int)ctx_int(c, "tile"), -1, ctx_bool(c, "bf16"));
     res = malloc(plane * sizeof *res);
     view = malloc(plane * sizeof *view);
     acc = malloc(plane * sizeof *acc);

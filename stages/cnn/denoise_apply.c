@@ -35,7 +35,7 @@ static int run(stage_ctx *c)
     int64_t Z = info.shape[0], Y = info.shape[1], X = info.shape[2];
     size_t plane = (size_t)(Y * X);
     int tile = (int)ctx_int(c, "tile"), overlap = ctx_is_null(c, "overlap") ? -1 : (int)ctx_int(c, "overlap");
-    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap);
+    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap, ctx_bool(c, "bf16"));
     buf = malloc(plane * sizeof *buf);
     res = malloc(plane * sizeof *res);
     if (!tl || !buf || !res) {
@@ -63,6 +63,7 @@ static int run(stage_ctx *c)
         cnn_tiler_geometry(tl, &t, &o);
         ctx_attr(c, "tile", json_integer(t));
         ctx_attr(c, "overlap", json_integer(o));
+        ctx_attr(c, "kernel", json_string(net_kernel_of(tl)));
         ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));
     }
 done:

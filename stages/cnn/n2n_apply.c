@@ -49,7 +49,7 @@ static int run(stage_ctx *c)
     }
     size_t plane = (size_t)(Y * X);
     int tile = (int)ctx_int(c, "tile"), overlap = ctx_is_null(c, "overlap") ? -1 : (int)ctx_int(c, "overlap");
-    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap);
+    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap, ctx_bool(c, "bf16"));
     buf = malloc((size_t)R * plane * sizeof *buf);
     view = malloc(plane * sizeof *view);
     res = malloc(plane * sizeof *res);
@@ -102,6 +102,7 @@ static int run(stage_ctx *c)
         cnn_tiler_geometry(tl, &t, &o);
         ctx_attr(c, "tile", json_integer(t));
         ctx_attr(c, "overlap", json_integer(o));
+        ctx_attr(c, "kernel", json_string(net_kernel_of(tl)));
         ctx_attr(c, "views", json_integer(views));
         ctx_attr(c, "combine", json_string(median ? "median" : "mean"));
         ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));

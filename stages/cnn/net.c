@@ -37,6 +37,7 @@ struct net {
     net_arch a;
     int n;
     int train; /* gradients are kept */
+    int bf16;  /* the convolutions' products in bfloat16 */
     tensor t[NET_MAX_TENSORS];
     int nt;
     op ops[NET_MAX_OPS];
@@ -220,7 +221,7 @@ static int conv(net *t, int in, int cout, int k, int transposed, int act, int dr
     tensor *x = &t->t[in];
     op *o = add_op(t, OP_CONV, in);
     if (!o) return in;
-    o->sh = (conv_shape){t->n, x->c, x->h, x->w, cout, k, transposed ? 2 : 1, transposed};
+    o->sh = (conv_shape){t->n, x->c, x->h, x->w, cout, k, transposed ? 2 : 1, transposed, t->bf16};
     int oh, ow;
     if (conv_out_size(&o->sh, &oh, &ow)) {
         t->failed = 1;
@@ -271,8 +272,9 @@ static int concat(net *t, int a, int b)
     return o->out;
 }
 
-net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, int train)
+net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, unsigned flags)
 {
+    int train = (flags & NET_TRAIN) != 0;
     if (net_arch_check(a) || n < 1 || h < 1 || w < 1 || h % net_multiple(a) || w % net_multiple(a)) return NULL;
     net *t = calloc(1, sizeof *t);
     if (!t) return NULL;
@@ -280,6 +282,7 @@ net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, int train
     t->a = *a;
     t->n = n;
     t->train = train;
+    t->bf16 = (flags & NET_BF16) != 0;
     int cur = add_tensor(t, a->in_ch, h, w);
     if (a->kind == NET_PLAIN) {
         for (int i = 0; i < a->n_layers; i++) {

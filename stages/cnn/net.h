@@ -66,10 +66,12 @@ void net_init(const net_arch *a, float *params, uint64_t seed);
 
 typedef struct net net;
 /* A network for batches of n planes of h x w (multiples of net_multiple),
- * with its activations and workspaces, and with train their gradients and
- * dropout masks; NULL when the shape does not suit the architecture or
+ * with its activations and workspaces; flags: NET_TRAIN keeps gradients and
+ * dropout masks, NET_BF16 runs the convolutions' products in bfloat16 (see
+ * conv_shape); NULL when the shape does not suit the architecture or
  * memory runs out (net_bytes estimates it). */
-net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, int train);
+enum { NET_TRAIN = 1, NET_BF16 = 2 };
+net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, unsigned flags);
 void net_free(net *t);
 size_t net_bytes(const net_arch *a, int n, int h, int w, int train);
 /* The input batch (n x in_ch x h x w) to fill before net_forward. */

@@ -30,6 +30,9 @@ static double peak_rss_mb(void)
     return (double)u.ru_maxrss / 1024.0;
 }
 
+/* SIRENSTACK_BENCH_BF16=1: the convolutions' bf16 products */
+static unsigned bf16;
+
 static net_arch unet(int depth, int width)
 {
     return (net_arch){.kind = NET_UNET, .in_ch = 1, .out_ch = 1, .kernel = 3, .depth = depth, .width = width,
@@ -49,7 +52,7 @@ static double train(int depth, int width, int P, int B, double seconds, int *ste
 {
     net_arch a = unet(depth, width);
     const kernels *k = kernels_cpu();
-    net *t = net_new(k, &a, B, P, P, 1);
+    net *t = net_new(k, &a, B, P, P, NET_TRAIN | bf16);
     size_t np = net_n_params(&a), n = (size_t)B * P * P;
     float *p = malloc(np * sizeof *p), *g = malloc(np * sizeof *g), *m = calloc(np, sizeof *m),
           *v = calloc(np, sizeof *v), *x = noise(n, 1), *y = noise(n, 2);
@@ -75,7 +78,7 @@ static double infer(int depth, int width, int tile, int overlap, double seconds)
 {
     net_arch a = unet(depth, width);
     int side = tile + 2 * overlap;
-    net *t = net_new(kernels_cpu(), &a, 1, side, side, 0);
+    net *t = net_new(kernels_cpu(), &a, 1, side, side, bf16);
     size_t np = net_n_params(&a);
     float *p = malloc(np * sizeof *p), *x = noise((size_t)side * side, 4);
     if (!t || !p || !x) return -1;
@@ -94,7 +97,7 @@ static double infer(int depth, int width, int tile, int overlap, double seconds)
 static double planes(int depth, int width, int64_t Y, int64_t X, int Z, int tile)
 {
     net_arch a = unet(depth, width);
-    cnn_tiler *tl = cnn_tiler_new(kernels_cpu(), &a, Y, X, tile, -1);
+    cnn_tiler *tl = cnn_tiler_new(kernels_cpu(), &a, Y, X, tile, -1, bf16 != 0);
     size_t np = net_n_params(&a), plane = (size_t)(Y * X);
     float *p = malloc(np * sizeof *p), *in = noise(plane, 5), *out = malloc(plane * sizeof *out);
     if (!tl || !p || !in || !out) return -1;
@@ -110,6 +113,8 @@ static double planes(int depth, int width, int64_t Y, int64_t X, int Z, int tile
 int main(int argc, char **argv)
 {
     openblas_set_num_threads(1);
+    const char *b = getenv("SIRENSTACK_BENCH_BF16");
+    bf16 = b && !strcmp(b, "1") ? NET_BF16 : 0;
     if (argc >= 2 && !strcmp(argv[1], "selftest")) {
         int steps;
         double r = train(2, 4, 16, 2, 0.05, &steps);

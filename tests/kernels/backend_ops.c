@@ -423,9 +423,9 @@ typedef struct {
 } conv_case;
 
 static const conv_shape conv_shapes[] = {
-    {2, 3, 9, 11, 4, 3, 1, 0}, {1, 5, 16, 16, 6, 3, 2, 0}, {2, 4, 7, 8, 3, 5, 1, 0}, {1, 8, 12, 12, 8, 1, 1, 0},
-    {2, 3, 9, 10, 2, 1, 2, 0}, {2, 6, 5, 6, 3, 2, 2, 1},   {1, 4, 6, 5, 3, 3, 2, 1},  {3, 7, 4, 4, 5, 3, 1, 1},
-    {3, 17, 40, 36, 33, 3, 1, 0}, {2, 32, 20, 20, 16, 2, 2, 1},
+    {2, 3, 9, 11, 4, 3, 1, 0, 0}, {1, 5, 16, 16, 6, 3, 2, 0, 0}, {2, 4, 7, 8, 3, 5, 1, 0, 0}, {1, 8, 12, 12, 8, 1, 1, 0, 0},
+    {2, 3, 9, 10, 2, 1, 2, 0, 0}, {2, 6, 5, 6, 3, 2, 2, 1, 0},   {1, 4, 6, 5, 3, 3, 2, 1, 0},  {3, 7, 4, 4, 5, 3, 1, 1, 0},
+    {3, 17, 40, 36, 33, 3, 1, 0, 0}, {2, 32, 20, 20, 16, 2, 2, 1, 0},
 };
 #define N_CONV ((int)(sizeof conv_shapes / sizeof conv_shapes[0]))
 
@@ -488,9 +488,37 @@ static void case_conv(const backend *ref, const backend *b)
             for (int q = 0; q < 4; q++) free(o[v][q]);
         free(in), free(w), free(bias), free(dy);
     }
+    /* bf16 products (where the CPU has them): fwd and bwd_data still do not
+     * depend on the thread count */
+    static const conv_shape b16[] = {{2, 17, 20, 18, 33, 3, 1, 0, 1}, {2, 16, 9, 8, 8, 2, 2, 1, 1}};
+    for (int ci = 0; ci < 2; ci++) {
+        conv_case c;
+        conv_case_of(&c, &b16[ci]);
+        char shape[112];
+        conv_shape_name(&c.s, shape, sizeof shape);
+        strcat(shape, ", bf16");
+        float *in = rnd(c.nx, -1, 1), *w = rnd(c.nw, -0.5f, 0.5f), *bias = rnd((size_t)c.s.cout, -1, 1),
+              *dy = rnd(c.ny, -1, 1);
+        size_t len[4] = {c.ny, c.nx, c.nw, (size_t)c.s.cout};
+        float *o[2][4];
+        const char *impl = NULL;
+        int ok = 1;
+        for (int v = 0; v < 2; v++) {
+            for (int q = 0; q < 4; q++) o[v][q] = rnd(len[q], 7, 7);
+            ok &= conv_run(v ? b : ref, &c, in, w, bias, dy, o[v], &impl) == 0;
+        }
+        CHECK(ok, "conv_new on %s, %s (%s)", b->name, shape, impl ? impl : "-");
+        report("conv_fwd", b, shape, rel_err_f(o[0][0], o[1][0], c.ny), 0);
+        report("conv_bwd_data", b, shape, rel_err_f(o[0][1], o[1][1], c.nx), 0);
+        report("conv_bwd_weights", b, shape, fmax(rel_err_f(o[0][2], o[1][2], c.nw), rel_err_f(o[0][3], o[1][3],
+               (size_t)c.s.cout)), 1e-5);
+        for (int v = 0; v < 2; v++)
+            for (int q = 0; q < 4; q++) free(o[v][q]);
+        free(in), free(w), free(bias), free(dy);
+    }
     /* shapes the layers do not take */
-    static const conv_shape bad[] = {{1, 1, 4, 4, 1, 2, 1, 0}, {1, 1, 4, 4, 1, 3, 3, 0}, {1, 1, 4, 4, 1, 4, 2, 1},
-                                     {0, 1, 4, 4, 1, 3, 1, 0}, {1, 1, 4, 4, 1, 17, 1, 0}};
+    static const conv_shape bad[] = {{1, 1, 4, 4, 1, 2, 1, 0, 0}, {1, 1, 4, 4, 1, 3, 3, 0, 0}, {1, 1, 4, 4, 1, 4, 2, 1, 0},
+                                     {0, 1, 4, 4, 1, 3, 1, 0, 0}, {1, 1, 4, 4, 1, 17, 1, 0, 0}};
     for (int i = 0; i < 5; i++) {
         conv_state *st = b->k->conv_new(&bad[i]);
         char shape[96];

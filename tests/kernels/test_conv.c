@@ -80,8 +80,10 @@ int main(void)
     openblas_set_num_threads(1);
     rng_seed(&rng, 99);
     const kernels *kt = kernels_cpu();
-    for (int t = 0; t < 40; t++) {
-        conv_shape s;
+    int have_bf16 = 0;
+    double worst16 = 0;
+    for (int t = 0; t < 80; t++) {
+        conv_shape s = {0};
         s.transposed = t % 4 == 3;
         s.stride = 1 + (int)(rng_next(&rng) % 2);
         if (s.transposed) s.k = rng_next(&rng) % 2 ? s.stride : 1 + 2 * (int)(rng_next(&rng) % 3);
@@ -92,6 +94,7 @@ int main(void)
         s.h = 1 + (int)(rng_next(&rng) % 19);
         s.w = 1 + (int)(rng_next(&rng) % 19);
         if (s.transposed && s.k == 2 && s.stride == 1) s.k = 1;
+        s.bf16 = t >= 40; /* the second half: bfloat16 products */
         int oh, ow;
         if (conv_out_size(&s, &oh, &ow)) {
             CHECK(0, "shape %d refused by conv_out_size", t);
@@ -106,17 +109,27 @@ int main(void)
         naive(&s, oh, ow, x, w, b, dy, ry, rdx, rdw, rdb);
         conv_state *st = kt->conv_new(&s);
         if (!st) abort();
+        int is16 = !strcmp(kt->conv_impl(st), "gemm-bf16");
+        have_bf16 |= is16;
         kt->conv_fwd(st, x, w, b, y);
         kt->conv_bwd_data(st, dy, w, dx);
         kt->conv_bwd_weights(st, x, dy, dw, db);
         kt->conv_free(st);
         double e[4] = {worst(y, ry, ny), worst(dx, rdx, nx), worst(dw, rdw, nw), worst(db, rdb, (size_t)s.cout)};
-        CHECK(e[0] < 1e-5 && e[1] < 1e-5 && e[2] < 1e-5 && e[3] < 1e-5,
-              "%s %dx%dx%dx%d -> %d, k %d, stride %d: forward, data, weight and bias gradients equal the naive "
-              "loops (%.1g %.1g %.1g %.1g)", s.transposed ? "transposed" : "conv", s.n, s.cin, s.h, s.w, s.cout,
-              s.k, s.stride, e[0], e[1], e[2], e[3]);
+        /* bf16: each factor rounded to 8 significant bits; the bias sums stay float32 */
+        double tol = is16 ? 1e-2 : 1e-5;
+        if (is16) worst16 = fmax(worst16, fmax(fmax(e[0], e[1]), e[2]));
+        CHECK(e[0] < tol && e[1] < tol && e[2] < tol && e[3] < 1e-5,
+              "%s%s %dx%dx%dx%d -> %d, k %d, stride %d: forward, data, weight and bias gradients equal the naive "
+              "loops (%.1g %.1g %.1g %.1g, within %g of the largest)", s.transposed ? "transposed" : "conv",
+              is16 ? " (bf16)" : "", s.n, s.cin, s.h, s.w, s.cout, s.k, s.stride, e[0], e[1], e[2], e[3], tol);
         free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
         free(ry), free(rdx), free(rdw), free(rdb);
     }
+    if (have_bf16)
+        CHECK(worst16 > 1e-5, "bf16 products are really bfloat16 (worst relative error %.2g, above float32's)",
+              worst16);
+    else
+        TAP_SKIP("bf16 convolutions: this CPU lacks AVX512-BF16 (float32 was used)");
     return tap_done();
 }

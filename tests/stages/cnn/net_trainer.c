@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     size_t nin = (size_t)n * a.in_ch * h * w, nout = (size_t)n * a.out_ch * h * w, np = net_n_params(&a);
     float *x = load(arg(argc, argv, "x", NULL), nin * sizeof(float));
     float *t = load(arg(argc, argv, "t", NULL), nout * sizeof(float));
-    net *nt = net_new(kernels_cpu(), &a, n, h, w, 1);
+    net *nt = net_new(kernels_cpu(), &a, n, h, w, NET_TRAIN | (atoi(arg(argc, argv, "bf16", "0")) ? NET_BF16 : 0));
     if (!nt) {
         fprintf(stderr, "net_trainer: net_new refused the shape\n");
         return 3;
