@@ -43,7 +43,7 @@ static void fill(const void *ctx, ss_rng *r, int P, float *in, float *tgt)
         }
     } else if (s->mode == PAIR_HALVES) {
         /* a random split: a shuffle of the repeats, the first half the input */
-        int64_t order[64];
+        int64_t order[64] = {0};
         for (int64_t q = 0; q < s->R; q++) order[q] = q;
         for (int64_t q = s->R - 1; q > 0; q--) {
             int64_t j = (int64_t)(rng_next(r) % (uint64_t)(q + 1)), t = order[q];
