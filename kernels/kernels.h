@@ -189,6 +189,11 @@ typedef struct kernels {
     void (*fmask_free)(fmask_state *s);
     void (*fmask_radial_power)(fmask_state *s, const float *plane, int nbins, double *power, double *count);
     void (*fmask_apply)(fmask_state *s, const float *plane, double cutoff, double rolloff, float *out);
+    /* For the mask as a network layer with a trainable cut-off: the
+     * derivative of <fmask_apply(plane), dy> with respect to cutoff (0 when
+     * rolloff is 0); the gradient with respect to the plane is
+     * fmask_apply(dy) (the mask is real and symmetric). */
+    double (*fmask_cutoff_grad)(fmask_state *s, const float *plane, const float *dy, double cutoff, double rolloff);
 
     /* ---- network layers (kernels/cpu/conv.c, layers.c); tensors NCHW ---- */
 
@@ -249,7 +254,7 @@ typedef struct kernels {
     X(xcorr_reference_f32) X(xcorr_find_f32) X(shift_f32) X(weighted_sum_f32) X(siren_loss_grad) \
     X(siren_eval) X(adam_step) X(siren_work_new) X(siren_work_free) X(siren_work_kernel) X(spectrum_new) \
     X(spectrum_free) X(spectrum_len) X(spectrum_logmag) X(spectrum_mse) \
-    X(fmask_new) X(fmask_free) X(fmask_radial_power) X(fmask_apply) \
+    X(fmask_new) X(fmask_free) X(fmask_radial_power) X(fmask_apply) X(fmask_cutoff_grad) \
     X(conv_new) X(conv_free) X(conv_impl) X(conv_fwd) X(conv_bwd_data) X(conv_bwd_weights) \
     X(maxpool2_f32) X(maxpool2_bwd_f32) X(upsample2_f32) X(upsample2_bwd_f32) X(leaky_relu_f32) \
     X(leaky_relu_bwd_f32) X(chan_copy_f32) X(mask_scale_f32) X(mse_grad_f32) X(sgd_step)

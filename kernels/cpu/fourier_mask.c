@@ -19,8 +19,8 @@
 struct fmask_state {
     int64_t ny, nx, nh; /* nh = nx / 2 + 1 columns of the half spectrum */
     float *in;
-    fftwf_complex *spec;
-    fftwf_plan fwd, inv;
+    fftwf_complex *spec, *spec2;
+    fftwf_plan fwd, inv, fwd2; /* fwd2: in -> spec2 */
     float *radius; /* ny x nh */
 };
 
@@ -30,9 +30,11 @@ void cpu_fmask_free(fmask_state *s)
     cpu_fftw_lock();
     if (s->fwd) fftwf_destroy_plan(s->fwd);
     if (s->inv) fftwf_destroy_plan(s->inv);
+    if (s->fwd2) fftwf_destroy_plan(s->fwd2);
     cpu_fftw_unlock();
     fftwf_free(s->in);
     fftwf_free(s->spec);
+    fftwf_free(s->spec2);
     free(s->radius);
     free(s);
 }
@@ -46,14 +48,16 @@ fmask_state *cpu_fmask_new(int64_t ny, int64_t nx)
     size_t n = (size_t)(ny * nx), m = (size_t)(ny * s->nh);
     s->in = fftwf_malloc(n * sizeof *s->in);
     s->spec = fftwf_malloc(m * sizeof *s->spec);
+    s->spec2 = fftwf_malloc(m * sizeof *s->spec2);
     s->radius = malloc(m * sizeof *s->radius);
-    if (s->in && s->spec && s->radius) {
+    if (s->in && s->spec && s->spec2 && s->radius) {
         cpu_fftw_lock();
         s->fwd = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, s->in, s->spec, FFTW_ESTIMATE);
         s->inv = fftwf_plan_dft_c2r_2d((int)ny, (int)nx, s->spec, s->in, FFTW_ESTIMATE);
+        s->fwd2 = fftwf_plan_dft_r2c_2d((int)ny, (int)nx, s->in, s->spec2, FFTW_ESTIMATE);
         cpu_fftw_unlock();
     }
-    if (!s->fwd || !s->inv) {
+    if (!s->fwd || !s->inv || !s->fwd2) {
         cpu_fmask_free(s);
         return NULL;
     }
@@ -113,4 +117,35 @@ void cpu_fmask_apply(fmask_state *s, const float *plane, double cutoff, double r
     }
     fftwf_execute(s->inv);
     for (size_t i = 0; i < n; i++) out[i] = s->in[i];
+}
+
+/* d mask / d cutoff of the raised cosine: 0.5 sin(u) pi / (2 rolloff) with
+ * u = pi (r - cutoff + rolloff) / (2 rolloff), inside the edge only. */
+static double fmask_dcutoff(double r, double cutoff, double rolloff)
+{
+    if (!(rolloff > 0) || r <= cutoff - rolloff || r >= cutoff + rolloff) return 0.0;
+    double u = M_PI * (r - (cutoff - rolloff)) / (2.0 * rolloff);
+    return 0.5 * sin(u) * M_PI / (2.0 * rolloff);
+}
+
+double cpu_fmask_cutoff_grad(fmask_state *s, const float *plane, const float *dy, double cutoff, double rolloff)
+{
+    /* <ifft(X m), dy> = (1/n) sum over the full spectrum of Re(X conj(DY)) m:
+     * its derivative weights each frequency by dm/dcutoff. One thread, in a
+     * fixed order. */
+    size_t n = (size_t)(s->ny * s->nx);
+    for (size_t i = 0; i < n; i++) s->in[i] = plane[i];
+    fftwf_execute(s->fwd);
+    for (size_t i = 0; i < n; i++) s->in[i] = dy[i];
+    fftwf_execute(s->fwd2);
+    double g = 0;
+    for (int64_t y = 0; y < s->ny; y++)
+        for (int64_t x = 0; x < s->nh; x++) {
+            size_t i = (size_t)(y * s->nh + x);
+            double d = fmask_dcutoff(s->radius[i], cutoff, rolloff);
+            if (d == 0) continue;
+            double re = (double)s->spec[i][0] * s->spec2[i][0] + (double)s->spec[i][1] * s->spec2[i][1];
+            g += column_weight(s, x) * re * d;
+        }
+    return g / (double)n;
 }

@@ -19,6 +19,7 @@ fmask_state *cpu_fmask_new(int64_t ny, int64_t nx);
 void cpu_fmask_free(fmask_state *s);
 void cpu_fmask_radial_power(fmask_state *s, const float *plane, int nbins, double *power, double *count);
 void cpu_fmask_apply(fmask_state *s, const float *plane, double cutoff, double rolloff, float *out);
+double cpu_fmask_cutoff_grad(fmask_state *s, const float *plane, const float *dy, double cutoff, double rolloff);
 /* The mask's value at radius r (fourier_mask.c). */
 double cpu_fmask_value(double r, double cutoff, double rolloff);
 

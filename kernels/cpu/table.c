@@ -42,6 +42,7 @@ static const kernels cpu_table = {
     .fmask_free = cpu_fmask_free,
     .fmask_radial_power = cpu_fmask_radial_power,
     .fmask_apply = cpu_fmask_apply,
+    .fmask_cutoff_grad = cpu_fmask_cutoff_grad,
     .conv_new = cpu_conv_new,
     .conv_free = cpu_conv_free,
     .conv_impl = cpu_conv_impl,

@@ -376,7 +376,7 @@ static void case_fmask(const backend *ref, const backend *b)
         int64_t ny = shapes[si][0], nx = shapes[si][1];
         size_t plane = (size_t)(ny * nx);
         float *a = rnd(plane, -1, 1), *o[2][2];
-        double pw[2][NB], ct[2][NB];
+        double pw[2][NB], ct[2][NB], cg[2] = {0, 0};
         for (int w = 0; w < 2; w++) {
             const backend *x = w ? b : ref;
             use_threads(x->threads);
@@ -391,6 +391,7 @@ static void case_fmask(const backend *ref, const backend *b)
             x->k->fmask_radial_power(st, a, NB, pw[w], ct[w]);
             x->k->fmask_apply(st, a, 0.4, 0.1, o[w][0]);
             x->k->fmask_apply(st, a, 2.0, 0.0, o[w][1]);
+            cg[w] = x->k->fmask_cutoff_grad(st, a, o[w][1], 0.6, 0.15);
             x->k->fmask_free(st);
             double energy = 0, total = 0, n = 0;
             for (size_t i = 0; i < plane; i++) energy += (double)a[i] * a[i];
@@ -407,6 +408,7 @@ static void case_fmask(const backend *ref, const backend *b)
         for (int k = 0; k < NB; k++) e = fmax(e, rel_err_d(pw[0][k], pw[1][k])), e = fmax(e, ct[0][k] != ct[1][k]);
         report("fmask_radial_power", b, shape, e, 1e-9);
         report("fmask_apply", b, shape, rel_err_f(o[0][0], o[1][0], plane), 1e-6);
+        report("fmask_cutoff_grad", b, shape, rel_err_d(cg[0], cg[1]), 1e-9);
         report("fmask_new", b, shape, 0, 0);
         report("fmask_free", b, shape, 0, 0);
         for (int w = 0; w < 2; w++) free(o[w][0]), free(o[w][1]);
@@ -729,7 +731,7 @@ static const case_def cases[] = {
     {"ssim", case_ssim, "ssim2d_f32 ssim3d_plane_f32"},
     {"register", case_register, "shift_f32 xcorr_new xcorr_free xcorr_reference_f32 xcorr_find_f32"},
     {"spectrum", case_spectrum, "spectrum_new spectrum_free spectrum_len spectrum_logmag spectrum_mse"},
-    {"fmask", case_fmask, "fmask_new fmask_free fmask_radial_power fmask_apply"},
+    {"fmask", case_fmask, "fmask_new fmask_free fmask_radial_power fmask_apply fmask_cutoff_grad"},
     {"conv", case_conv, "conv_new conv_free conv_impl conv_fwd conv_bwd_data conv_bwd_weights"},
     {"layers", case_layers,
      "maxpool2_f32 maxpool2_bwd_f32 upsample2_f32 upsample2_bwd_f32 leaky_relu_f32 leaky_relu_bwd_f32 "
@@ -842,6 +844,29 @@ static void grad_nn(const backend *b)
         b->k->conv_free(st);
         free(x), free(w), free(bias), free(r), free(y), free(dx), free(dw), free(db), free(ux), free(uw), free(ub);
         free(xs), free(ws), free(bs);
+    }
+    /* the Fourier mask as a layer: f(c) = <fmask_apply(x; c), r> against
+     * fmask_cutoff_grad, and <fmask_apply(x), r> = <x, fmask_apply(r)> */
+    {
+        int64_t ny = 24, nx = 30;
+        size_t n = (size_t)(ny * nx);
+        float *x = rnd(n, -1, 1), *r = rnd(n, -1, 1), *y = rnd(n, 0, 0), *g = rnd(n, 0, 0);
+        fmask_state *st = b->k->fmask_new(ny, nx);
+        if (!st) abort();
+        double c = 0.55, ro = 0.2, h = 1e-3;
+        double gc = b->k->fmask_cutoff_grad(st, x, r, c, ro);
+        b->k->fmask_apply(st, x, c + h, ro, y);
+        double fp = dot(y, r, n);
+        b->k->fmask_apply(st, x, c - h, ro, y);
+        double fm = dot(y, r, n);
+        double e = fabs((fp - fm) / (2 * h) - gc) / fmax(fabs(gc), 1e-30);
+        b->k->fmask_apply(st, x, c, ro, y);
+        b->k->fmask_apply(st, r, c, ro, g);
+        double e2 = fabs(dot(y, r, n) - dot(x, g, n)) / (norm2(x, n) * norm2(r, n));
+        CHECK(e < 1e-3 && e2 < 1e-6 && gc != 0, "fmask_cutoff_grad on %s: the derivative in the cut-off equals central "
+              "differences (error %.2g of %.3g), and the mask is its own adjoint (%.2g)", b->name, e, gc, e2);
+        b->k->fmask_free(st);
+        free(x), free(r), free(y), free(g);
     }
     /* pooling, upsampling and leaky ReLU: f(x) = <layer(x), r> */
     static const int hw[][3] = {{3, 7, 9}, {8, 16, 16}};
