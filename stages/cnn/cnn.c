@@ -38,6 +38,8 @@ void cnn_unet_from_params(stage_ctx *c, int in_ch, int out_ch, net_arch *a)
         .residual = ctx_bool(c, "residual"),
         .slope = (float)ctx_num(c, "slope"),
         .dropout = (float)ctx_num(c, "dropout"),
+        .fourier_mask = ctx_bool(c, "fourier_mask"),
+        .fmask_rolloff = (float)ctx_num(c, "fmask_rolloff"),
     };
 }
 
@@ -261,6 +263,7 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
             ctx_attr(c, "train_seconds", json_real(curve_s[steps - 1]));
             ctx_attr(c, "kernel", json_string(net_kernel(nt)));
             ctx_attr(c, "n_params", json_integer((json_int_t)np));
+            if (a->fourier_mask) ctx_attr(c, "fmask_cutoff", json_real(params[np - 1]));
         }
     }
     net_free(nt);
@@ -383,6 +386,8 @@ int cnn_model_save(stage_ctx *c, const net_arch *a, const float *params, const c
         json_object_set_new(arch, "kernel", json_integer(a->kernel));
         json_object_set_new(arch, "convs", json_integer(a->convs));
         json_object_set_new(arch, "upsampling", json_string(up_name(a->up)));
+        json_object_set_new(arch, "fourier_mask", json_boolean(a->fourier_mask));
+        json_object_set_new(arch, "fmask_rolloff", json_real(a->fmask_rolloff));
     } else {
         json_t *ls = json_array();
         for (int i = 0; i < a->n_layers; i++)
@@ -435,6 +440,8 @@ int cnn_model_load(store *st, const char *stage, const char *array, net_arch *a,
             const char *up = json_string_value(json_object_get(j, "upsampling"));
             a->up = up && !strcmp(up, "bilinear") ? NET_UP_BILINEAR : up && !strcmp(up, "nearest") ? NET_UP_NEAREST
                                                                                                    : NET_UP_TRANSPOSED;
+            a->fourier_mask = json_is_true(json_object_get(j, "fourier_mask"));
+            a->fmask_rolloff = (float)json_number_value(json_object_get(j, "fmask_rolloff"));
             bad |= json_int_in(j, "depth", 1, 8, &a->depth) | json_int_in(j, "width", 1, 1024, &a->width) |
                    json_int_in(j, "max_width", 1, 2048, &a->max_width) | json_int_in(j, "kernel", 1, 15, &a->kernel) |
                    json_int_in(j, "convs", 1, 4, &a->convs);

@@ -29,7 +29,11 @@
     {.name = "dropout", .type = P_NUM, .def = "0", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,         \
      .doc = "dropout rate after each level convolution, in training"},                                            \
     {.name = "residual", .type = P_BOOL, .def = "false",                                                           \
-     .doc = "learn the residual: the input is added to the output"}
+     .doc = "learn the residual: the input is added to the output"},                                              \
+    {.name = "fourier_mask", .type = P_BOOL, .def = "false",                                                       \
+     .doc = "low-pass the output by fnsm's radial mask, its cut-off learned with the weights"},                    \
+    {.name = "fmask_rolloff", .type = P_NUM, .def = "0.1", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0,          \
+     .hi = 0.5, .doc = "half-width of the learned mask's raised-cosine edge, of Nyquist"}
 
 /* Training on random patches (spliced into a training stage's params). */
 #define CNN_TRAIN_PARAMS(lr_def, opt_def)                                                                          \

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_CONV, OP_POOL, OP_UPSAMPLE, OP_CONCAT };
+enum { OP_CONV, OP_POOL, OP_UPSAMPLE, OP_CONCAT, OP_FMASK };
 #define NET_MAX_OPS 96
 #define NET_MAX_TENSORS 96
 
@@ -30,6 +30,8 @@ typedef struct {
     int32_t *arg;
     /* OP_UPSAMPLE */
     int mode;
+    /* OP_FMASK: the cut-off is params[woff] */
+    fmask_state *fm;
 } op;
 
 struct net {
@@ -62,6 +64,8 @@ const char *net_arch_check(const net_arch *a)
     if (a->residual && a->in_ch != a->out_ch) return "a residual network needs as many output as input channels";
     if (!(a->slope >= 0 && a->slope < 1)) return "the leaky ReLU slope must be in [0, 1)";
     if (!(a->dropout >= 0 && a->dropout < 1)) return "the dropout rate must be in [0, 1)";
+    if (a->fourier_mask && !(a->fmask_rolloff > 0 && a->fmask_rolloff <= 0.5))
+        return "the Fourier mask's rolloff must be in (0, 0.5]";
     if (a->kind == NET_UNET) {
         if (a->depth < 1 || a->depth > 8) return "depth must be 1 to 8";
         if (a->width < 1 || a->width > 1024 || a->max_width < a->width || a->max_width > 2048)
@@ -157,7 +161,7 @@ size_t net_n_params(const net_arch *a)
 {
     size_t n = 0;
     each_conv(a, count_params, &n);
-    return n;
+    return n + (a->fourier_mask ? 1 : 0);
 }
 
 typedef struct {
@@ -184,6 +188,7 @@ void net_init(const net_arch *a, float *params, uint64_t seed)
     init_ctx c = {.p = params, .slope = a->slope};
     rng_split(&c.r, seed, 0x4e37ull);
     each_conv(a, init_conv, &c);
+    if (a->fourier_mask) *c.p = 1.0f;
 }
 
 /* ---- building ------------------------------------------------------------------- */
@@ -263,6 +268,18 @@ static int upsample(net *t, int in, int mode)
     return o->out;
 }
 
+static int fourier_mask(net *t, int in)
+{
+    tensor *x = &t->t[in];
+    op *o = add_op(t, OP_FMASK, in);
+    if (!o) return in;
+    o->fm = t->k->fmask_new(x->h, x->w);
+    if (!o->fm) t->failed = 1;
+    o->woff = t->nparams++;
+    o->out = add_tensor(t, x->c, x->h, x->w);
+    return o->out;
+}
+
 static int concat(net *t, int a, int b)
 {
     op *o = add_op(t, OP_CONCAT, a);
@@ -306,6 +323,7 @@ net *net_new(const kernels *k, const net_arch *a, int n, int h, int w, unsigned 
         }
         cur = conv(t, cur, a->out_ch, 1, 0, 0, 0);
     }
+    if (a->fourier_mask) cur = fourier_mask(t, cur);
     t->scratch = train ? malloc((t->scratch_len ? t->scratch_len : 1) * sizeof(float)) : NULL;
     if ((train && !t->scratch) || t->failed || t->nparams != net_n_params(a)) {
         net_free(t);
@@ -319,6 +337,7 @@ void net_free(net *t)
     if (!t) return;
     for (int i = 0; i < t->nops; i++) {
         if (t->ops[i].cs) t->k->conv_free(t->ops[i].cs);
+        if (t->ops[i].fm) t->k->fmask_free(t->ops[i].fm);
         free(t->ops[i].mask);
         free(t->ops[i].arg);
     }
@@ -396,6 +415,12 @@ const float *net_forward(net *t, const float *params, int train, uint64_t seed)
         case OP_UPSAMPLE:
             k->upsample2_f32(x->x, (int64_t)t->n * x->c, x->h, x->w, o->mode, y->x);
             break;
+        case OP_FMASK: {
+            size_t hw = (size_t)x->h * x->w;
+            for (int64_t q = 0; q < (int64_t)t->n * x->c; q++)
+                k->fmask_apply(o->fm, x->x + q * hw, params[o->woff], t->a.fmask_rolloff, y->x + q * hw);
+            break;
+        }
         case OP_CONCAT: {
             tensor *b = &t->t[o->in2];
             int64_t hw = (int64_t)x->h * x->w;
@@ -472,6 +497,18 @@ double net_mse_backward(net *t, const float *params, const float *target, float 
             float *d = grad_dst(t, o->in);
             k->upsample2_bwd_f32(g, (int64_t)t->n * x->c, x->h, x->w, o->mode, d);
             grad_add(t, o->in, d);
+            break;
+        }
+        case OP_FMASK: {
+            size_t hw = (size_t)x->h * x->w;
+            double c = params[o->woff], ro = t->a.fmask_rolloff, gc = 0;
+            float *d = grad_dst(t, o->in);
+            for (int64_t q = 0; q < (int64_t)t->n * x->c; q++) {
+                gc += k->fmask_cutoff_grad(o->fm, x->x + q * hw, g + q * hw, c, ro);
+                k->fmask_apply(o->fm, g + q * hw, c, ro, d + q * hw);
+            }
+            grad_add(t, o->in, d);
+            grad[o->woff] = (float)gc;
             break;
         }
         case OP_CONCAT: {

@@ -19,6 +19,9 @@
  *       channels are added to the output.
  *   Plain: layers[i] of kernels[i] x kernels[i], filters[i] channels, the
  *     activation after every layer but the last.
+ * With fourier_mask, the output (before the residual) is low-pass filtered
+ * by the radial raised-cosine mask of fnsm (kernels.h, fmask_*) whose
+ * cut-off is one more parameter, the last; it starts at 1 (Nyquist).
  * Dropout (rate `dropout`, training only) follows the activation of every
  * level convolution (not the transposed or the output ones); masks are drawn from the seed given to
  * net_forward, so a training step is a function of its inputs. */
@@ -47,6 +50,8 @@ typedef struct {
     int residual;    /* output += input (in_ch == out_ch) */
     float slope;     /* leaky ReLU slope; 0: ReLU */
     float dropout;   /* rate in [0, 1) */
+    int fourier_mask; /* a Fourier mask on the output with a trainable cut-off */
+    float fmask_rolloff; /* its raised-cosine half-width, of Nyquist (0, 0.5] */
     int n_layers;    /* plain */
     int kernels[NET_MAX_LAYERS], filters[NET_MAX_LAYERS];
 } net_arch;

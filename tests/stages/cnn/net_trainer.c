@@ -7,6 +7,7 @@
  *     MODE  train | fd | repeat
  *     kind=unet|plain in=C out=C depth= width= max_width= kernel= convs=
  *     up=transposed|bilinear|nearest slope= residual=0|1 dropout=
+ *     fourier_mask=0|1 fmask_rolloff=
  *     layers=K:F,K:F,...   (plain)
  *     n= h= w= steps= lr= seed= x=IN.f32 t=TARGET.f32
  *     params=OUT.f32 (initial parameters) grad=OUT.f32 (first gradient)
@@ -74,6 +75,8 @@ int main(int argc, char **argv)
     a.slope = strtof(arg(argc, argv, "slope", "0"), NULL);
     a.residual = atoi(arg(argc, argv, "residual", "0"));
     a.dropout = strtof(arg(argc, argv, "dropout", "0"), NULL);
+    a.fourier_mask = atoi(arg(argc, argv, "fourier_mask", "0"));
+    a.fmask_rolloff = strtof(arg(argc, argv, "fmask_rolloff", "0.1"), NULL);
     if (a.kind == NET_PLAIN) {
         const char *l = arg(argc, argv, "layers", NULL);
         while (*l && a.n_layers < NET_MAX_LAYERS) {

@@ -78,8 +78,23 @@ def torch_params(cfg, flat):
         off += nw
         ps.append(torch.tensor(flat[off:off + cout].astype(np.float64), requires_grad=True))
         off += cout
+    if cfg.get("fourier_mask"):
+        ps.append(torch.tensor(flat[off:off + 1].astype(np.float64), requires_grad=True))
+        off += 1
     assert off == flat.size, (off, flat.size)
     return ps
+
+
+def fourier_mask(y, c, ro):
+    """fnsm's radial raised-cosine mask, cut-off c (a tensor), half-width ro,
+    radii in units of Nyquist, on every plane."""
+    h, w = y.shape[-2:]
+    ky = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
+    kx = torch.fft.rfftfreq(w, dtype=torch.float64)[None, :]
+    r = 2 * torch.sqrt(ky ** 2 + kx ** 2)
+    edge = 0.5 * (1 + torch.cos(np.pi * (r - (c - ro)) / (2 * ro)))
+    m = torch.where(r <= c - ro, torch.ones_like(r), torch.where(r >= c + ro, torch.zeros_like(r), edge))
+    return torch.fft.irfft2(torch.fft.rfft2(y) * m, s=(h, w))
 
 
 def forward(cfg, ps, x):
@@ -117,11 +132,15 @@ def forward(cfg, ps, x):
         for _ in range(cfg["convs"]):
             y = conv(y, cfg["kernel"])
     y = conv(y, 1, a=False)
+    if cfg.get("fourier_mask"):
+        y = fourier_mask(y, ps[-1], cfg["fmask_rolloff"])
     return y + x if cfg["residual"] else y
 
 
 def args_of(cfg):
     kw = {k: cfg[k] for k in ("kind", "in", "out", "slope", "residual")}
+    if cfg.get("fourier_mask"):
+        kw.update(fourier_mask=1, fmask_rolloff=cfg["fmask_rolloff"])
     if cfg["kind"] == "plain":
         kw["layers"] = ",".join(f"{k}:{f}" for k, f in cfg["layers"])
     else:
@@ -158,6 +177,10 @@ def compare(name, cfg, n, h, w, steps=25, lr=1e-3, bf16=0):
     gtol, l0tol, ltol = (1e-2, 1e-2, 3e-2) if bf16 else (1e-4, 1e-5, 1e-4)
     T.check(ge < gtol, f"{name}: the first gradient equals PyTorch's (worst error {ge:.2g} of the largest, "
             f"within {gtol})")
+    if cfg.get("fourier_mask"):
+        ce = abs(gc[-1] - g0[-1]) / abs(g0[-1])
+        T.check(ce < 1e-4 and g0[-1] != 0, f"{name}: the cut-off's own gradient equals PyTorch's ({gc[-1]:.6g} against "
+                f"{g0[-1]:.6g})")
     lc = np.fromfile(p("losses"), np.float64)
     le = np.abs(lc - np.array(losses)) / np.array(losses)
     T.check(le[0] < l0tol and le.max() < ltol and lc[-1] < 0.9 * lc[0],
@@ -179,6 +202,9 @@ CASES = [
 ]
 for name, cfg, n, h, w in CASES:
     T.guard(name, compare, name, cfg, n, h, w)
+# a trainable Fourier mask on the output (its cut-off the last parameter)
+T.guard("fmask", compare, "U-Net depth 2, width 4, Fourier mask with a trainable cut-off (rolloff 0.2)",
+        dict(UNET, depth=2, fourier_mask=1, fmask_rolloff=0.2, **{"in": 1, "out": 1}), 2, 16, 20)
 # bfloat16 products, float32 sums: the same training, looser
 T.guard("bf16", compare, "U-Net depth 3, width 8, bf16 products", dict(UNET, width=8, **{"in": 1, "out": 1}),
         3, 16, 24, bf16=1)
