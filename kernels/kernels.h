@@ -53,6 +53,9 @@ typedef struct {
     int cout, k;      /* output channels, kernel size */
     int stride;       /* 1 or 2 */
     int transposed;
+    int act;          /* fwd applies a leaky ReLU of slope `slope` after the bias
+                         (as leaky_relu_f32 would, in the same pass) */
+    float slope;
     int bf16;         /* products in bfloat16, sums in float32, where the CPU has
                          AVX512-BF16 (conv_impl then says "gemm-bf16"); float32
                          elsewhere. Relative error about 2^-8 of the sum of |w x| */

@@ -157,7 +157,7 @@ static int64_t pixels_of(const gather *g)
 
 /* out (n images of M x pixels) = A (M x R) G(src) + bias. */
 static void mul(conv_state *st, const float *A, int M, const gather *g, const float *src, int n,
-                const float *bias, float *out)
+                const float *bias, int act, float slope, float *out)
 {
     int64_t R = rows_of(g), P = pixels_of(g), B = st->block;
     int64_t nblk = (P + B - 1) / B, total = nblk * n, src_len = (int64_t)g->c * g->h * g->w;
@@ -187,10 +187,16 @@ static void mul(conv_state *st, const float *A, int M, const gather *g, const fl
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)np, (int)R, 1.0f, A, (int)R, G, (int)ldg,
                         0.0f, o, (int)P);
         }
-        if (bias)
+        if (bias || act)
             for (int m = 0; m < M; m++) {
-                float bm = bias[m], *om = o + (int64_t)m * P;
-                for (int64_t q = 0; q < np; q++) om[q] += bm;
+                float bm = bias ? bias[m] : 0.0f, *om = o + (int64_t)m * P;
+                if (act)
+                    for (int64_t q = 0; q < np; q++) {
+                        float v = om[q] + bm;
+                        om[q] = v > 0 ? v : slope * v;
+                    }
+                else
+                    for (int64_t q = 0; q < np; q++) om[q] += bm;
             }
     }
 }
@@ -403,7 +409,7 @@ void cpu_conv_fwd(conv_state *st, const float *x, const float *w, const float *b
         permute_weights(w, s->cin, s->cout, s->k * s->k, st->wperm);
         A = st->wperm;
     }
-    mul(st, A, s->cout, &g, x, s->n, b, y);
+    mul(st, A, s->cout, &g, x, s->n, b, s->act, s->slope, y);
 }
 
 void cpu_conv_bwd_data(conv_state *st, const float *dy, const float *w, float *dx)
@@ -418,7 +424,7 @@ void cpu_conv_bwd_data(conv_state *st, const float *dy, const float *w, float *d
     } else {
         g = g_fwd_of_dy(st);
     }
-    mul(st, A, s->cin, &g, dy, s->n, NULL, dx);
+    mul(st, A, s->cin, &g, dy, s->n, NULL, 0, 0.0f, dx);
 }
 
 void cpu_conv_bwd_weights(conv_state *st, const float *x, const float *dy, float *dw, float *db)

@@ -226,7 +226,7 @@ static int conv(net *t, int in, int cout, int k, int transposed, int act, int dr
     tensor *x = &t->t[in];
     op *o = add_op(t, OP_CONV, in);
     if (!o) return in;
-    o->sh = (conv_shape){t->n, x->c, x->h, x->w, cout, k, transposed ? 2 : 1, transposed, t->bf16};
+    o->sh = (conv_shape){t->n, x->c, x->h, x->w, cout, k, transposed ? 2 : 1, transposed, act, t->a.slope, t->bf16};
     int oh, ow;
     if (conv_out_size(&o->sh, &oh, &ow)) {
         t->failed = 1;
@@ -398,8 +398,8 @@ const float *net_forward(net *t, const float *params, int train, uint64_t seed)
         size_t ny = tensor_len(t, y);
         switch (o->type) {
         case OP_CONV:
+            /* the activation runs inside the convolution's bias pass (sh.act) */
             k->conv_fwd(o->cs, x->x, params + o->woff, params + o->boff, y->x);
-            if (o->act) k->leaky_relu_f32(y->x, ny, t->a.slope);
             o->masked = o->drop && train && t->train;
             if (o->masked) {
                 ss_rng r;

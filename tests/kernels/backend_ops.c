@@ -425,9 +425,9 @@ typedef struct {
 } conv_case;
 
 static const conv_shape conv_shapes[] = {
-    {2, 3, 9, 11, 4, 3, 1, 0, 0}, {1, 5, 16, 16, 6, 3, 2, 0, 0}, {2, 4, 7, 8, 3, 5, 1, 0, 0}, {1, 8, 12, 12, 8, 1, 1, 0, 0},
-    {2, 3, 9, 10, 2, 1, 2, 0, 0}, {2, 6, 5, 6, 3, 2, 2, 1, 0},   {1, 4, 6, 5, 3, 3, 2, 1, 0},  {3, 7, 4, 4, 5, 3, 1, 1, 0},
-    {3, 17, 40, 36, 33, 3, 1, 0, 0}, {2, 32, 20, 20, 16, 2, 2, 1, 0},
+    {2, 3, 9, 11, 4, 3, 1, 0, 0, 0, 0}, {1, 5, 16, 16, 6, 3, 2, 0, 0, 0, 0}, {2, 4, 7, 8, 3, 5, 1, 0, 0, 0, 0}, {1, 8, 12, 12, 8, 1, 1, 0, 0, 0, 0},
+    {2, 3, 9, 10, 2, 1, 2, 0, 0, 0, 0}, {2, 6, 5, 6, 3, 2, 2, 1, 0, 0, 0},   {1, 4, 6, 5, 3, 3, 2, 1, 0, 0, 0},  {3, 7, 4, 4, 5, 3, 1, 1, 0, 0, 0},
+    {3, 17, 40, 36, 33, 3, 1, 0, 0, 0, 0}, {2, 32, 20, 20, 16, 2, 2, 1, 0, 0, 0},
 };
 #define N_CONV ((int)(sizeof conv_shapes / sizeof conv_shapes[0]))
 
@@ -492,7 +492,7 @@ static void case_conv(const backend *ref, const backend *b)
     }
     /* bf16 products (where the CPU has them): fwd and bwd_data still do not
      * depend on the thread count */
-    static const conv_shape b16[] = {{2, 17, 20, 18, 33, 3, 1, 0, 1}, {2, 16, 9, 8, 8, 2, 2, 1, 1}};
+    static const conv_shape b16[] = {{2, 17, 20, 18, 33, 3, 1, 0, 0, 0, 1}, {2, 16, 9, 8, 8, 2, 2, 1, 0, 0, 1}};
     for (int ci = 0; ci < 2; ci++) {
         conv_case c;
         conv_case_of(&c, &b16[ci]);
@@ -519,8 +519,8 @@ static void case_conv(const backend *ref, const backend *b)
         free(in), free(w), free(bias), free(dy);
     }
     /* shapes the layers do not take */
-    static const conv_shape bad[] = {{1, 1, 4, 4, 1, 2, 1, 0, 0}, {1, 1, 4, 4, 1, 3, 3, 0, 0}, {1, 1, 4, 4, 1, 4, 2, 1, 0},
-                                     {0, 1, 4, 4, 1, 3, 1, 0, 0}, {1, 1, 4, 4, 1, 17, 1, 0, 0}};
+    static const conv_shape bad[] = {{1, 1, 4, 4, 1, 2, 1, 0, 0, 0, 0}, {1, 1, 4, 4, 1, 3, 3, 0, 0, 0, 0}, {1, 1, 4, 4, 1, 4, 2, 1, 0, 0, 0},
+                                     {0, 1, 4, 4, 1, 3, 1, 0, 0, 0, 0}, {1, 1, 4, 4, 1, 17, 1, 0, 0, 0, 0}};
     for (int i = 0; i < 5; i++) {
         conv_state *st = b->k->conv_new(&bad[i]);
         char shape[96];

@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     int na = argc - 2;
     if (!strcmp(op, "conv") && na == 16) {
         conv_shape s = {atoi(a[0]), atoi(a[1]), atoi(a[2]), atoi(a[3]), atoi(a[4]), atoi(a[5]), atoi(a[6]),
-                        atoi(a[7]), 0};
+                        atoi(a[7]), 0, 0, 0};
         int oh, ow;
         if (conv_out_size(&s, &oh, &ow)) return 2;
         size_t nx = (size_t)s.n * s.cin * s.h * s.w, ny = (size_t)s.n * s.cout * oh * ow,
