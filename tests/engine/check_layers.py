@@ -8,7 +8,8 @@ gives only the include folders of its own layer and those it may use:
       |
     formats  pipeline/formats/  TIFF, file patterns, OME-Zarr export
       |
-    store    pipeline/store/    containers (HDF5, Zarr), checksums
+    store    pipeline/store/    containers (HDF5, Zarr), checksums, the Zarr layer
+                                (zarr.c: metadata and chunks, also for the OME-Zarr export)
       |
     base     pipeline/base/     errors, files, canonical JSON, checkpoints
 
