@@ -229,4 +229,23 @@ checkpoint *ctx_checkpoint(stage_ctx *c);
 /* Records an extra attribute on the stage group (steals the reference). */
 int ctx_attr(stage_ctx *c, const char *key, json_t *value);
 
+/* ---- training loops (stages/training.c): the SIREN and CNN stages ---- */
+
+/* Loads the stage's checkpoint into e[0..n-1] (filled with their initial
+ * values by the caller) and returns the step to go on from: 0 when there is
+ * none, or when it is damaged (a warning; *reinit is then set, for the caller
+ * to restore the initial values the load may have overwritten). */
+int64_t train_resume(stage_ctx *c, ckpt_entry *e, int n, int64_t steps, int *reinit);
+/* After step `done`: saves the checkpoint when one is due or the run was
+ * cancelled (*elapsed, an entry of e, set from t0 first); a cancelled run
+ * then returns SS_ERR_INTERRUPTED. *saved (may be NULL) receives `done`
+ * after a save. */
+int train_checkpoint(stage_ctx *c, int64_t done, ckpt_entry *e, int n, double *elapsed, double t0,
+                     int64_t *saved);
+/* The table `curve` (step, loss, seconds) and the attributes final_loss and
+ * train_seconds. */
+int train_write_curve(stage_ctx *c, int64_t steps, const double *loss, const double *seconds);
+/* A 1-D float32 array `name` of n values (a model's weights). */
+int train_write_weights(stage_ctx *c, const char *name, const float *w, int64_t n);
+
 #endif

@@ -295,29 +295,14 @@ int conv_out_size(const conv_shape *s, int *oh, int *ow)
     return 0;
 }
 
-/* The gathers of each pass. */
-static gather g_fwd_of_x(const conv_state *st)
+/* The gathers of each pass: of the layer's input x (cin x h x w) over the
+ * output grid, or of its output gradient dy (cout x oh x ow) over the input
+ * grid. */
+static gather gather_of(const conv_state *st, int mode, int of_dy)
 {
     const conv_shape *s = &st->sh;
-    return (gather){GATHER_FWD, s->cin, s->h, s->w, s->k, s->stride, st->pad, st->oh, st->ow};
-}
-
-static gather g_trn_of_dy(const conv_state *st)
-{
-    const conv_shape *s = &st->sh;
-    return (gather){GATHER_TRN, s->cout, st->oh, st->ow, s->k, s->stride, st->pad, s->h, s->w};
-}
-
-static gather g_trn_of_x(const conv_state *st)
-{
-    const conv_shape *s = &st->sh;
-    return (gather){GATHER_TRN, s->cin, s->h, s->w, s->k, s->stride, st->pad, st->oh, st->ow};
-}
-
-static gather g_fwd_of_dy(const conv_state *st)
-{
-    const conv_shape *s = &st->sh;
-    return (gather){GATHER_FWD, s->cout, st->oh, st->ow, s->k, s->stride, st->pad, s->h, s->w};
+    return of_dy ? (gather){mode, s->cout, st->oh, st->ow, s->k, s->stride, st->pad, s->h, s->w}
+                 : (gather){mode, s->cin, s->h, s->w, s->k, s->stride, st->pad, st->oh, st->ow};
 }
 
 void cpu_conv_free(conv_state *st)
@@ -403,9 +388,9 @@ void cpu_conv_fwd(conv_state *st, const float *x, const float *w, const float *b
     gather g;
     const float *A = w;
     if (!s->transposed) {
-        g = g_fwd_of_x(st);
+        g = gather_of(st, GATHER_FWD, 0);
     } else {
-        g = g_trn_of_x(st);
+        g = gather_of(st, GATHER_TRN, 0);
         permute_weights(w, s->cin, s->cout, s->k * s->k, st->wperm);
         A = st->wperm;
     }
@@ -418,11 +403,11 @@ void cpu_conv_bwd_data(conv_state *st, const float *dy, const float *w, float *d
     gather g;
     const float *A = w;
     if (!s->transposed) {
-        g = g_trn_of_dy(st);
+        g = gather_of(st, GATHER_TRN, 1);
         permute_weights(w, s->cout, s->cin, s->k * s->k, st->wperm);
         A = st->wperm;
     } else {
-        g = g_fwd_of_dy(st);
+        g = gather_of(st, GATHER_FWD, 1);
     }
     mul(st, A, s->cin, &g, dy, s->n, NULL, 0, 0.0f, dx);
 }
@@ -432,10 +417,10 @@ void cpu_conv_bwd_weights(conv_state *st, const float *x, const float *dy, float
     const conv_shape *s = &st->sh;
     int64_t P = (int64_t)st->oh * st->ow;
     if (!s->transposed) {
-        gather g = g_fwd_of_x(st);
+        gather g = gather_of(st, GATHER_FWD, 0);
         wgrad(st, dy, s->cout, &g, x, s->n, dw);
     } else {
-        gather g = g_fwd_of_dy(st);
+        gather g = gather_of(st, GATHER_FWD, 1);
         wgrad(st, x, s->cin, &g, dy, s->n, dw);
     }
     if (db) bias_grad(dy, s->cout, P, s->n, db);

@@ -36,21 +36,9 @@ double cpu_sq_diff_sum_f32(const float *a, const float *b, size_t n)
 
 double cpu_mse_grad_f32(const float *y, const float *t, size_t n, float scale, float *dy)
 {
-    size_t bs = block_size(n), nb = (n + bs - 1) / bs;
-    double part[MSE_MAX_BLOCKS];
-#pragma omp parallel for schedule(static) if (n >= SS_PAR_MIN)
-    for (size_t k = 0; k < nb; k++) {
-        size_t lo = k * bs, hi = lo + bs < n ? lo + bs : n;
-        double s = 0;
-        for (size_t i = lo; i < hi; i++) {
-            float d = y[i] - t[i];
-            if (dy) dy[i] = scale * d;
-            double dd = (double)y[i] - (double)t[i];
-            s += dd * dd;
-        }
-        part[k] = s;
+    if (dy) {
+#pragma omp parallel for simd schedule(static) if (n >= SS_PAR_MIN)
+        for (size_t i = 0; i < n; i++) dy[i] = scale * (y[i] - t[i]);
     }
-    double s = 0;
-    for (size_t k = 0; k < nb; k++) s += part[k];
-    return s;
+    return cpu_sq_diff_sum_f32(y, t, n);
 }

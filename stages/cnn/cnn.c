@@ -135,6 +135,11 @@ void cnn_norm_apply(const cnn_norm *nm, float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] = (float)(((double)x[i] - nm->offset) * nm->scale);
 }
 
+void cnn_norm_invert(const cnn_norm *nm, float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] / nm->scale + nm->offset);
+}
+
 /* ---- training ------------------------------------------------------------------------ */
 
 /* One of the 8 symmetries of the square applied to C planes of P x P, in
@@ -156,7 +161,7 @@ static void dihedral(float *x, int C, int P, int d, float *tmp)
     }
 }
 
-int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params)
+int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, const cnn_norm *nm, float **params_out)
 {
     const kernels *k = ctx_kernels(c);
     int64_t steps = ctx_int(c, "steps");
@@ -169,13 +174,14 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
           eps = (float)ctx_num(c, "adam_eps"), mom = (float)ctx_num(c, "momentum");
     size_t np = net_n_params(a), pin = (size_t)a->in_ch * P * P, pout = (size_t)a->out_ch * P * P;
     net *nt = net_new(k, a, B, P, P, NET_TRAIN | (ctx_bool(c, "bf16") ? NET_BF16 : 0));
+    float *params = malloc(np * sizeof *params);
     float *grad = malloc(np * sizeof *grad), *m1 = calloc(np, sizeof *m1), *m2 = calloc(np, sizeof *m2);
     float *target = malloc((size_t)B * pout * sizeof *target), *tmp = malloc((size_t)P * P * sizeof *tmp);
     double *curve_loss = calloc((size_t)steps, sizeof *curve_loss), *curve_s = calloc((size_t)steps, sizeof *curve_s);
-    if (!nt || !grad || !m1 || !m2 || !target || !tmp || !curve_loss || !curve_s) {
-        size_t need = net_bytes(a, B, P, P, 1) + 3 * np * sizeof(float);
+    if (!nt || !params || !grad || !m1 || !m2 || !target || !tmp || !curve_loss || !curve_s) {
+        size_t need = net_bytes(a, B, P, P, 1) + 4 * np * sizeof(float);
         net_free(nt);
-        free(grad), free(m1), free(m2), free(target), free(tmp), free(curve_loss), free(curve_s);
+        free(params), free(grad), free(m1), free(m2), free(target), free(tmp), free(curve_loss), free(curve_s);
         return ss_nomem(need, "training a network of %zu parameters on batches of %d patches of %d x %d", np, B, P,
                         P);
     }
@@ -189,22 +195,18 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
         {"curve_seconds", curve_s, (size_t)steps * sizeof *curve_s},
         {"elapsed", &elapsed0, sizeof elapsed0},
     };
-    checkpoint *ck = ctx_checkpoint(c);
     uint64_t seed = ctx_seed(c);
     net_init(a, params, seed);
-    int r = checkpoint_load(ck, &step, e, 6);
-    if (r < 0) {
-        ctx_warn(c, "ignoring the checkpoint: %s; training from the start", ss_errmsg());
+    int reinit;
+    step = train_resume(c, e, 6, steps, &reinit);
+    if (reinit) {
         net_init(a, params, seed);
         memset(m1, 0, np * sizeof *m1);
         memset(m2, 0, np * sizeof *m2);
-        step = 0;
         elapsed0 = 0;
-    } else if (r == 1) {
-        ctx_warn(c, "resuming from the checkpoint at step %lld of %lld", (long long)step, (long long)steps);
     }
     int rc = SS_OK;
-    int64_t saved = r == 1 ? step : 0; /* the step of the checkpoint on disk */
+    int64_t saved = step; /* the step of the checkpoint on disk (0: none) */
     double t0 = ss_now() - elapsed0;
     ctx_progress_begin(c, "steps", steps);
     for (; rc == SS_OK && step < steps; step++) {
@@ -237,37 +239,21 @@ int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params
         curve_loss[step] = loss;
         curve_s[step] = ss_now() - t0;
         ctx_progress(c, step + 1);
-        if (ctx_cancelled(c) || checkpoint_due(ck, step + 1)) {
-            elapsed0 = ss_now() - t0;
-            int64_t done = step + 1;
-            int sr = checkpoint_save(ck, done, e, 6);
-            if (sr == SS_OK) saved = done;
-            if (sr != SS_OK) rc = sr;
-            else if (ctx_cancelled(c))
-                rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at step %lld; the next run resumes there",
-                             (long long)done);
-        }
+        rc = train_checkpoint(c, step + 1, e, 6, &elapsed0, t0, &saved);
     }
     if (rc == SS_OK) {
-        int64_t *sidx = malloc(sizeof *sidx * (size_t)steps);
-        for (int64_t i = 0; sidx && i < steps; i++) sidx[i] = i + 1;
-        table_col cols[3] = {{"step", COL_I64, NULL, sidx, NULL},
-                             {"loss", COL_F64, curve_loss, NULL, NULL},
-                             {"seconds", COL_F64, curve_s, NULL, NULL}};
-        table_view tv = {3, steps, cols};
-        rc = sidx ? store_writer_table(ctx_writer(c), "curve", &tv)
-                  : ss_nomem(sizeof *sidx * (size_t)steps, "the loss curve of %lld steps", (long long)steps);
-        free(sidx);
+        rc = train_write_curve(c, steps, curve_loss, curve_s);
         if (rc == SS_OK) {
-            ctx_attr(c, "final_loss", json_real(curve_loss[steps - 1]));
-            ctx_attr(c, "train_seconds", json_real(curve_s[steps - 1]));
             ctx_attr(c, "kernel", json_string(net_kernel(nt)));
             ctx_attr(c, "n_params", json_integer((json_int_t)np));
             if (a->fourier_mask) ctx_attr(c, "fmask_cutoff", json_real(params[np - 1]));
+            rc = cnn_model_save(c, a, params, nm);
         }
     }
     net_free(nt);
     free(grad), free(m1), free(m2), free(target), free(tmp), free(curve_loss), free(curve_s);
+    if (rc == SS_OK && params_out) *params_out = params;
+    else free(params);
     return rc;
 }
 
@@ -314,17 +300,6 @@ void cnn_tiler_free(cnn_tiler *t)
     free(t);
 }
 
-const char *net_kernel_of(const cnn_tiler *t)
-{
-    return net_kernel(t->nt);
-}
-
-void cnn_tiler_geometry(const cnn_tiler *t, int *tile, int *overlap)
-{
-    *tile = t->tile;
-    *overlap = t->overlap;
-}
-
 /* numpy 'symmetric' reflection (edge repeated), repeated for any distance */
 static int64_t reflect(int64_t i, int64_t n)
 {
@@ -358,6 +333,28 @@ void cnn_tiler_run(cnn_tiler *t, const float *params, const float *in, float *ou
         }
 }
 
+int cnn_stage_tiler(stage_ctx *c, const net_arch *a, int64_t Y, int64_t X, cnn_tiler **out)
+{
+    int tile = (int)ctx_int(c, "tile");
+    const json_t *ov = json_object_get(ctx_params(c), "overlap");
+    int overlap = json_is_integer(ov) ? (int)json_integer_value(ov) : -1;
+    *out = cnn_tiler_new(ctx_kernels(c), a, Y, X, tile, overlap, ctx_bool(c, "bf16"));
+    if (*out) return SS_OK;
+    int side = tile + 2 * (overlap < 0 ? net_halo(a) : overlap);
+    return ss_nomem(net_bytes(a, 1, side, side, 0), "a tile network for planes of %lld x %lld (lower tile)",
+                    (long long)Y, (long long)X);
+}
+
+void cnn_tiler_attrs(stage_ctx *c, const cnn_tiler *t)
+{
+    ctx_attr(c, "tile", json_integer(t->tile));
+    ctx_attr(c, "overlap", json_integer(t->overlap));
+    ctx_attr(c, "kernel", json_string(net_kernel(t->nt)));
+    const char *wst, *wname;
+    if (ctx_input(c, "model", &wst, &wname) == 1)
+        ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));
+}
+
 /* ---- the stored model --------------------------------------------------------------- */
 
 static const char *up_name(int up)
@@ -367,13 +364,7 @@ static const char *up_name(int up)
 
 int cnn_model_save(stage_ctx *c, const net_arch *a, const float *params, const cnn_norm *nm)
 {
-    int64_t np = (int64_t)net_n_params(a);
-    store_array *wa;
-    int rc = store_writer_array(ctx_writer(c), "weights", DT_F32, 1, &np, NULL, NULL, &wa);
-    if (rc != SS_OK) return rc;
-    int64_t st = 0;
-    rc = store_array_write(wa, &st, &np, DT_F32, params);
-    store_array_close(wa);
+    int rc = train_write_weights(c, "weights", params, (int64_t)net_n_params(a));
     if (rc != SS_OK) return rc;
     json_t *arch = json_pack("{s:i,s:s,s:i,s:i,s:b,s:f,s:f}", "format", CNN_MODEL_FORMAT, "kind",
                              a->kind == NET_UNET ? "unet" : "plain", "in_channels", a->in_ch, "out_channels",
@@ -491,4 +482,18 @@ int cnn_model_load(store *st, const char *stage, const char *array, net_arch *a,
     }
     *params = pp;
     return SS_OK;
+}
+
+int cnn_open_model(stage_ctx *c, net_arch *a, float **params, cnn_norm *nm)
+{
+    const char *wst, *wname;
+    ctx_input(c, "model", &wst, &wname);
+    int rc = cnn_model_load(ctx_store(c), wst, wname, a, params, nm);
+    if (rc == SS_OK && (a->in_ch != 1 || a->out_ch != 1)) {
+        rc = ss_fail(SS_ERR_INPUT, "%s: model %s.%s takes %d channels and gives %d; a plane has one",
+                     ctx_stage_name(c), wst, wname, a->in_ch, a->out_ch);
+        free(*params);
+        *params = NULL;
+    }
+    return rc;
 }

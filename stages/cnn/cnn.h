@@ -111,12 +111,14 @@ typedef struct {
 int cnn_norm_fit(stage_ctx *c, const float *x, size_t n, cnn_norm *nm);
 void cnn_norm_apply(const cnn_norm *nm, float *x, size_t n);
 
-/* Trains params (initialised here from the seed unless a checkpoint resumes)
+/* Trains a network (initialised from the seed unless a checkpoint resumes)
  * on batches of random patches, flipped and rotated when `augment`; writes
- * the curve (step, loss, seconds) as table `curve`. A killed training resumes
- * from its checkpoint, bit-identical for the same thread count; a non-finite
- * loss stops with an error naming the step, the last good checkpoint kept. */
-int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, float *params);
+ * the curve (step, loss, seconds) as table `curve` and the model (weights,
+ * architecture, the normalisation nm). A killed training resumes from its
+ * checkpoint, bit-identical for the same thread count; a non-finite loss
+ * stops with an error naming the step, the last good checkpoint kept. With
+ * params_out the trained weights are handed over (free them). */
+int cnn_train(stage_ctx *c, const net_arch *a, const cnn_pairs *p, const cnn_norm *nm, float **params_out);
 
 /* Runs the network on a whole plane (in_ch x Y x X, normalised) in tiles of
  * `tile` (core) with `overlap` context on each side, edges reflected, so
@@ -127,10 +129,17 @@ cnn_tiler *cnn_tiler_new(const kernels *k, const net_arch *a, int64_t Y, int64_t
                          int bf16);
 void cnn_tiler_free(cnn_tiler *t);
 void cnn_tiler_run(cnn_tiler *t, const float *params, const float *in, float *out);
-/* The convolution method of the tile network ("gemm", "gemm-bf16"). */
-const char *net_kernel_of(const cnn_tiler *t);
-/* The tile side and overlap the tiler uses (after rounding). */
-void cnn_tiler_geometry(const cnn_tiler *t, int *tile, int *overlap);
+
+/* The model on the input port `model`, which must take and give one channel. */
+int cnn_open_model(stage_ctx *c, net_arch *a, float **params, cnn_norm *nm);
+/* A tiler for planes of Y x X from the stage's `tile`, `overlap` (where it
+ * has one; null or absent: the receptive field) and `bf16` parameters. */
+int cnn_stage_tiler(stage_ctx *c, const net_arch *a, int64_t Y, int64_t X, cnn_tiler **out);
+/* The attributes of an applying stage: tile, overlap, kernel, and the model
+ * (stage and array of the `model` input, when connected). */
+void cnn_tiler_attrs(stage_ctx *c, const cnn_tiler *t);
+/* x = x / scale + offset: the network's output back to the data's values. */
+void cnn_norm_invert(const cnn_norm *nm, float *x, size_t n);
 
 /* Writes the `weights` array and the model's description (architecture,
  * normalisation, training) as stage attributes. */

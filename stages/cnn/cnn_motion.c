@@ -106,21 +106,15 @@ static int run(stage_ctx *c)
     a.filters[0] = (int)ctx_list_num(c, "filters", 0);
     a.filters[1] = (int)ctx_list_num(c, "filters", 1);
     a.filters[2] = 1;
-    if (!(params = malloc(net_n_params(&a) * sizeof *params))) {
-        rc = ss_nomem(net_n_params(&a) * sizeof *params, "the weights");
-        goto done;
-    }
     motion_src src = {rep, target, R, Z, Y, X};
     cnn_pairs pairs = {1, 1, Y, X, fill, &src};
-    if ((rc = cnn_train(c, &a, &pairs, params)) != SS_OK) goto done;
-    if ((rc = cnn_model_save(c, &a, params, &nm)) != SS_OK) goto done;
-    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, (int)ctx_int(c, "tile"), -1, ctx_bool(c, "bf16"));
+    if ((rc = cnn_train(c, &a, &pairs, &nm, &params)) != SS_OK) goto done;
+    if ((rc = cnn_stage_tiler(c, &a, Y, X, &tl)) != SS_OK) goto done;
     res = malloc(plane * sizeof *res);
     view = malloc(plane * sizeof *view);
     acc = malloc(plane * sizeof *acc);
-    if (!tl || !res || !view || !acc) {
-        rc = ss_nomem(3 * plane * sizeof(double), "a tile network for planes of %lld x %lld", (long long)Y,
-                      (long long)X);
+    if (!res || !view || !acc) {
+        rc = ss_nomem(3 * plane * sizeof(double), "planes of %lld x %lld", (long long)Y, (long long)X);
         goto done;
     }
     array_meta m = {.axes = "zyx", .unit = "micrometer"};
@@ -145,6 +139,7 @@ static int run(stage_ctx *c)
         for (int64_t q = 0; q < R; q++)
             if (clean[q]) json_array_append_new(cl, json_integer(q));
         ctx_attr(c, "clean_repeats", cl);
+        cnn_tiler_attrs(c, tl);
     }
 done:
     cnn_tiler_free(tl);

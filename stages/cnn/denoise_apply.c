@@ -9,14 +9,12 @@
 
 static int run(stage_ctx *c)
 {
-    const char *wst, *wname;
-    ctx_input(c, "model", &wst, &wname);
     net_arch a;
     float *params = NULL, *buf = NULL, *res = NULL;
     cnn_norm nm;
     cnn_tiler *tl = NULL;
     store_array *in = NULL, *out = NULL;
-    int rc = cnn_model_load(ctx_store(c), wst, wname, &a, &params, &nm);
+    int rc = cnn_open_model(c, &a, &params, &nm);
     if (rc != SS_OK) return rc;
     char label[256];
     ctx_input_label(c, "image", label, sizeof label);
@@ -27,21 +25,13 @@ static int run(stage_ctx *c)
         rc = ss_fail(SS_ERR_INPUT, "denoise_apply: %s has rank %d; expected an image Z x Y x X", label, info.rank);
         goto done;
     }
-    if (a.in_ch != 1 || a.out_ch != 1) {
-        rc = ss_fail(SS_ERR_INPUT, "denoise_apply: model %s.%s takes %d channels and gives %d; an image has one", wst,
-                     wname, a.in_ch, a.out_ch);
-        goto done;
-    }
     int64_t Z = info.shape[0], Y = info.shape[1], X = info.shape[2];
     size_t plane = (size_t)(Y * X);
-    int tile = (int)ctx_int(c, "tile"), overlap = ctx_is_null(c, "overlap") ? -1 : (int)ctx_int(c, "overlap");
-    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap, ctx_bool(c, "bf16"));
+    if ((rc = cnn_stage_tiler(c, &a, Y, X, &tl)) != SS_OK) goto done;
     buf = malloc(plane * sizeof *buf);
     res = malloc(plane * sizeof *res);
-    if (!tl || !buf || !res) {
-        rc = ss_nomem(net_bytes(&a, 1, tile + 2 * (overlap < 0 ? net_halo(&a) : overlap),
-                                tile + 2 * (overlap < 0 ? net_halo(&a) : overlap), 0) + 2 * plane * sizeof *buf,
-                      "a tile network for planes of %lld x %lld (lower tile)", (long long)Y, (long long)X);
+    if (!buf || !res) {
+        rc = ss_nomem(2 * plane * sizeof *buf, "two planes of %lld x %lld", (long long)Y, (long long)X);
         goto done;
     }
     array_meta m = array_meta_of(&info);
@@ -53,19 +43,12 @@ static int run(stage_ctx *c)
         if ((rc = ctx_read_f32(c, in, label, 3, st, ct, buf)) != SS_OK) break;
         cnn_norm_apply(&nm, buf, plane);
         cnn_tiler_run(tl, params, buf, res);
-        for (size_t i = 0; i < plane; i++) res[i] = (float)((double)res[i] / nm.scale + nm.offset);
+        cnn_norm_invert(&nm, res, plane);
         rc = store_array_write(out, st, ct, DT_F32, res);
         ctx_progress(c, z + 1);
         if (rc == SS_OK && ctx_cancelled(c)) rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at plane %lld", (long long)z);
     }
-    if (rc == SS_OK) {
-        int t, o;
-        cnn_tiler_geometry(tl, &t, &o);
-        ctx_attr(c, "tile", json_integer(t));
-        ctx_attr(c, "overlap", json_integer(o));
-        ctx_attr(c, "kernel", json_string(net_kernel_of(tl)));
-        ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));
-    }
+    if (rc == SS_OK) cnn_tiler_attrs(c, tl);
 done:
     cnn_tiler_free(tl);
     store_array_close(in);

@@ -30,7 +30,7 @@ static void fill(const void *ctx, ss_rng *r, int P, float *in, float *tgt)
 
 static int run(stage_ctx *c)
 {
-    float *in = NULL, *tgt = NULL, *params = NULL;
+    float *in = NULL, *tgt = NULL;
     int64_t *planes = NULL;
     uint8_t *use = NULL;
     int64_t si[3], st[3];
@@ -62,18 +62,12 @@ static int run(stage_ctx *c)
     cnn_norm_apply(&nm, tgt, n);
     net_arch a;
     cnn_unet_from_params(c, 1, 1, &a);
-    params = malloc(net_n_params(&a) * sizeof *params);
-    if (!params) {
-        rc = ss_nomem(net_n_params(&a) * sizeof *params, "the weights");
-        goto done;
-    }
     pair_src src = {in, tgt, Z, si[1], si[2], planes, np_};
     cnn_pairs pairs = {1, 1, si[1], si[2], fill, &src};
-    if ((rc = cnn_train(c, &a, &pairs, params)) != SS_OK) goto done;
-    if ((rc = cnn_model_save(c, &a, params, &nm)) != SS_OK) goto done;
+    if ((rc = cnn_train(c, &a, &pairs, &nm, NULL)) != SS_OK) goto done;
     ctx_attr(c, "train_planes", json_integer(np_));
 done:
-    free(in), free(tgt), free(params), free(planes), free(use);
+    free(in), free(tgt), free(planes), free(use);
     return rc;
 }
 

@@ -21,7 +21,7 @@ static int run(stage_ctx *c)
     cnn_tiler *tl = NULL;
     store_array *in = NULL, *out = NULL;
     json_t *mattrs = NULL;
-    int rc = cnn_model_load(ctx_store(c), wst, wname, &a, &params, &nm);
+    int rc = cnn_open_model(c, &a, &params, &nm);
     if (rc != SS_OK) return rc;
     if ((rc = store_stage_attrs(ctx_store(c), wst, &mattrs)) != SS_OK) goto done;
     int halves = json_string_value(json_object_get(mattrs, "pairs")) &&
@@ -35,11 +35,6 @@ static int run(stage_ctx *c)
         rc = ss_fail(SS_ERR_INPUT, "n2n_apply: %s has rank %d; expected repeats R x Z x Y x X", label, info.rank);
         goto done;
     }
-    if (a.in_ch != 1 || a.out_ch != 1) {
-        rc = ss_fail(SS_ERR_INPUT, "n2n_apply: model %s.%s takes %d channels and gives %d; a repeat has one", wst,
-                     wname, a.in_ch, a.out_ch);
-        goto done;
-    }
     int off = info.rank - 3;
     int64_t R = off ? info.shape[0] : 1, Z = info.shape[off], Y = info.shape[off + 1], X = info.shape[off + 2];
     if (halves && R < 2) {
@@ -48,8 +43,7 @@ static int run(stage_ctx *c)
         goto done;
     }
     size_t plane = (size_t)(Y * X);
-    int tile = (int)ctx_int(c, "tile"), overlap = ctx_is_null(c, "overlap") ? -1 : (int)ctx_int(c, "overlap");
-    tl = cnn_tiler_new(ctx_kernels(c), &a, Y, X, tile, overlap, ctx_bool(c, "bf16"));
+    if ((rc = cnn_stage_tiler(c, &a, Y, X, &tl)) != SS_OK) goto done;
     buf = malloc((size_t)R * plane * sizeof *buf);
     view = malloc(plane * sizeof *view);
     res = malloc(plane * sizeof *res);
@@ -57,9 +51,9 @@ static int run(stage_ctx *c)
     int median = !strcmp(ctx_str(c, "combine"), "median");
     int views = halves ? 2 : (int)R;
     outs = median ? malloc((size_t)views * plane * sizeof *outs) : NULL;
-    if (!tl || !buf || !view || !res || !acc || (median && !outs)) {
+    if (!buf || !view || !res || !acc || (median && !outs)) {
         rc = ss_nomem(((size_t)R + 2) * plane * sizeof *buf + plane * sizeof *acc,
-                      "a tile network and %lld planes of %lld x %lld (lower tile)", (long long)R, (long long)Y,
+                      "%lld planes of %lld x %lld", (long long)R, (long long)Y,
                       (long long)X);
         goto done;
     }
@@ -98,14 +92,9 @@ static int run(stage_ctx *c)
         if (rc == SS_OK && ctx_cancelled(c)) rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at plane %lld", (long long)z);
     }
     if (rc == SS_OK) {
-        int t, o;
-        cnn_tiler_geometry(tl, &t, &o);
-        ctx_attr(c, "tile", json_integer(t));
-        ctx_attr(c, "overlap", json_integer(o));
-        ctx_attr(c, "kernel", json_string(net_kernel_of(tl)));
+        cnn_tiler_attrs(c, tl);
         ctx_attr(c, "views", json_integer(views));
         ctx_attr(c, "combine", json_string(median ? "median" : "mean"));
-        ctx_attr(c, "model", json_pack("{s:s,s:s}", "stage", wst, "array", wname));
     }
 done:
     json_decref(mattrs);

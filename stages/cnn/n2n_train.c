@@ -73,7 +73,7 @@ static void fill(const void *ctx, ss_rng *r, int P, float *in, float *tgt)
 
 static int run(stage_ctx *c)
 {
-    float *rep = NULL, *params = NULL;
+    float *rep = NULL;
     int64_t *planes = NULL;
     uint8_t *use = NULL;
     double *pm = NULL;
@@ -119,20 +119,14 @@ static int run(stage_ctx *c)
     }
     net_arch a;
     cnn_unet_from_params(c, 1, 1, &a);
-    params = malloc(net_n_params(&a) * sizeof *params);
-    if (!params) {
-        rc = ss_nomem(net_n_params(&a) * sizeof *params, "the weights");
-        goto done;
-    }
     n2n_src src = {rep, R, Z, Y, X, planes, np_, pm, mode};
     cnn_pairs pairs = {1, 1, Y, X, fill, &src};
-    if ((rc = cnn_train(c, &a, &pairs, params)) != SS_OK) goto done;
-    if ((rc = cnn_model_save(c, &a, params, &nm)) != SS_OK) goto done;
+    if ((rc = cnn_train(c, &a, &pairs, &nm, NULL)) != SS_OK) goto done;
     ctx_attr(c, "pairs", json_string(ms));
     ctx_attr(c, "train_planes", json_integer(np_));
     ctx_attr(c, "repeats", json_integer(R));
 done:
-    free(rep), free(params), free(planes), free(use), free(pm);
+    free(rep), free(planes), free(use), free(pm);
     return rc;
 }
 

@@ -157,20 +157,15 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
         {"curve_seconds", curve_s, (size_t)steps * sizeof *curve_s},
         {"elapsed", &elapsed0, sizeof elapsed0},
     };
-    checkpoint *ck = ctx_checkpoint(c);
     if (rc == SS_OK) {
         siren_init(a, params, ctx_seed(c));
-        int r = checkpoint_load(ck, &step, e, 6);
-        if (r < 0) {
-            /* A damaged checkpoint costs the time it saved, nothing else. */
-            ctx_warn(c, "ignoring the checkpoint: %s; training from the start", ss_errmsg());
+        int reinit;
+        step = train_resume(c, e, 6, steps, &reinit);
+        if (reinit) {
             siren_init(a, params, ctx_seed(c));
             memset(am, 0, np * sizeof *am);
             memset(av, 0, np * sizeof *av);
-            step = 0;
             elapsed0 = 0;
-        } else if (r == 1) {
-            ctx_warn(c, "resuming from the checkpoint at step %lld of %lld", (long long)step, (long long)steps);
         }
     }
     siren_batch b = {.grid = &g, .index = d->index, .n = d->n, .target = d->target, .R = d->R,
@@ -204,30 +199,11 @@ int siren_fit_train(stage_ctx *c, const siren_model *m, const siren_data *d, flo
         curve_loss[step] = loss;
         curve_s[step] = ss_now() - t0;
         ctx_progress(c, step + 1);
-        if (ctx_cancelled(c) || checkpoint_due(ck, step + 1)) {
-            elapsed0 = ss_now() - t0;
-            int64_t done = step + 1;
-            int sr = checkpoint_save(ck, done, e, 6);
-            if (sr != SS_OK) rc = sr;
-            else if (ctx_cancelled(c))
-                rc = ss_fail(SS_ERR_INTERRUPTED, "interrupted at step %lld; the next run resumes there",
-                             (long long)done);
-        }
+        rc = train_checkpoint(c, step + 1, e, 6, &elapsed0, t0, NULL);
     }
     if (rc == SS_OK) {
-        int64_t *sidx = malloc(sizeof *sidx * (size_t)steps);
-        for (int64_t i = 0; sidx && i < steps; i++) sidx[i] = i + 1;
-        table_col cols[3] = {{"step", COL_I64, NULL, sidx, NULL},
-                             {"loss", COL_F64, curve_loss, NULL, NULL},
-                             {"seconds", COL_F64, curve_s, NULL, NULL}};
-        table_view tv = {3, steps, cols};
-        rc = sidx ? store_writer_table(ctx_writer(c), "curve", &tv)
-                  : ss_nomem(sizeof *sidx * (size_t)steps, "the loss curve of %lld steps",
-                             (long long)steps);
-        free(sidx);
+        rc = train_write_curve(c, steps, curve_loss, curve_s);
         if (rc == SS_OK) {
-            ctx_attr(c, "final_loss", json_real(curve_loss[steps - 1]));
-            ctx_attr(c, "train_seconds", json_real(curve_s[steps - 1]));
             ctx_attr(c, "train_voxels", json_integer(d->n));
             ctx_attr(c, "kernel", json_string(k->siren_work_kernel(w)));
         }
@@ -283,13 +259,7 @@ int siren_fit_save(stage_ctx *c, const siren_model *m, const float *params, cons
 {
     note_normalisation(c, input_port);
     const siren_arch *a = &m->arch;
-    int64_t np = (int64_t)siren_n_params(a);
-    store_array *wa;
-    int rc = store_writer_array(ctx_writer(c), "weights", DT_F32, 1, &np, NULL, NULL, &wa);
-    if (rc != SS_OK) return rc;
-    int64_t st = 0;
-    rc = store_array_write(wa, &st, &np, DT_F32, params);
-    store_array_close(wa);
+    int rc = train_write_weights(c, "weights", params, (int64_t)siren_n_params(a));
     if (rc != SS_OK) return rc;
     json_t *z = json_array();
     for (int64_t i = 0; i < m->shape[0]; i++) json_array_append_new(z, json_real(m->z[i]));
