@@ -71,6 +71,16 @@ typedef struct {
     {.name = "read_noise", .type = P_NUM, .def = (def_), .flags = PARAM_RANGE, .lo = 0, .hi = 10000,                \
      .doc = "Gaussian read noise, standard deviation in counts"}
 
+/* Adam's moment parameters (beta1, beta2, adam_eps), as torch.optim.Adam's
+ * defaults, for the training stages. */
+#define PARAM_ADAM_MOMENTS                                                                                         \
+    {.name = "beta1", .type = P_NUM, .def = "0.9", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,         \
+     .doc = "Adam beta1"},                                                                                         \
+    {.name = "beta2", .type = P_NUM, .def = "0.999", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,       \
+     .doc = "Adam beta2"},                                                                                         \
+    {.name = "adam_eps", .type = P_NUM, .def = "1e-8", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 1,     \
+     .doc = "Adam epsilon"}
+
 /* Kinds of data flowing between stages. */
 enum {
     KIND_IMAGE = 1u << 0,   /* ZYX image stack */

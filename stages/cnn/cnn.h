@@ -46,12 +46,7 @@
     {.name = "optimizer", .type = P_ENUM, .def = opt_def, .choices = "adam|sgd", .doc = "Adam or SGD"},            \
     {.name = "lr", .type = P_NUM, .def = lr_def, .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 10,          \
      .doc = "learning rate"},                                                                                      \
-    {.name = "beta1", .type = P_NUM, .def = "0.9", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,         \
-     .doc = "Adam beta1"},                                                                                         \
-    {.name = "beta2", .type = P_NUM, .def = "0.999", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,       \
-     .doc = "Adam beta2"},                                                                                         \
-    {.name = "adam_eps", .type = P_NUM, .def = "1e-8", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 1,     \
-     .doc = "Adam epsilon"},                                                                                       \
+    PARAM_ADAM_MOMENTS,                                                                                            \
     {.name = "momentum", .type = P_NUM, .def = "0.9", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,      \
      .doc = "SGD momentum"},                                                                                       \
     {.name = "augment", .type = P_BOOL, .def = "true",                                                             \

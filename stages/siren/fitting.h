@@ -22,12 +22,7 @@
      .doc = "optimiser steps"},                                                                                    \
     {.name = "lr", .type = P_NUM, .def = "1e-3", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 10,          \
      .doc = "Adam learning rate"},                                                                                 \
-    {.name = "beta1", .type = P_NUM, .def = "0.9", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,         \
-     .doc = "Adam beta1"},                                                                                         \
-    {.name = "beta2", .type = P_NUM, .def = "0.999", .flags = PARAM_RANGE | PARAM_HI_OPEN, .lo = 0, .hi = 1,       \
-     .doc = "Adam beta2"},                                                                                         \
-    {.name = "adam_eps", .type = P_NUM, .def = "1e-8", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 1,     \
-     .doc = "Adam epsilon"},                                                                                       \
+    PARAM_ADAM_MOMENTS,                                                                                            \
     {.name = "batch", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 1e12,                        \
      .doc = "voxels per step; 0: full batch (every training voxel every step, as the paper)"},                    \
     {.name = "fraction", .type = P_NUM, .def = "1.0", .flags = PARAM_RANGE | PARAM_LO_OPEN, .lo = 0, .hi = 1,      \
