@@ -21,6 +21,7 @@ extern const stage_type stage_n2n_apply;
 extern const stage_type stage_cnn_motion;
 extern const stage_type stage_import_model;
 extern const stage_type stage_metrics;
+extern const stage_type stage_summarize;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
 extern const stage_type stage_interp_cubic;
@@ -47,6 +48,7 @@ static const stage_type *const table[] = {
     &stage_cnn_motion,
     &stage_import_model,
     &stage_metrics,
+    &stage_summarize,
     &stage_register_rigid,
     &stage_interp_linear,
     &stage_interp_cubic,

@@ -106,6 +106,9 @@ typedef struct {
 enum {
     STAGE_STOCHASTIC = 1u << 0, /* uses ctx_seed(): the run seed joins the fingerprint */
     STAGE_SOURCE = 1u << 1,     /* reads the sample's data: voxel size and repeats join the fingerprint */
+    STAGE_COHORT = 1u << 2,     /* may be declared `scope: cohort`: run() then sees every sample
+                                   (ctx_n_samples, ctx_select_sample) */
+    STAGE_COHORT_ONLY = 1u << 3, /* runs at cohort scope only (its default scope) */
 };
 
 typedef struct stage_ctx stage_ctx;
@@ -183,8 +186,21 @@ uint64_t ctx_seed(const stage_ctx *c);
 int ctx_threads(const stage_ctx *c);
 const kernels *ctx_kernels(const stage_ctx *c);
 
-/* The container; inputs are read with store_array_open(ctx_store(c), ...). */
+/* The container the stage writes: its sample's, or for a cohort stage the
+ * run's cohort container. */
 store *ctx_store(stage_ctx *c);
+/* The container an input port's array is read from (with ctx_input's stage
+ * and array names): the cohort container when the port reads a cohort
+ * stage, else the sample's (a cohort stage's: the selected sample's). */
+store *ctx_input_store(stage_ctx *c, const char *port);
+/* A stage with scope: cohort sees its samples one at a time: there are
+ * ctx_n_samples of them (1 for a per-sample stage), and ctx_select_sample
+ * makes the k-th the one ctx_sample, ctx_input_store and the ctx_open_input
+ * family read (its container opened read-only; an input error when it
+ * cannot be). Sample 0 is selected when run() starts. */
+int ctx_is_cohort(const stage_ctx *c);
+int ctx_n_samples(const stage_ctx *c);
+int ctx_select_sample(stage_ctx *c, int k);
 /* Resolves input port -> (stage, array) of the container. Returns 0 when an
  * optional port is not connected, 1 when it is, negative on error. */
 int ctx_input(const stage_ctx *c, const char *port, const char **stage, const char **array);

@@ -63,7 +63,10 @@ static const char run_help[] =
     "\n"
     "  --sample ID          only this sample\n"
     "  --array-index N      only the N-th sample of the config (0-based), as a\n"
-    "                       cluster array task uses it (e.g. $SLURM_ARRAY_TASK_ID)\n"
+    "                       cluster array task uses it (e.g. $SLURM_ARRAY_TASK_ID);\n"
+    "                       stages that read a cohort stage not yet run wait for it\n"
+    "  --cohort             only the cohort stages (scope: cohort) whose inputs every\n"
+    "                       sample has committed, into OUTPUT/_cohort.h5\n"
     "  --stages A,B         only these stages (their inputs must be committed)\n"
     "  --force STAGE        recompute STAGE and everything downstream (repeatable)\n"
     "  --dry-run            print what would run and why; change nothing\n"
@@ -92,6 +95,7 @@ static int parse_run_options(int argc, char **argv, run_options *o, const char *
         {"dry-run", no_argument, 0, 'n'},      {"threads", required_argument, 0, 't'},
         {"device", required_argument, 0, 'd'}, {"log-json", required_argument, 0, 'j'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {"cohort", no_argument, 0, 'c'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -102,7 +106,7 @@ static int parse_run_options(int argc, char **argv, run_options *o, const char *
     int ch;
     while ((ch = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         char *end;
-        if (!allow_run_opts && ch != 's' && ch != 'a' && ch != 'h' && ch != '?' && ch != ':')
+        if (!allow_run_opts && ch != 's' && ch != 'a' && ch != 'c' && ch != 'h' && ch != '?' && ch != ':')
             return usage_error(help, "option %s is not used by this command", argv[optind - 1]);
         switch (ch) {
         case 's': o->sample = optarg; break;
@@ -113,6 +117,7 @@ static int parse_run_options(int argc, char **argv, run_options *o, const char *
         case 'S': split_list(optarg, &o->only, &o->n_only); break;
         case 'f': split_list(optarg, &o->force, &o->n_force); break;
         case 'n': o->dry_run = 1; break;
+        case 'c': o->cohort_only = 1; break;
         case 't':
             o->threads = (int)strtol(optarg, &end, 10);
             if (*end || o->threads < 0) return usage_error(help, "--threads needs an integer >= 0, got '%s'", optarg);
@@ -130,6 +135,8 @@ static int parse_run_options(int argc, char **argv, run_options *o, const char *
     }
     if (optind != argc - 1)
         return usage_error(help, "%s", optind >= argc ? "expected one CONFIG file" : "expected exactly one CONFIG file");
+    if (o->cohort_only && (o->sample || o->array_index >= 0))
+        return usage_error(help, "%s", "--cohort runs the cohort stages; --sample and --array-index run one sample's");
     return 0;
 }
 
@@ -553,38 +560,6 @@ static const char export_help[] =
     "$SIRENSTACK_BIGTIFF_BYTES bytes of pixels), or always with --bigtiff.\n"
     "FILE is written under a temporary name and renamed when complete.\n";
 
-static int export_csv(const table_data *t, FILE *f)
-{
-    for (int c = 0; c < t->n_cols; c++) fprintf(f, "%s%s", c ? "," : "", t->names[c]);
-    fputc('\n', f);
-    for (int64_t r = 0; r < t->n_rows; r++) {
-        for (int c = 0; c < t->n_cols; c++) {
-            if (c) fputc(',', f);
-            if (t->types[c] == COL_F64) {
-                double v = ((double *)t->data[c])[r];
-                if (isnan(v)) fputs("nan", f);
-                else fprintf(f, "%.17g", v);
-            }
-            else if (t->types[c] == COL_I64) fprintf(f, "%lld", (long long)((int64_t *)t->data[c])[r]);
-            else {
-                const char *s = (const char *)t->data[c] + r * TABLE_STR_LEN;
-                if (strpbrk(s, ",\"\n")) {
-                    fputc('"', f);
-                    for (; *s; s++) {
-                        if (*s == '"') fputc('"', f);
-                        fputc(*s, f);
-                    }
-                    fputc('"', f);
-                } else {
-                    fputs(s, f);
-                }
-            }
-        }
-        fputc('\n', f);
-    }
-    return ferror(f) ? -1 : 0;
-}
-
 static const char *npy_descr(ss_dtype t)
 {
     static const char *d[DT_COUNT] = {"|u1", "<u2", "<i2", "<u4", "<i4", "<i8", "<f4", "<f8"};
@@ -836,7 +811,7 @@ int cmd_export(int argc, char **argv)
     if (rc == SS_OK && is_table == 1) {
         table_data t;
         if (rc == SS_OK && (rc = store_table_read(st, stage, name, &t)) == SS_OK) {
-            if (export_csv(&t, f) != 0) rc = ss_fail(SS_ERR_IO, "%s: write failed", out);
+            if (table_write_csv(&t, f) != 0) rc = ss_fail(SS_ERR_IO, "%s: write failed", out);
             table_free(&t);
         }
     } else if (rc == SS_OK) {
@@ -897,14 +872,17 @@ static const char stages_help[] =
     "weights, mask), and its parameters (type, range or choices, default, meaning).\n"
     "\n"
     "  --json   the same as a JSON list, one object per type: name, version, doc,\n"
-    "           stochastic, source, params [name, type, default, required,\n"
-    "           nullable, doc, range {min, max, min_exclusive, max_exclusive},\n"
-    "           choices, items {min, max}], inputs [name, kinds, doc, optional,\n"
-    "           multiple], outputs [name, kinds, doc, like]\n";
+    "           stochastic, source, cohort (no, allowed, only), params [name,\n"
+    "           type, default, required, nullable, doc, range {min, max,\n"
+    "           min_exclusive, max_exclusive}, choices, items {min, max}],\n"
+    "           inputs [name, kinds, doc, optional, multiple], outputs [name,\n"
+    "           kinds, doc, like]\n";
 
 static void print_stage_type(const stage_type *t)
 {
     printf("%s (version %d)\n    %s\n", t->name, t->version, t->summary);
+    if (t->flags & STAGE_COHORT_ONLY) printf("    scope  cohort: runs once per run, over every sample's outputs\n");
+    else if (t->flags & STAGE_COHORT) printf("    scope  sample (default), or cohort: once per run, over every sample\n");
     for (int out = 0; out < 2; out++)
         for (const port_spec *p = out ? t->outputs : t->inputs; p && p->name; p++) {
             char kinds[64];

@@ -287,7 +287,7 @@ static json_t *validate_params(cfg_errors *e, const stage_type *t, const ynode *
 static const char *const top_keys[] = {"version", "run", "samples", "stages", NULL};
 static const char *const run_keys[] = {"name", "output", "store", "compression", "device", "threads", "seed",
                                        "checkpoint", "progress_interval", NULL};
-static const char *const stage_keys[] = {"uses", "inputs", "params", "description", NULL};
+static const char *const stage_keys[] = {"uses", "inputs", "params", "description", "scope", "samples", NULL};
 
 /* The run section is validated with the same machinery as stage params. */
 static const param_spec run_params[] = {
@@ -662,6 +662,13 @@ static void check_substitutions(cfg_errors *e, config *c, const ynode *stages)
     for (int i = 0; i < c->n_stages; i++) {
         stage_decl *d = &c->stages[i];
         const ynode *pm = ymap_get(ymap_get(stages, d->name), "params");
+        if (d->cohort) {
+            json_t *p;
+            if (config_stage_params(c, i, NULL, &p) == SS_OK) json_decref(p);
+            else cfg_error(e, pm ? pm->line : d->line, pm ? pm->col : d->col, "", "stages.%s.params: %s", d->name,
+                           ss_errmsg());
+            continue;
+        }
         for (int si = 0; si < c->n_samples; si++) {
             json_t *p;
             if (config_stage_params(c, i, &c->samples[si], &p) == SS_OK) {
@@ -677,6 +684,82 @@ static void check_substitutions(cfg_errors *e, config *c, const ynode *stages)
             break;
         }
     }
+}
+
+/* scope: sample (the default) or cohort, and a cohort stage's samples. */
+static void validate_scope(cfg_errors *e, config *c, stage_decl *d, const ynode *sn, const char *kp)
+{
+    const stage_type *t = d->type;
+    const ynode *sc = ymap_get(sn, "scope"), *sm = ymap_get(sn, "samples");
+    char skp[600];
+    snprintf(skp, sizeof skp, "%s.scope", kp);
+    d->cohort = (t->flags & STAGE_COHORT_ONLY) != 0;
+    if (sc) {
+        if (sc->kind != YN_SCALAR || (strcmp(sc->value, "sample") && strcmp(sc->value, "cohort"))) {
+            cfg_error(e, sc->line, sc->col, skp, "expected sample or cohort, got %s", describe(sc));
+            return;
+        }
+        d->cohort = !strcmp(sc->value, "cohort");
+        if (!d->cohort && (t->flags & STAGE_COHORT_ONLY))
+            cfg_error(e, sc->line, sc->col, skp, "stage type '%s' runs once per run over every sample's outputs "
+                      "(scope: cohort) only", t->name);
+        else if (d->cohort && !(t->flags & (STAGE_COHORT | STAGE_COHORT_ONLY)))
+            cfg_error(e, sc->line, sc->col, skp, "stage type '%s' runs per sample only; the types that take "
+                      "scope: cohort are listed by `sirenstack stages` (\"cohort\")", t->name);
+    }
+    if (!sm) return;
+    snprintf(skp, sizeof skp, "%s.samples", kp);
+    if (!d->cohort) {
+        cfg_error(e, sm->line, sm->col, skp, "only a stage with scope: cohort reads a subset of the samples");
+        return;
+    }
+    if (sm->kind != YN_SEQ || sm->n == 0) {
+        cfg_error(e, sm->line, sm->col, skp, "expected a list of one or more sample ids, got %s", describe(sm));
+        return;
+    }
+    d->subset = calloc(sm->n, sizeof *d->subset);
+    if (!d->subset) abort();
+    for (size_t q = 0; q < sm->n; q++) {
+        const ynode *v = sm->items[q];
+        int found = -1;
+        for (int k = 0; v->kind == YN_SCALAR && k < c->n_samples && found < 0; k++)
+            if (!strcmp(c->samples[k].id, v->value)) found = k;
+        for (int k = 0; found >= 0 && k < d->n_subset; k++)
+            if (d->subset[k] == found) {
+                cfg_error(e, v->line, v->col, skp, "sample '%s' is listed twice", v->value);
+                found = -2;
+            }
+        if (found == -1) cfg_error(e, v->line, v->col, skp, "no sample has the id %s", describe(v));
+        if (found >= 0) d->subset[d->n_subset++] = found;
+    }
+}
+
+int config_cohort_n(const config *c, int i)
+{
+    return c->stages[i].n_subset ? c->stages[i].n_subset : c->n_samples;
+}
+
+int config_cohort_sample(const config *c, int i, int k)
+{
+    return c->stages[i].n_subset ? c->stages[i].subset[k] : k;
+}
+
+/* Levels: the longest chain of cohort stages upstream (stage_decl.level). */
+static void set_levels(config *c)
+{
+    int *order = calloc((size_t)c->n_stages + 1, sizeof *order);
+    if (!order) abort();
+    graph_topo_order(c, order);
+    for (int oi = 0; oi < c->n_stages; oi++) {
+        stage_decl *d = &c->stages[order[oi]];
+        d->level = 0;
+        for (int k = 0; k < d->n_inputs; k++) {
+            const stage_decl *u = &c->stages[d->inputs[k].stage_index];
+            int l = u->level + (u->cohort && !d->cohort);
+            if (l > d->level) d->level = l;
+        }
+    }
+    free(order);
 }
 
 static void validate_stages(cfg_errors *e, config *c, const ynode *root, const ynode *stages)
@@ -741,6 +824,7 @@ static void validate_stages(cfg_errors *e, config *c, const ynode *root, const y
             cfg_error(e, pn ? pn->line : sn->line, pn ? pn->col : sn->col, pkp, "%s", why);
         }
         validate_inputs(e, d, ymap_get(sn, "inputs"), ikp);
+        validate_scope(e, c, d, sn, kp);
         const ynode *desc = ymap_get(sn, "description");
         char dkp[600];
         snprintf(dkp, sizeof dkp, "%s.description", kp);
@@ -825,6 +909,7 @@ int config_load(const char *path, config **out, sbuf *errors)
                       sbuf_str(&cyc));
         sbuf_free(&cyc);
     }
+    if (e.count == 0) set_levels(c);
     if (e.count == 0) check_kinds(&e, c, stages);
     if (e.count == 0) check_substitutions(&e, c, stages);
 done:
@@ -851,6 +936,7 @@ void config_free(config *c)
             free(d->inputs[k].output);
         }
         free(d->inputs);
+        free(d->subset);
     }
     free(c->stages);
     samples_free(c->samples, c->n_samples);
@@ -896,6 +982,9 @@ static int substitute(const char *in, const sample_info *s, sbuf *out)
             p = end + 1;
             continue;
         }
+        if (!s)
+            return ss_fail(SS_ERR_CONFIG, "'%s': {%s} names a sample's field, but a stage with scope: cohort runs once "
+                           "for all samples", in, field);
         json_t *v = json_object_get(s->fields, field);
         if (!v || json_is_null(v))
             return ss_fail(SS_ERR_CONFIG, "'%s': sample '%s' has no field '%s'", in, s->id, field);
@@ -1055,11 +1144,20 @@ json_t *config_json_schema(void)
         json_array_append_new(cases, json_pack("{s:{s:{s:{s:s}}},s:o}", "if", "properties", "uses", "const",
                                                (*t)->name, "then", then));
     }
-    json_object_set_new(
-        defs, "stage",
-        json_pack("{s:s,s:[s],s:{s:{s:o,s:s},s:{},s:{},s:{s:s}},s:b,s:o}", "type", "object", "required", "uses",
-                  "properties", "uses", "enum", types, "description", "stage type (see `sirenstack stages`)", "inputs",
-                  "params", "description", "type", "string", "additionalProperties", 0, "allOf", cases));
+    json_t *stage = json_pack("{s:s,s:[s],s:{s:{s:o,s:s},s:{},s:{},s:{s:s}},s:b,s:o}", "type", "object", "required",
+                              "uses", "properties", "uses", "enum", types, "description",
+                              "stage type (see `sirenstack stages`)", "inputs", "params", "description", "type",
+                              "string", "additionalProperties", 0, "allOf", cases);
+    json_t *props = json_object_get(stage, "properties");
+    json_object_set_new(props, "scope",
+                        json_pack("{s:[s,s],s:s}", "enum", "sample", "cohort", "description",
+                                  "sample (the default): once per sample; cohort: once per run, over every "
+                                  "sample's outputs (the types flagged cohort in `sirenstack stages`)"));
+    json_object_set_new(props, "samples",
+                        json_pack("{s:s,s:{s:s},s:i,s:b,s:s}", "type", "array", "items", "type", "string", "minItems",
+                                  1, "uniqueItems", 1, "description",
+                                  "scope cohort: the ids of the samples it reads (default: all)"));
+    json_object_set_new(defs, "stage", stage);
     json_t *run = params_schema(run_params);
     json_object_set_new(json_object_get(run, "properties"), "checkpoint", params_schema(ckpt_params));
     json_t *sample = json_pack(
@@ -1142,8 +1240,9 @@ json_t *config_stage_type_json(const stage_type *t)
             json_object_set_new(o, "items", json_pack("{s:i,s:i}", "min", p->list_min, "max", p->list_max));
         json_array_append_new(params, o);
     }
-    return json_pack("{s:s,s:i,s:s,s:b,s:b,s:o,s:o,s:o}", "name", t->name, "version", t->version, "doc",
+    const char *cohort = t->flags & STAGE_COHORT_ONLY ? "only" : t->flags & STAGE_COHORT ? "allowed" : "no";
+    return json_pack("{s:s,s:i,s:s,s:b,s:b,s:s,s:o,s:o,s:o}", "name", t->name, "version", t->version, "doc",
                      t->summary ? t->summary : "", "stochastic", (t->flags & STAGE_STOCHASTIC) != 0, "source",
-                     (t->flags & STAGE_SOURCE) != 0, "params", params, "inputs", ports_json(t->inputs, 1), "outputs",
-                     ports_json(t->outputs, 0));
+                     (t->flags & STAGE_SOURCE) != 0, "cohort", cohort, "params", params, "inputs",
+                     ports_json(t->inputs, 1), "outputs", ports_json(t->outputs, 0));
 }

@@ -28,6 +28,13 @@ typedef struct {
     stage_input *inputs;
     int n_inputs;
     int line, col;      /* where the stage is declared */
+    int cohort;         /* scope: cohort: runs once per run over the samples' outputs */
+    int *subset;        /* scope cohort: indices of the samples it reads (all when n_subset == 0) */
+    int n_subset;
+    int level;          /* how many cohort stages lie upstream on the longest path; a
+                           per-sample stage of level L runs after the cohort stages of
+                           level L - 1, a cohort stage of level L after the per-sample
+                           stages of level L */
 } stage_decl;
 
 typedef struct {
@@ -56,7 +63,11 @@ int config_load(const char *path, config **out, sbuf *errors);
 void config_free(config *c);
 int config_find_stage(const config *c, const char *name);
 
-/* Parameters of stage i for one sample: {field} substituted, paths resolved
+/* The samples a cohort stage reads: n and the k-th sample's index. */
+int config_cohort_n(const config *c, int i);
+int config_cohort_sample(const config *c, int i, int k);
+
+/* Parameters of stage i for one sample (s NULL for a cohort stage): {field} substituted, paths resolved
  * against the config's folder. New reference. */
 int config_stage_params(const config *c, int i, const sample_info *s, json_t **out);
 
@@ -72,7 +83,8 @@ json_t *config_json_schema(void);
  * type, default, required, nullable, doc, range?: {min, max, min_exclusive,
  * max_exclusive}, choices?: [...], items?: {min, max}}], inputs: [{name,
  * kinds, doc, optional, multiple}], outputs: [{name, kinds, doc, like}]}.
- * kinds: a list of image, repeats, table, weights, mask. New reference. */
+ * kinds: a list of image, repeats, table, weights, mask; cohort: no, allowed or
+ * only (scope: cohort). New reference. */
 json_t *config_stage_type_json(const stage_type *t);
 /* "int", "number", "bool", "string", "enum", "path", "int list", ... */
 const char *config_param_type_name(param_type t);

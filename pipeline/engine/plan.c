@@ -230,10 +230,62 @@ static int hash_with_companions(const char *path, json_t *members, json_t *cache
     return rc;
 }
 
-/* Plans one sample. st may be NULL (no container yet). Returns SS_OK, or an
- * error for problems of the request itself (unknown --force stage, ...). */
+/* The committed fingerprint and attributes of a stage, where st has it
+ * committed; 1 when they cannot be read. */
+static int read_committed(store *st, const char *stage, stage_plan *sp)
+{
+    if (!st || store_has_stage(st, stage) != 1) return 0;
+    if (store_stage_attrs(st, stage, &sp->attrs) != SS_OK) return 1;
+    const char *cf = json_string_value(json_object_get(sp->attrs, "fingerprint"));
+    if (cf) {
+        sp->committed = 1;
+        snprintf(sp->committed_fp, FP_HEX, "%s", cf);
+    }
+    return 0;
+}
+
+/* An input's fingerprint under its port (a list for a port taking several). */
+static void add_input_fp(stage_plan *sp, const stage_type *t, const char *port, json_t *fp)
+{
+    if (port_is_multiple(t, port)) {
+        json_t *arr = json_object_get(sp->input_fps, port);
+        if (!arr) json_object_set_new(sp->input_fps, port, arr = json_array());
+        json_array_append_new(arr, fp);
+    } else {
+        json_object_set_new(sp->input_fps, port, fp);
+    }
+}
+
+int plan_entry_ready(const stage_plan *p)
+{
+    if (p->cohort) return p->ready;
+    return !p->error && !p->waiting && (p->act == ACT_REUSE || (p->act == ACT_SKIP && p->committed));
+}
+
+/* A cohort stage in a sample's plan: not run with the sample; its
+ * fingerprint is the cohort plan's. */
+static void plan_cohort_entry(const config *c, int i, const stage_plan *cohort, stage_plan *sp)
+{
+    sp->cohort = 1;
+    sp->act = ACT_SKIP;
+    sp->file_hashes = json_object();
+    sp->input_fps = json_object();
+    const stage_plan *cp = cohort ? &cohort[i] : NULL;
+    if (cp && cp->fp[0]) {
+        memcpy(sp->fp, cp->fp, FP_HEX);
+        sp->error = cp->error;
+        sp->ready = cp->ready;
+        sp->waiting = !cp->ready;
+    } else {
+        snprintf(sp->fp, FP_HEX, "not-planned");
+        sp->waiting = 1;
+    }
+    if (sp->waiting) snprintf(sp->waits_for, sizeof sp->waits_for, "%s", c->stages[i].name);
+    sbuf_put(&sp->reason, "cohort stage (runs once for the run)");
+}
+
 int plan_sample(const config *c, const sample_info *s, store *st, const run_options *o, const int *order,
-                       json_t *hash_cache, stage_plan **out)
+                const stage_plan *cohort, json_t *hash_cache, stage_plan **out)
 {
     int n = c->n_stages;
     stage_plan *p = calloc((size_t)n, sizeof *p);
@@ -257,6 +309,10 @@ int plan_sample(const config *c, const sample_info *s, store *st, const run_opti
         int i = order[oi];
         const stage_decl *d = &c->stages[i];
         stage_plan *sp = &p[i];
+        if (d->cohort) {
+            plan_cohort_entry(c, i, cohort, sp);
+            continue;
+        }
         sp->file_hashes = json_object();
         sp->input_fps = json_object();
         if ((rc = config_stage_params(c, i, s, &sp->params)) != SS_OK) break;
@@ -284,37 +340,21 @@ int plan_sample(const config *c, const sample_info *s, store *st, const run_opti
             }
             json_object_set_new(sp->file_hashes, ps->name, json_string(h));
         }
-        int upstream_error = 0;
+        int upstream_error = -1;
         for (int q = 0; q < d->n_inputs; q++) {
             const stage_plan *up = &p[d->inputs[q].stage_index];
-            if (up->error) upstream_error = 1;
-            if (port_is_multiple(d->type, d->inputs[q].port)) {
-                json_t *arr = json_object_get(sp->input_fps, d->inputs[q].port);
-                if (!arr) json_object_set_new(sp->input_fps, d->inputs[q].port, arr = json_array());
-                json_array_append_new(arr, json_string(up->fp));
-            } else {
-                json_object_set_new(sp->input_fps, d->inputs[q].port, json_string(up->fp));
-            }
+            if (up->error && upstream_error < 0) upstream_error = d->inputs[q].stage_index;
+            add_input_fp(sp, d->type, d->inputs[q].port, json_string(up->fp));
         }
-        if (upstream_error && !sp->error) {
+        if (upstream_error >= 0 && !sp->error) {
             sp->error = 1;
-            sbuf_put(&sp->reason, "an upstream stage cannot run");
+            sbuf_printf(&sp->reason, "%s stage %s cannot run", c->stages[upstream_error].cohort ? "cohort" : "input",
+                        c->stages[upstream_error].name);
         }
         json_t *basis = fp_basis(d->type, sp->params, sp->input_fps, sp->file_hashes, s, c->seed);
         fp_of_basis(basis, sp->fp);
         json_decref(basis);
-        int unreadable = 0;
-        if (st && store_has_stage(st, d->name) == 1) {
-            if (store_stage_attrs(st, d->name, &sp->attrs) == SS_OK) {
-                const char *cf = json_string_value(json_object_get(sp->attrs, "fingerprint"));
-                if (cf) {
-                    sp->committed = 1;
-                    snprintf(sp->committed_fp, FP_HEX, "%s", cf);
-                }
-            } else {
-                unreadable = 1;
-            }
-        }
+        int unreadable = read_committed(st, d->name, sp);
         if (sp->error) {
             sp->act = ACT_RUN;
             continue;
@@ -332,7 +372,7 @@ int plan_sample(const config *c, const sample_info *s, store *st, const run_opti
         }
         for (int q = 0; q < d->n_inputs; q++) {
             const stage_plan *up = &p[d->inputs[q].stage_index];
-            if (up->act == ACT_SKIP && !up->committed) {
+            if (up->act == ACT_SKIP && !up->committed && !up->cohort) {
                 rc = ss_fail(SS_ERR_CONFIG, "sample %s: stage '%s' reads '%s', which has no committed output; add %s to --stages",
                              s->id, d->name, d->inputs[q].stage, d->inputs[q].stage);
                 break;
@@ -374,6 +414,12 @@ int plan_sample(const config *c, const sample_info *s, store *st, const run_opti
             else if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
             else explain_stale(c, i, sp, p);
         }
+        for (int q = 0; q < d->n_inputs && sp->act == ACT_RUN && !sp->waiting; q++) {
+            const stage_plan *up = &p[d->inputs[q].stage_index];
+            if (!up->waiting) continue;
+            sp->waiting = 1;
+            memcpy(sp->waits_for, up->waits_for, sizeof sp->waits_for);
+        }
     }
     free(forced);
     free(below);
@@ -383,5 +429,158 @@ int plan_sample(const config *c, const sample_info *s, store *st, const run_opti
         return rc;
     }
     *out = p;
+    return SS_OK;
+}
+
+/* The fingerprints a cohort stage reads on one port reference: one per
+ * sample, by id (or the cohort stage's own, for a cohort input). */
+static json_t *cohort_input_fps(const config *c, int i, int j, stage_plan *const *samples, const stage_plan *cohort,
+                                int *ready, int *error, sbuf *why)
+{
+    if (c->stages[j].cohort) {
+        *ready &= cohort[j].ready;
+        *error |= cohort[j].error;
+        if (!cohort[j].ready && !why->len) sbuf_printf(why, "cohort stage %s is not ready", c->stages[j].name);
+        return json_string(cohort[j].fp);
+    }
+    json_t *o = json_object();
+    int n = config_cohort_n(c, i);
+    for (int k = 0; k < n; k++) {
+        int si = config_cohort_sample(c, i, k);
+        const stage_plan *sp = samples[si] ? &samples[si][j] : NULL;
+        if (!sp) {
+            *ready = 0;
+            *error = 1;
+            json_object_set_new(o, c->samples[si].id, json_string("not-planned"));
+            continue;
+        }
+        json_object_set_new(o, c->samples[si].id, json_string(sp->fp));
+        if (sp->error) *error = 1;
+        if (!plan_entry_ready(sp)) {
+            if (*ready && !why->len)
+                sbuf_printf(why, "sample %s: %s %s", c->samples[si].id, c->stages[j].name,
+                            sp->error ? "cannot run" : sp->waiting ? "waits for a cohort stage" : "is not done yet");
+            *ready = 0;
+        }
+    }
+    return o;
+}
+
+/* Why a committed cohort stage no longer matches: samples added, gone or
+ * with changed inputs, or another parameter, type or version. */
+static void list_ids(sbuf *r, const char *what, json_t *ids)
+{
+    size_t n = json_object_size(ids);
+    if (!n) return;
+    sbuf_printf(r, "%s%s%s ", r->len ? "; " : "", what, n > 1 ? "s" : "");
+    const char *id;
+    json_t *v;
+    int k = 0;
+    json_object_foreach(ids, id, v) sbuf_printf(r, "%s%s", k++ ? ", " : "", id);
+}
+
+static void explain_cohort_stale(const stage_decl *d, stage_plan *sp)
+{
+    json_t *old = json_object_get(sp->attrs, "input_fingerprints");
+    json_t *added = json_object(), *gone = json_object(), *changed = json_object();
+    const char *port;
+    json_t *now;
+    json_object_foreach(sp->input_fps, port, now)
+    {
+        json_t *was = json_object_get(old, port);
+        size_t n = json_is_array(now) ? json_array_size(now) : 1;
+        for (size_t r = 0; r < n; r++) {
+            json_t *a = json_is_array(now) ? json_array_get(now, r) : now;
+            json_t *b = json_is_array(was) ? json_array_get(was, r) : was;
+            if (!json_is_object(a)) continue; /* a cohort input: its own stage explains */
+            const char *id;
+            json_t *fp;
+            json_object_foreach(a, id, fp)
+            {
+                json_t *bf = json_object_get(b, id);
+                if (!bf) json_object_set(added, id, json_true());
+                else if (!json_equal(bf, fp)) json_object_set(changed, id, json_true());
+            }
+            json_object_foreach(b, id, fp)
+                if (!json_object_get(a, id)) json_object_set(gone, id, json_true());
+        }
+    }
+    list_ids(&sp->reason, "new sample", added);
+    list_ids(&sp->reason, "no longer reads sample", gone);
+    list_ids(&sp->reason, "changed inputs of sample", changed);
+    if (!sp->reason.len) {
+        const char *ot = json_string_value(json_object_get(sp->attrs, "stage_type"));
+        if (ot && strcmp(ot, d->type->name)) sbuf_printf(&sp->reason, "stage type changed (%s -> %s)", ot, d->type->name);
+        else sbuf_put(&sp->reason, "parameters, version or seed changed");
+    }
+    json_decref(added);
+    json_decref(gone);
+    json_decref(changed);
+}
+
+int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store *cst, const run_options *o,
+                      stage_plan *cohort)
+{
+    const stage_decl *d = &c->stages[i];
+    stage_plan *sp = &cohort[i];
+    json_decref(sp->params);
+    json_decref(sp->file_hashes);
+    json_decref(sp->input_fps);
+    json_decref(sp->attrs);
+    sbuf_free(&sp->reason);
+    memset(sp, 0, sizeof *sp);
+    sp->cohort = 1;
+    sp->file_hashes = json_object();
+    sp->input_fps = json_object();
+    int rc = config_stage_params(c, i, NULL, &sp->params);
+    if (rc != SS_OK) return rc;
+    sp->selected = o->n_only == 0;
+    for (int k = 0; k < o->n_only; k++) sp->selected |= !strcmp(o->only[k], d->name);
+    unsigned char *forced = calloc((size_t)c->n_stages, 1);
+    if (!forced) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < o->n_force; k++) {
+        int f = config_find_stage(c, o->force[k]);
+        if (f >= 0) graph_mark_dependants(c, f, forced);
+    }
+    int is_forced = forced[i];
+    free(forced);
+    int inputs_ready = 1;
+    sbuf why = {0};
+    for (int q = 0; q < d->n_inputs; q++) {
+        int j = d->inputs[q].stage_index;
+        add_input_fp(sp, d->type, d->inputs[q].port,
+                     cohort_input_fps(c, i, j, samples, cohort, &inputs_ready, &sp->error, &why));
+    }
+    json_t *basis = fp_basis(d->type, sp->params, sp->input_fps, sp->file_hashes, NULL, c->seed);
+    fp_of_basis(basis, sp->fp);
+    json_decref(basis);
+    int unreadable = read_committed(cst, d->name, sp);
+    int current = sp->committed && !strcmp(sp->fp, sp->committed_fp);
+    if (sp->error) {
+        sp->act = ACT_RUN;
+        sbuf_printf(&sp->reason, "an upstream stage cannot run (%s)", sbuf_str(&why));
+    } else if (!sp->selected) {
+        sp->act = ACT_SKIP;
+        if (sp->committed) memcpy(sp->fp, sp->committed_fp, FP_HEX);
+        sbuf_put(&sp->reason, sp->committed ? (current ? "not selected" : "not selected (stale)")
+                                            : "not selected (no committed output)");
+    } else if (current && !is_forced && store_stage_check(cst, d->name) == SS_OK) {
+        sp->act = ACT_REUSE;
+        sbuf_put(&sp->reason, "fingerprint matches");
+    } else {
+        sp->act = ACT_RUN;
+        if (is_forced) sbuf_put(&sp->reason, "forced");
+        else if (current) sbuf_printf(&sp->reason, "committed output is damaged: %s", ss_errmsg());
+        else if (unreadable) sbuf_printf(&sp->reason, "committed output is unreadable (%s)", ss_errmsg());
+        else if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
+        else explain_cohort_stale(d, sp);
+    }
+    sp->ready = !sp->error && (sp->act == ACT_REUSE || (sp->act == ACT_SKIP && sp->committed));
+    if (sp->act == ACT_RUN && !sp->error && !inputs_ready) {
+        sp->waiting = 1;
+        snprintf(sp->waits_for, sizeof sp->waits_for, "%s", sbuf_str(&why));
+        sbuf_printf(&sp->reason, "; waits: %s", sbuf_str(&why));
+    }
+    sbuf_free(&why);
     return SS_OK;
 }

@@ -24,6 +24,12 @@ typedef struct {
     int error;            /* planning failed for this stage (missing input file, ...) */
     int damaged;          /* committed, but unreadable or failing the store's check */
     char kept[160];       /* reused with another compression than the run's: what to say */
+    int cohort;           /* a cohort stage (in a sample's plan: run elsewhere, its fingerprint
+                             copied from the cohort plan) */
+    int ready;            /* cohort plans: committed and current, so dependants may read it */
+    int waiting;          /* would run, but reads a cohort stage that is not ready (directly
+                             or through stages that wait too) */
+    char waits_for[128];  /* the first such cohort stage */
 } stage_plan;
 
 void plan_free(stage_plan *p, int n);
@@ -32,7 +38,19 @@ int container_exists(const config *c, const char *path);
 int load_cache(store *st, json_t **cache);
 void save_cache(store *st, json_t *cache);
 int port_is_multiple(const stage_type *t, const char *port);
+/* Plans one sample. st may be NULL (no container yet). cohort: the cohort
+ * plan (n_stages entries, those of cohort stages filled), or NULL when the
+ * config has no cohort stages or none is planned yet (every cohort stage is
+ * then not ready). Returns SS_OK, or an error for problems of the request
+ * itself (unknown --force stage, ...). */
 int plan_sample(const config *c, const sample_info *s, store *st, const run_options *o, const int *order,
-                json_t *hash_cache, stage_plan **out);
+                const stage_plan *cohort, json_t *hash_cache, stage_plan **out);
+/* Plans cohort stage i into cohort[i] from the plans of its samples
+ * (samples[k] for the config's sample k, each planned with the cohort plan
+ * as it stood) and the cohort container cst (NULL: none yet). */
+int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store *cst, const run_options *o,
+                      stage_plan *cohort);
+/* Whether a plan entry's output can be read now: committed and current. */
+int plan_entry_ready(const stage_plan *p);
 
 #endif

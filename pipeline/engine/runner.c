@@ -99,8 +99,8 @@ static const kernels *pick_kernels(const config *c, const run_options *o, int *r
     return cu ? cu : kernels_cpu();
 }
 
-static int run_stage(const config *c, int i, const sample_info *s, store *st, stage_plan *sp, const kernels *k,
-                     int threads, reporter *rep)
+static int run_stage(const config *c, int i, const sample_info *s, store *st, store *cohort_st, stage_plan *sp,
+                     const kernels *k, int threads, reporter *rep)
 {
     const stage_decl *d = &c->stages[i];
     char started[32];
@@ -113,7 +113,8 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
                                                d->type->name, "reason", sbuf_str(&sp->reason)));
     ss_crashpoint("runner.stage_start");
     stage_ctx ctx = {
-        .cfg = c, .stage = i, .sample = s, .params = sp->params, .st = st, .k = k, .rep = rep, .threads = threads,
+        .cfg = c, .stage = i, .sample = s, .params = sp->params, .st = st, .in_st = d->cohort ? NULL : st,
+        .cohort_st = cohort_st, .k = k, .rep = rep, .threads = threads,
     };
     snprintf(ctx.label, sizeof ctx.label, "%s/%s", s->id, d->name);
     /* A stable per-(seed, sample, stage) stream. */
@@ -127,10 +128,12 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
     int rc = fs_mkdir_p(ckdir);
     if (rc == SS_OK) rc = checkpoint_new(ckpath, sp->fp, c->checkpoint_steps, c->checkpoint_seconds, &ctx.ckpt);
     if (rc == SS_OK) rc = store_stage_begin(st, d->name, &ctx.w);
+    if (rc == SS_OK && d->cohort) rc = ctx_select_sample(&ctx, 0);
     if (rc == SS_OK) {
         rc = d->type->run(&ctx);
         progress_end(rep);
     }
+    ctx_release(&ctx);
     char finished[32];
     ss_utc_iso8601(finished);
     double secs = ss_now() - t0;
@@ -161,6 +164,12 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
             ss_hostname(), "device", devtext, "started", started, "finished", finished, "seconds", secs, "threads",
             threads);
         if (d->type->flags & STAGE_STOCHASTIC) json_object_set_new(attrs, "seed", json_integer((json_int_t)c->seed));
+        if (d->cohort) {
+            json_t *ids = json_array();
+            for (int q = 0; q < config_cohort_n(c, i); q++)
+                json_array_append_new(ids, json_string(c->samples[config_cohort_sample(c, i, q)].id));
+            json_object_set_new(attrs, "samples", ids);
+        }
         if (ctx.extra_attrs) json_object_update(attrs, ctx.extra_attrs);
         json_object_foreach(attrs, key, v) if (rc == SS_OK) rc = store_writer_attr(ctx.w, key, v);
         json_decref(attrs);
@@ -261,12 +270,51 @@ static int worse(int a, int b)
     return a; /* the first failure decides the exit status */
 }
 
+/* The first failure of a run of several samples or stages: its code is the
+ * exit status and its message what main prints; later ones are only listed. */
+typedef struct {
+    int rc;
+    char msg[2048];
+} first_failure;
+
+static void failure_note(first_failure *f, int rc)
+{
+    if (rc == SS_OK || f->rc != SS_OK) return;
+    f->rc = rc;
+    snprintf(f->msg, sizeof f->msg, "%s", ss_errmsg());
+}
+
+static int failure_result(const first_failure *f)
+{
+    return f->rc == SS_OK ? SS_OK : ss_fail(f->rc, "%s", f->msg);
+}
+
+/* What a run of one sample sees of the cohort: the cohort plan (NULL when
+ * the config has none) and the cohort container its stages read from. */
+typedef struct {
+    stage_plan *plan;
+    store *st;
+} cohort_view;
+
+/* full: the whole run, where what waits runs in its turn */
+static const char *plan_word(const stage_plan *p, int full)
+{
+    if (p->error) return "cannot run";
+    if (p->waiting) return full ? "run" : "wait";
+    return p->act == ACT_RUN ? "run" : p->act == ACT_REUSE ? "reuse" : "skip";
+}
+
+/* Runs the stages of one sample: those of the given level (-1: every level),
+ * skipping those that wait for a cohort stage. *keep (when given) receives
+ * the plan, with the stages that committed now marked reused. */
 static int run_sample(const config *c, const sample_info *s, const run_options *o, const int *order,
-                      const kernels *k, int threads, reporter *rep)
+                      const cohort_view *cv, int level, const kernels *k, int threads, reporter *rep,
+                      stage_plan **keep)
 {
     char *path = container_path(c, s);
     store *st = NULL;
     int rc = SS_OK;
+    if (keep) *keep = NULL;
     if (!o->dry_run) {
         rc = fs_mkdir_p(c->output);
         if (rc == SS_OK) rc = store_open(path, c->store, STORE_OPEN_CREATE, &st);
@@ -290,7 +338,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
     if (st) load_cache(st, &cache);
     else cache = json_object();
     stage_plan *plan;
-    rc = plan_sample(c, s, st, o, order, cache, &plan);
+    rc = plan_sample(c, s, st, o, order, cv ? cv->plan : NULL, cache, &plan);
     if (st && !o->dry_run) save_cache(st, cache);
     json_decref(cache);
     if (rc != SS_OK) {
@@ -299,30 +347,37 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         return rc;
     }
     if (o->dry_run) {
+        int full = !o->sample && o->array_index < 0;
         printf("sample %s (%s):\n", s->id, path);
         for (int oi = 0; oi < c->n_stages; oi++) {
             int i = order[oi];
-            const char *what = plan[i].error ? "cannot run" : plan[i].act == ACT_RUN ? "run" : plan[i].act == ACT_REUSE ? "reuse" : "skip";
-            printf("  %-20s %-10s %s\n", c->stages[i].name, what, sbuf_str(&plan[i].reason));
+            if (c->stages[i].cohort) continue;
+            const char *why = sbuf_str(&plan[i].reason);
+            if (plan[i].waiting)
+                printf("  %-20s %-10s after cohort stage %s (%s)\n", c->stages[i].name, plan_word(&plan[i], full),
+                       plan[i].waits_for, why);
+            else printf("  %-20s %-10s %s\n", c->stages[i].name, plan_word(&plan[i], full), why);
         }
         int blocked = 0;
         for (int i = 0; i < c->n_stages; i++)
-            if (plan[i].error && !blocked) {
+            if (plan[i].error && !plan[i].cohort && !blocked) {
                 blocked = 1;
                 ss_fail(SS_ERR_INPUT, "%s/%s cannot run: %s", s->id, c->stages[i].name, sbuf_str(&plan[i].reason));
             }
-        plan_free(plan, c->n_stages);
+        if (keep) *keep = plan;
+        else plan_free(plan, c->n_stages);
         store_close(st);
         free(path);
         return blocked ? SS_ERR_INPUT : SS_OK;
     }
     report_event(rep, "sample_start", json_pack("{s:s,s:s}", "sample", s->id, "container", path));
-    int result = SS_OK;
+    int result = SS_OK, waits = 0;
+    const char *waited = NULL;
     for (int oi = 0; oi < c->n_stages; oi++) {
         int i = order[oi];
         stage_plan *sp = &plan[i];
         const stage_decl *d = &c->stages[i];
-        if (sp->act == ACT_SKIP) continue;
+        if (sp->act == ACT_SKIP || d->cohort || (level >= 0 && d->level != level)) continue;
         if (sp->error) {
             result = worse(result, ss_fail(SS_ERR_INPUT, "%s/%s: %s", s->id, d->name, sbuf_str(&sp->reason)));
             break;
@@ -333,10 +388,21 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
             if (!o->quiet) report_info(rep, "%s/%s: up to date%s%s", s->id, d->name, sp->kept[0] ? "; " : "", sp->kept);
             continue;
         }
+        if (sp->waiting) {
+            if (!waits++) waited = sp->waits_for;
+            report_event(rep, "stage_wait", json_pack("{s:s,s:s,s:s}", "sample", s->id, "stage", d->name, "cohort_stage",
+                                                      sp->waits_for));
+            continue;
+        }
         if (!o->quiet) report_info(rep, "%s/%s: running %s (%s)", s->id, d->name, d->type->name, sbuf_str(&sp->reason));
         json_decref(store_damage_take(st)); /* what planning found is planned for */
-        rc = run_stage(c, i, s, st, sp, k, threads, rep);
+        rc = run_stage(c, i, s, st, cv ? cv->st : NULL, sp, k, threads, rep);
         if (rc != SS_OK) note_damage(st, rc);
+        if (rc == SS_OK) {
+            sp->act = ACT_REUSE;
+            sp->committed = 1;
+            memcpy(sp->committed_fp, sp->fp, FP_HEX);
+        }
         /* A stage that finished is committed even when a signal came during
          * it; the run stops before the next one. */
         if (rc == SS_OK && runner_cancel_requested)
@@ -347,9 +413,219 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
             break;
         }
     }
-    plan_free(plan, c->n_stages);
+    if (waits && level < 0 && !o->quiet)
+        report_info(rep, "%s: %d stage%s wait%s for cohort stage %s (`sirenstack run CONFIG --cohort` runs it once "
+                    "every sample has run)", s->id, waits, waits == 1 ? "" : "s", waits == 1 ? "s" : "", waited);
+    if (keep) *keep = plan;
+    else plan_free(plan, c->n_stages);
     store_close(st);
     free(path);
+    return result;
+}
+
+static const sample_info cohort_sample = {.id = COHORT_ID};
+
+static int has_cohort_stages(const config *c)
+{
+    for (int i = 0; i < c->n_stages; i++)
+        if (c->stages[i].cohort) return 1;
+    return 0;
+}
+
+static int max_level(const config *c)
+{
+    int m = 0;
+    for (int i = 0; i < c->n_stages; i++)
+        if (c->stages[i].level > m) m = c->stages[i].level;
+    return m;
+}
+
+/* Plans every sample (reading its container, changing nothing) and the
+ * cohort stages from them, level by level: a cohort stage's fingerprint
+ * covers every sample's inputs to it. */
+static int plan_all(const config *c, const run_options *o, const int *order, stage_plan **splans, stage_plan *cplan,
+                    store *cst)
+{
+    int rc = SS_OK;
+    for (int level = 0; level <= max_level(c) && rc == SS_OK; level++) {
+        for (int si = 0; si < c->n_samples && rc == SS_OK; si++) {
+            const sample_info *s = &c->samples[si];
+            char *path = container_path(c, s);
+            store *st = NULL;
+            if (container_exists(c, path) && store_open(path, c->store, STORE_OPEN_REPAIRABLE, &st) != SS_OK)
+                st = NULL; /* planned as empty; its own run reports the problem */
+            json_t *cache;
+            if (st) load_cache(st, &cache);
+            else cache = json_object();
+            if (splans[si]) plan_free(splans[si], c->n_stages);
+            splans[si] = NULL;
+            rc = plan_sample(c, s, st, o, order, cplan, cache, &splans[si]);
+            json_decref(cache);
+            store_close(st);
+            free(path);
+        }
+        for (int oi = 0; oi < c->n_stages && rc == SS_OK; oi++)
+            if (c->stages[order[oi]].cohort && c->stages[order[oi]].level == level)
+                rc = plan_cohort_stage(c, order[oi], splans, cst, o, cplan);
+    }
+    return rc;
+}
+
+/* Runs the cohort stages of one level (-1: all) whose inputs are ready.
+ * strict: a stage whose inputs are not ready fails (a sample did not get
+ * that far); otherwise a stage that waits for per-sample stages that wait
+ * for a cohort stage themselves is reported and left for the next job. */
+static int run_cohort(const config *c, const run_options *o, const int *order, int level, stage_plan **splans,
+                      stage_plan *cplan, store *cst, const kernels *k, int threads, reporter *rep, int strict)
+{
+    first_failure first = {0};
+    int shown = 0;
+    for (int oi = 0; oi < c->n_stages && !runner_cancel_requested; oi++) {
+        int i = order[oi];
+        const stage_decl *d = &c->stages[i];
+        if (!d->cohort || (level >= 0 && d->level != level)) continue;
+        int rc = plan_cohort_stage(c, i, splans, cst, o, cplan);
+        stage_plan *sp = &cplan[i];
+        if (rc == SS_OK && o->dry_run) {
+            if (!shown++) {
+                char *path = container_path(c, &cohort_sample);
+                printf("cohort (%s):\n", path);
+                free(path);
+            }
+            if (sp->waiting && !o->cohort_only)
+                printf("  %-20s %-10s when every sample has run its inputs (%s)\n", d->name, plan_word(sp, 1),
+                       sbuf_str(&sp->reason));
+            else printf("  %-20s %-10s %s\n", d->name, plan_word(sp, 0), sbuf_str(&sp->reason));
+            continue;
+        }
+        if (rc == SS_OK && sp->act == ACT_SKIP) continue;
+        if (rc == SS_OK && sp->act == ACT_REUSE) {
+            report_event(rep, "stage_reuse", json_pack("{s:s,s:s,s:s}", "sample", COHORT_ID, "stage", d->name,
+                                                       "fingerprint", sp->fp));
+            if (!o->quiet) report_info(rep, "%s/%s: up to date", COHORT_ID, d->name);
+            continue;
+        }
+        if (rc == SS_OK && (sp->error || sp->waiting)) {
+            int later = sp->waiting && !sp->error && !strict && strstr(sp->waits_for, "waits for a cohort stage");
+            if (later) {
+                if (!o->quiet) report_info(rep, "%s/%s: waits (%s)", COHORT_ID, d->name, sp->waits_for);
+                continue;
+            }
+            rc = ss_fail(SS_ERR_INPUT, "%s/%s cannot run: %s", COHORT_ID, d->name,
+                         sp->error ? sbuf_str(&sp->reason) : sp->waits_for);
+        }
+        if (rc == SS_OK) {
+            if (!o->quiet) report_info(rep, "%s/%s: running %s over %d samples (%s)", COHORT_ID, d->name, d->type->name,
+                                       config_cohort_n(c, i), sbuf_str(&sp->reason));
+            rc = run_stage(c, i, &cohort_sample, cst, cst, sp, k, threads, rep);
+            if (rc != SS_OK) note_damage(cst, rc);
+        }
+        if (rc == SS_OK) {
+            sp->act = ACT_REUSE;
+            sp->committed = 1;
+            memcpy(sp->committed_fp, sp->fp, FP_HEX);
+            sp->ready = 1;
+        }
+        if (rc == SS_OK && runner_cancel_requested)
+            rc = ss_fail(SS_ERR_INTERRUPTED, "%s: interrupted after %s; run again to resume", COHORT_ID, d->name);
+        if (rc != SS_OK) {
+            /* each failure is listed as it happens; the run's error is the first */
+            if (rc != SS_ERR_INTERRUPTED) report_warn(rep, "%s", ss_errmsg());
+            failure_note(&first, rc);
+            if (rc == SS_ERR_INTERRUPTED) break;
+        }
+    }
+    return failure_result(&first);
+}
+
+/* The cohort container: made and locked to write (run, --cohort), or read
+ * only, when there is one (one sample's run, --dry-run). */
+static int open_cohort(const config *c, const run_options *o, int write, reporter *rep, store **out)
+{
+    *out = NULL;
+    char *path = container_path(c, &cohort_sample);
+    int rc = SS_OK;
+    if (write && !o->dry_run) {
+        rc = fs_mkdir_p(c->output);
+        if (rc == SS_OK) rc = store_open(path, c->store, STORE_OPEN_CREATE, out);
+        if (rc == SS_OK) rc = store_lock(*out);
+        if (rc == SS_OK) rc = store_recover(*out);
+        if (rc == SS_OK && store_repaired(*out)) report_warn(rep, "%s: %s", COHORT_ID, store_repaired(*out));
+        if (rc == SS_OK) clean_workdir(*out);
+        if (rc == SS_OK) store_set_compression(*out, c->compression);
+    } else if (container_exists(c, path)) {
+        rc = store_open(path, c->store, STORE_OPEN_REPAIRABLE, out);
+        if (rc != SS_OK && !path_exists(path)) rc = SS_OK;
+    }
+    if (rc != SS_OK) {
+        store_close(*out);
+        *out = NULL;
+    }
+    free(path);
+    return rc;
+}
+
+static void free_plans(const config *c, stage_plan **splans, stage_plan *cplan)
+{
+    for (int si = 0; splans && si < c->n_samples; si++)
+        if (splans[si]) plan_free(splans[si], c->n_stages);
+    free(splans);
+    if (cplan) plan_free(cplan, c->n_stages);
+}
+
+/* A config with cohort stages: all samples level by level with the cohort
+ * stages between (no selection), one sample's stages (--sample,
+ * --array-index), or the cohort stages alone (--cohort). */
+static int run_with_cohort(const config *c, const run_options *o, const int *idx, int n, const int *order,
+                           const kernels *k, int threads, reporter *rep)
+{
+    int one = o->sample || o->array_index >= 0;
+    stage_plan **splans = calloc((size_t)c->n_samples + 1, sizeof *splans);
+    stage_plan *cplan = calloc((size_t)c->n_stages + 1, sizeof *cplan);
+    store *cst = NULL;
+    int rc = splans && cplan ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    if (rc == SS_OK) rc = open_cohort(c, o, !one, rep, &cst);
+    if (rc == SS_OK) rc = plan_all(c, o, order, splans, cplan, cst);
+    first_failure first = {0};
+    failure_note(&first, rc);
+    cohort_view cv = {cplan, cst};
+    if (rc == SS_OK && o->cohort_only) {
+        failure_note(&first, run_cohort(c, o, order, -1, splans, cplan, cst, k, threads, rep, 0));
+    } else if (rc == SS_OK && (one || o->dry_run)) {
+        /* A dry run shows each sample's whole plan, then the cohort's. */
+        for (int q = 0; q < n; q++)
+            failure_note(&first, run_sample(c, &c->samples[idx[q]], o, order, &cv, -1, k, threads, rep, NULL));
+        if (!one) failure_note(&first, run_cohort(c, o, order, -1, splans, cplan, cst, k, threads, rep, 0));
+    } else if (rc == SS_OK) {
+        int stop = 0;
+        unsigned char *failed = calloc((size_t)n + 1, 1);
+        for (int level = 0; failed && level <= max_level(c) && !stop && !runner_cancel_requested; level++) {
+            for (int q = 0; q < n && !stop && !runner_cancel_requested; q++) {
+                const sample_info *s = &c->samples[idx[q]];
+                if (failed[q]) continue; /* reported at its first failure */
+                stage_plan *kept = NULL;
+                rc = run_sample(c, s, o, order, &cv, level, k, threads, rep, &kept);
+                if (kept) {
+                    if (splans[idx[q]]) plan_free(splans[idx[q]], c->n_stages);
+                    splans[idx[q]] = kept;
+                }
+                if (rc != SS_OK && rc != SS_ERR_INTERRUPTED)
+                    report_warn(rep, "sample %s failed: %s", s->id, ss_errmsg());
+                failure_note(&first, rc);
+                failed[q] = rc != SS_OK;
+                stop = rc == SS_ERR_INTERRUPTED || rc == SS_ERR_CONFIG;
+            }
+            if (stop || runner_cancel_requested) break;
+            rc = run_cohort(c, o, order, level, splans, cplan, cst, k, threads, rep, 1);
+            failure_note(&first, rc);
+            stop = rc == SS_ERR_INTERRUPTED;
+        }
+        if (!failed) failure_note(&first, ss_fail(SS_ERR_NOMEM, "out of memory"));
+        free(failed);
+    }
+    int result = failure_result(&first);
+    store_close(cst);
+    free_plans(c, splans, cplan);
     return result;
 }
 
@@ -357,6 +633,8 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
 {
     int *idx, n;
     int rc = select_samples(c, o, &idx, &n);
+    if (rc == SS_OK && o->cohort_only && !has_cohort_stages(c))
+        rc = ss_fail(SS_ERR_CONFIG, "--cohort: %s declares no stage with scope: cohort", c->path);
     if (rc != SS_OK) {
         free(idx);
         return rc;
@@ -376,19 +654,21 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
     report_event(rep, "run_start", json_pack("{s:s,s:s,s:i,s:s,s:i}", "config", c->path, "run", c->run_name,
                                              "samples", n, "device", k->name, "threads", threads));
     int result = SS_OK;
-    for (int q = 0; q < n && !runner_cancel_requested; q++) {
-        const sample_info *s = &c->samples[idx[q]];
-        rc = run_sample(c, s, o, order, k, threads, rep);
-        if (rc != SS_OK) {
+    if (has_cohort_stages(c)) {
+        result = run_with_cohort(c, o, idx, n, order, k, threads, rep);
+    } else {
+        first_failure first = {0};
+        for (int q = 0; q < n && !runner_cancel_requested; q++) {
+            const sample_info *s = &c->samples[idx[q]];
+            rc = run_sample(c, s, o, order, NULL, -1, k, threads, rep, NULL);
             /* With one sample, main prints the error; with several, each
              * failure is listed as it happens and main prints the first. */
-            if (rc != SS_ERR_INTERRUPTED && n > 1) report_warn(rep, "sample %s failed: %s", s->id, ss_errmsg());
-            char keep[2048];
-            snprintf(keep, sizeof keep, "%s", ss_errmsg());
-            result = worse(result, rc);
-            if (result == rc) ss_fail(rc, "%s", keep);
+            if (rc != SS_OK && rc != SS_ERR_INTERRUPTED && n > 1)
+                report_warn(rep, "sample %s failed: %s", s->id, ss_errmsg());
+            failure_note(&first, rc);
             if (rc == SS_ERR_INTERRUPTED || rc == SS_ERR_CONFIG) break;
         }
+        result = failure_result(&first);
     }
     if (runner_cancel_requested && result == SS_OK)
         result = ss_fail(SS_ERR_INTERRUPTED, "interrupted; run again to resume");
@@ -399,6 +679,7 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
     free(idx);
     return result;
 }
+
 
 /* ---- status --------------------------------------------------------------- */
 
@@ -413,6 +694,65 @@ static int lock_held(store *st)
     return held;
 }
 
+/* One status line per stage of a plan: the sample's stages, or with
+ * cohort set the cohort stages. */
+static void print_status(const config *c, const int *order, const char *id, store *st, stage_plan *plan, int cohort)
+{
+    int running = st && lock_held(st);
+    for (int oi = 0; oi < c->n_stages; oi++) {
+        int i = order[oi];
+        if (c->stages[i].cohort != cohort) continue;
+        stage_plan *sp = &plan[i];
+        const char *name = c->stages[i].name;
+        const char *state;
+        sbuf detail = {0};
+        json_t *failed = NULL, *run = NULL;
+        if (st) {
+            char *fp = status_path(st, name, "failed"), *rp = status_path(st, name, "running");
+            if (path_exists(fp)) failed = json_load_file(fp, 0, NULL);
+            if (path_exists(rp)) run = json_load_file(rp, 0, NULL);
+            free(fp);
+            free(rp);
+        }
+        if (run && running) {
+            state = "running";
+            sbuf_printf(&detail, "since %s, pid %lld on %s", json_string_value(json_object_get(run, "started")),
+                        (long long)json_integer_value(json_object_get(run, "pid")),
+                        json_string_value(json_object_get(run, "host")));
+        } else if (sp->damaged) {
+            state = "damaged";
+            sbuf_put(&detail, sbuf_str(&sp->reason));
+        } else if (sp->act == ACT_REUSE) {
+            state = "done";
+            sbuf_printf(&detail, "%.12s, finished %s (%.1fs)", sp->fp,
+                        json_string_value(json_object_get(sp->attrs, "finished")),
+                        json_number_value(json_object_get(sp->attrs, "seconds")));
+        } else if (failed && !strcmp(json_string_value(json_object_get(failed, "fingerprint")) ?: "", sp->fp)) {
+            state = "failed";
+            sbuf_put(&detail, json_string_value(json_object_get(failed, "error")) ?: "unknown error");
+        } else if (sp->error) {
+            state = "blocked";
+            sbuf_put(&detail, sbuf_str(&sp->reason));
+        } else if (sp->waiting) {
+            state = "waiting";
+            if (cohort) sbuf_printf(&detail, "for %s", sp->waits_for);
+            else sbuf_printf(&detail, "for cohort stage %s", sp->waits_for);
+        } else if (sp->committed) {
+            state = "stale";
+            sbuf_put(&detail, sbuf_str(&sp->reason));
+        } else {
+            state = "pending";
+            if (run) sbuf_printf(&detail, "interrupted run started %s; ",
+                                 json_string_value(json_object_get(run, "started")));
+            sbuf_put(&detail, sbuf_str(&sp->reason));
+        }
+        printf("%-16s %-20s %-8s %s\n", id, name, state, sbuf_str(&detail));
+        sbuf_free(&detail);
+        json_decref(failed);
+        json_decref(run);
+    }
+}
+
 int runner_status(const config *c, const run_options *o)
 {
     int *idx, n;
@@ -423,9 +763,28 @@ int runner_status(const config *c, const run_options *o)
     }
     int *order = calloc((size_t)c->n_stages + 1, sizeof *order);
     graph_topo_order(c, order);
+    run_options all = *o;
+    all.n_only = 0;
+    all.n_force = 0;
+    /* With cohort stages, every sample is planned to know theirs. */
+    int cohort = has_cohort_stages(c);
+    stage_plan **splans = cohort ? calloc((size_t)c->n_samples + 1, sizeof *splans) : NULL;
+    stage_plan *cplan = cohort ? calloc((size_t)c->n_stages + 1, sizeof *cplan) : NULL;
+    store *cst = NULL;
+    if (cohort) {
+        rc = splans && cplan ? open_cohort(c, &all, 0, NULL, &cst) : ss_fail(SS_ERR_NOMEM, "out of memory");
+        if (rc == SS_OK) rc = plan_all(c, &all, order, splans, cplan, cst);
+        if (rc != SS_OK) {
+            free_plans(c, splans, cplan);
+            store_close(cst);
+            free(order);
+            free(idx);
+            return rc;
+        }
+    }
     printf("%-16s %-20s %-8s %s\n", "SAMPLE", "STAGE", "STATE", "DETAIL");
     int result = SS_OK;
-    for (int q = 0; q < n; q++) {
+    for (int q = 0; q < n && !o->cohort_only; q++) {
         const sample_info *s = &c->samples[idx[q]];
         char *path = container_path(c, s);
         store *st = NULL;
@@ -442,10 +801,7 @@ int runner_status(const config *c, const run_options *o)
         if (st) load_cache(st, &cache);
         else cache = json_object();
         stage_plan *plan;
-        run_options all = *o;
-        all.n_only = 0;
-        all.n_force = 0;
-        rc = plan_sample(c, s, st, &all, order, cache, &plan);
+        rc = plan_sample(c, s, st, &all, order, cplan, cache, &plan);
         json_decref(cache);
         if (rc != SS_OK) {
             store_close(st);
@@ -453,58 +809,15 @@ int runner_status(const config *c, const run_options *o)
             result = rc;
             break;
         }
-        int running = st && lock_held(st);
-        for (int oi = 0; oi < c->n_stages; oi++) {
-            int i = order[oi];
-            stage_plan *sp = &plan[i];
-            const char *name = c->stages[i].name;
-            const char *state;
-            sbuf detail = {0};
-            json_t *failed = NULL, *run = NULL;
-            if (st) {
-                char *fp = status_path(st, name, "failed"), *rp = status_path(st, name, "running");
-                if (path_exists(fp)) failed = json_load_file(fp, 0, NULL);
-                if (path_exists(rp)) run = json_load_file(rp, 0, NULL);
-                free(fp);
-                free(rp);
-            }
-            if (run && running) {
-                state = "running";
-                sbuf_printf(&detail, "since %s, pid %lld on %s", json_string_value(json_object_get(run, "started")),
-                            (long long)json_integer_value(json_object_get(run, "pid")),
-                            json_string_value(json_object_get(run, "host")));
-            } else if (sp->damaged) {
-                state = "damaged";
-                sbuf_put(&detail, sbuf_str(&sp->reason));
-            } else if (sp->act == ACT_REUSE) {
-                state = "done";
-                sbuf_printf(&detail, "%.12s, finished %s (%.1fs)", sp->fp,
-                            json_string_value(json_object_get(sp->attrs, "finished")),
-                            json_number_value(json_object_get(sp->attrs, "seconds")));
-            } else if (failed && !strcmp(json_string_value(json_object_get(failed, "fingerprint")) ?: "", sp->fp)) {
-                state = "failed";
-                sbuf_put(&detail, json_string_value(json_object_get(failed, "error")) ?: "unknown error");
-            } else if (sp->error) {
-                state = "blocked";
-                sbuf_put(&detail, sbuf_str(&sp->reason));
-            } else if (sp->committed) {
-                state = "stale";
-                sbuf_put(&detail, sbuf_str(&sp->reason));
-            } else {
-                state = "pending";
-                if (run) sbuf_printf(&detail, "interrupted run started %s; ",
-                                     json_string_value(json_object_get(run, "started")));
-                sbuf_put(&detail, sbuf_str(&sp->reason));
-            }
-            printf("%-16s %-20s %-8s %s\n", s->id, name, state, sbuf_str(&detail));
-            sbuf_free(&detail);
-            json_decref(failed);
-            json_decref(run);
-        }
+        print_status(c, order, s->id, st, plan, 0);
         plan_free(plan, c->n_stages);
         store_close(st);
         free(path);
     }
+    if (cohort && result == SS_OK && (o->cohort_only || (!o->sample && o->array_index < 0)))
+        print_status(c, order, COHORT_ID, cst, cplan, 1);
+    free_plans(c, splans, cplan);
+    store_close(cst);
     free(order);
     free(idx);
     return result;

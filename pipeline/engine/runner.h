@@ -18,6 +18,7 @@ typedef struct {
     char **only;            /* --stages a,b */
     int n_only;
     int dry_run;
+    int cohort_only;        /* --cohort: the cohort stages only */
     int threads;            /* --threads (-1: from the config) */
     const char *device;     /* --device (NULL: from the config) */
     FILE *json_log;

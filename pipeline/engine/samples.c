@@ -13,7 +13,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-int sample_id_valid(const char *id) { return store_valid_name(id); }
+int sample_id_valid(const char *id) { return store_valid_name(id) && strcmp(id, COHORT_ID); }
 
 void samples_free(sample_info *s, int n)
 {
@@ -59,7 +59,9 @@ static const char *id_problem(const char *id)
 {
     static char msg[256];
     size_t n = strlen(id);
-    if (n > 100)
+    if (!strcmp(id, COHORT_ID))
+        snprintf(msg, sizeof msg, "invalid sample id '%s': the run's cohort container has that name", id);
+    else if (n > 100)
         snprintf(msg, sizeof msg, "invalid sample id '%.40s...': %zu characters; at most 100", id, n);
     else
         snprintf(msg, sizeof msg, "invalid sample id '%s': use letters, digits, '_' and '-' (1 to 100 characters, "

@@ -12,6 +12,9 @@ int samples_load_inline(const ynode *seq, cfg_errors *e, sample_info **out, int 
 int samples_load_manifest(const char *path, cfg_errors *e, const char *cfg_file, int line, int col,
                           sample_info **out, int *n);
 void samples_free(sample_info *s, int n);
+/* The container of a run's cohort stages: <output>/_cohort.h5 (or .zarr);
+ * no sample may have this id. */
+#define COHORT_ID "_cohort"
 int sample_id_valid(const char *id);
 
 #endif

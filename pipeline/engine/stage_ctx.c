@@ -1,5 +1,6 @@
 #include "stage_ctx.h"
 #include "error.h"
+#include "plan.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -40,6 +41,50 @@ uint64_t ctx_seed(const stage_ctx *c) { return c->seed; }
 int ctx_threads(const stage_ctx *c) { return c->threads; }
 const kernels *ctx_kernels(const stage_ctx *c) { return c->k; }
 store *ctx_store(stage_ctx *c) { return c->st; }
+
+static int port_stage(const stage_ctx *c, const char *port)
+{
+    const stage_decl *d = &c->cfg->stages[c->stage];
+    for (int i = 0; i < d->n_inputs; i++)
+        if (!strcmp(d->inputs[i].port, port)) return d->inputs[i].stage_index;
+    return -1;
+}
+
+store *ctx_input_store(stage_ctx *c, const char *port)
+{
+    int j = port_stage(c, port);
+    return j >= 0 && c->cfg->stages[j].cohort && c->cohort_st ? c->cohort_st : c->in_st;
+}
+
+int ctx_is_cohort(const stage_ctx *c) { return c->cfg->stages[c->stage].cohort; }
+
+int ctx_n_samples(const stage_ctx *c) { return ctx_is_cohort(c) ? config_cohort_n(c->cfg, c->stage) : 1; }
+
+int ctx_select_sample(stage_ctx *c, int k)
+{
+    if (k < 0 || k >= ctx_n_samples(c))
+        return ss_fail(SS_ERR_INTERNAL, "sample %d of %d selected", k, ctx_n_samples(c));
+    if (!ctx_is_cohort(c) || (c->owned_in && k == c->cur)) return SS_OK;
+    ctx_release(c);
+    const sample_info *s = &c->cfg->samples[config_cohort_sample(c->cfg, c->stage, k)];
+    char *path = container_path(c->cfg, s);
+    store *st = NULL;
+    int rc = path ? store_open(path, c->cfg->store, STORE_OPEN_REPAIRABLE, &st) : ss_fail(SS_ERR_NOMEM, "out of memory");
+    free(path);
+    if (rc != SS_OK) return ss_fail_prefix(rc == SS_ERR_NOMEM ? rc : SS_ERR_INPUT, "sample %s", s->id);
+    c->owned_in = c->in_st = st;
+    c->cur = k;
+    c->sample = s;
+    snprintf(c->label, sizeof c->label, "%s/%s (sample %s)", COHORT_ID, ctx_stage_name(c), s->id);
+    return SS_OK;
+}
+
+void ctx_release(stage_ctx *c)
+{
+    if (c->owned_in) store_close(c->owned_in);
+    if (c->in_st == c->owned_in) c->in_st = NULL;
+    c->owned_in = NULL;
+}
 store_writer *ctx_writer(stage_ctx *c) { return c->w; }
 checkpoint *ctx_checkpoint(stage_ctx *c) { return c->ckpt; }
 int ctx_cancelled(const stage_ctx *c)
@@ -69,7 +114,7 @@ int ctx_input(const stage_ctx *c, const char *port, const char **stage, const ch
  * refused here, before the stage has written anything. */
 static int open_for_port(stage_ctx *c, const char *port, const char *stage, const char *array, store_array **a)
 {
-    int rc = store_array_open(c->st, stage, array, a);
+    int rc = store_array_open(ctx_input_store(c, port), stage, array, a);
     const port_spec *ps = c->cfg->stages[c->stage].type->inputs;
     while (ps && ps->name && strcmp(ps->name, port)) ps++;
     if (rc != SS_OK || !ps || !ps->name || !(ps->kinds & KIND_IMAGE) || (ps->kinds & KIND_REPEATS)) return rc;

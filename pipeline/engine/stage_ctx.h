@@ -13,7 +13,11 @@ struct stage_ctx {
     int stage;                 /* index into cfg->stages */
     const sample_info *sample;
     json_t *params;            /* per-sample parameters */
-    store *st;
+    store *st;                 /* where outputs go */
+    store *in_st;              /* inputs from per-sample stages (a cohort stage's: the selected sample's) */
+    store *cohort_st;          /* inputs from cohort stages (NULL when none is read) */
+    store *owned_in;           /* a cohort stage's selected sample container, opened here */
+    int cur;                   /* a cohort stage's selected sample, 0..n_samples-1 */
     store_writer *w;
     const kernels *k;
     reporter *rep;
@@ -25,5 +29,8 @@ struct stage_ctx {
 };
 
 extern volatile sig_atomic_t runner_cancel_requested;
+
+/* Closes what ctx_select_sample opened. */
+void ctx_release(stage_ctx *c);
 
 #endif

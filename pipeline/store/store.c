@@ -504,3 +504,35 @@ const char *store_hdf5_version(void)
 }
 
 const char *store_blosc_version(void) { return blosc_get_version_string(); }
+
+int table_write_csv(const table_data *t, FILE *f)
+{
+    for (int c = 0; c < t->n_cols; c++) fprintf(f, "%s%s", c ? "," : "", t->names[c]);
+    fputc('\n', f);
+    for (int64_t r = 0; r < t->n_rows; r++) {
+        for (int c = 0; c < t->n_cols; c++) {
+            if (c) fputc(',', f);
+            if (t->types[c] == COL_F64) {
+                double v = ((double *)t->data[c])[r];
+                if (isnan(v)) fputs("nan", f);
+                else fprintf(f, "%.17g", v);
+            }
+            else if (t->types[c] == COL_I64) fprintf(f, "%lld", (long long)((int64_t *)t->data[c])[r]);
+            else {
+                const char *s = (const char *)t->data[c] + r * TABLE_STR_LEN;
+                if (strpbrk(s, ",\"\n")) {
+                    fputc('"', f);
+                    for (; *s; s++) {
+                        if (*s == '"') fputc('"', f);
+                        fputc(*s, f);
+                    }
+                    fputc('"', f);
+                } else {
+                    fputs(s, f);
+                }
+            }
+        }
+        fputc('\n', f);
+    }
+    return ferror(f) ? -1 : 0;
+}

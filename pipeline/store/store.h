@@ -16,6 +16,7 @@
 #define SS_STORE_H
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define STORE_LAYOUT_VERSION 2
@@ -98,6 +99,10 @@ typedef struct {
     void **data; /* double*, int64_t*, or char[n_rows][TABLE_STR_LEN] */
 } table_data;
 void table_free(table_data *t);
+/* A table as CSV: a header of column names, then one line per row; numbers
+ * with 17 significant digits ("nan", "inf"), strings quoted where they hold
+ * a comma, a quote or a newline. 0, or -1 when writing failed. */
+int table_write_csv(const table_data *t, FILE *f);
 
 typedef struct store store;
 typedef struct store_writer store_writer;

@@ -87,7 +87,7 @@ int cnn_read_mask(stage_ctx *c, const char *port, int64_t Z, uint8_t *use, int64
     *n_used = Z;
     if (ctx_input(c, port, &stg, &arr) != 1) return SS_OK;
     store_array *a;
-    int rc = store_array_open(ctx_store(c), stg, arr, &a);
+    int rc = store_array_open(ctx_input_store(c, port), stg, arr, &a);
     if (rc != SS_OK) return rc;
     array_info info;
     if ((rc = store_array_info(a, &info)) == SS_OK && (info.rank != 1 || info.shape[0] != Z))
@@ -488,7 +488,7 @@ int cnn_open_model(stage_ctx *c, net_arch *a, float **params, cnn_norm *nm)
 {
     const char *wst, *wname;
     ctx_input(c, "model", &wst, &wname);
-    int rc = cnn_model_load(ctx_store(c), wst, wname, a, params, nm);
+    int rc = cnn_model_load(ctx_input_store(c, "model"), wst, wname, a, params, nm);
     if (rc == SS_OK && (a->in_ch != 1 || a->out_ch != 1)) {
         rc = ss_fail(SS_ERR_INPUT, "%s: model %s.%s takes %d channels and gives %d; a plane has one",
                      ctx_stage_name(c), wst, wname, a->in_ch, a->out_ch);

@@ -49,7 +49,7 @@ static int clean_repeats(stage_ctx *c, int64_t R, uint8_t *clean, int *n_clean)
         return ss_fail(SS_ERR_INPUT, "cnn_motion: no clean repeats: name them (clean_repeats) or connect an artefact "
                        "table (artifacts)");
     table_data t;
-    int rc = store_table_read(ctx_store(c), stg, arr, &t);
+    int rc = store_table_read(ctx_input_store(c, "artifacts"), stg, arr, &t);
     if (rc != SS_OK) return rc;
     int col = -1;
     for (int i = 0; i < t.n_cols; i++)

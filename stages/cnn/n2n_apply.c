@@ -23,7 +23,7 @@ static int run(stage_ctx *c)
     json_t *mattrs = NULL;
     int rc = cnn_open_model(c, &a, &params, &nm);
     if (rc != SS_OK) return rc;
-    if ((rc = store_stage_attrs(ctx_store(c), wst, &mattrs)) != SS_OK) goto done;
+    if ((rc = store_stage_attrs(ctx_input_store(c, "model"), wst, &mattrs)) != SS_OK) goto done;
     int halves = json_string_value(json_object_get(mattrs, "pairs")) &&
                  !strcmp(json_string_value(json_object_get(mattrs, "pairs")), "halves");
     char label[256];

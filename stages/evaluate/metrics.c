@@ -146,7 +146,7 @@ static double table_num(const table_data *t, int col, int64_t row)
 static int load_spines(stage_ctx *c, const char *stg, const char *arr, spine **out, int64_t *n_out)
 {
     table_data t;
-    int rc = store_table_read(ctx_store(c), stg, arr, &t);
+    int rc = store_table_read(ctx_input_store(c, "spines"), stg, arr, &t);
     if (rc != SS_OK) return ss_fail_prefix(rc, "metrics: spines %s.%s", stg, arr);
     static const char *const need[4] = {"z", "y", "x", "radius_um"};
     int col[4];
@@ -333,7 +333,7 @@ static int load_mask(stage_ctx *c, metrics_run *m)
         return SS_OK;
     }
     store_array *a;
-    int rc = store_array_open(ctx_store(c), stg, arr, &a);
+    int rc = store_array_open(ctx_input_store(c, "mask"), stg, arr, &a);
     if (rc != SS_OK) return rc;
     array_info info;
     if ((rc = store_array_info(a, &info)) == SS_OK && info.rank != 1)

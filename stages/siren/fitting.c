@@ -246,7 +246,7 @@ static void note_normalisation(stage_ctx *c, const char *port)
 {
     const char *stage, *array;
     json_t *a;
-    if (ctx_input(c, port, &stage, &array) != 1 || store_stage_attrs(ctx_store(c), stage, &a) != SS_OK) return;
+    if (ctx_input(c, port, &stage, &array) != 1 || store_stage_attrs(ctx_input_store(c, port), stage, &a) != SS_OK) return;
     json_t *lo = json_object_get(a, "p_low_value"), *hi = json_object_get(a, "p_high_value");
     if (lo && hi)
         ctx_attr(c, "normalisation",

@@ -15,7 +15,7 @@ static int run(stage_ctx *c)
     ctx_input(c, "weights", &wst, &wname);
     siren_model m;
     float *params;
-    int rc = siren_fit_load(ctx_store(c), wst, wname, &m, &params);
+    int rc = siren_fit_load(ctx_input_store(c, "weights"), wst, wname, &m, &params);
     if (rc != SS_OK) return rc;
     /* The z positions, in planes of the fitted stack. */
     int64_t nz;

@@ -123,7 +123,7 @@ def stage_types():
     T.check([(t.get("name"), str(t.get("version"))) for t in types] == listed,
             f"stages --json: the {len(listed)} types of the text listing, in its order, with their versions",
             f"json {[t.get('name') for t in types]}\ntext {listed}")
-    keys = {"name", "version", "doc", "stochastic", "source", "params", "inputs", "outputs"}
+    keys = {"name", "version", "doc", "stochastic", "source", "cohort", "params", "inputs", "outputs"}
     pkeys = {"name", "type", "default", "required", "nullable", "doc"}
     kinds = {"image", "repeats", "table", "weights", "mask"}
     bad = []
@@ -131,6 +131,8 @@ def stage_types():
         if set(t) != keys:
             bad.append(f"{t.get('name')}: keys {sorted(t)}")
             continue
+        if t["cohort"] not in ("no", "allowed", "only"):
+            bad.append(f"{t['name']}: cohort {t['cohort']!r}")
         for q in t["params"]:
             if not pkeys <= set(q) or (q["type"] == "enum") != ("choices" in q):
                 bad.append(f"{t['name']}.{q.get('name')}: keys {sorted(q)}")
