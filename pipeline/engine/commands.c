@@ -32,7 +32,7 @@ static void print_errors(const sbuf *errors)
     fputs(sbuf_str(errors), stderr);
 }
 
-static int load_config(const char *path, config **c)
+int load_config(const char *path, config **c)
 {
     sbuf errors = {0};
     int rc = config_load(path, c, &errors);

@@ -12,5 +12,10 @@ int cmd_stages(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_synth(int argc, char **argv); /* pipeline/engine/cmd_synth.c */
 int cmd_version(int argc, char **argv);
+int cmd_submit(int argc, char **argv); /* pipeline/engine/cmd_submit.c */
+
+/* Loads a config, printing every problem found (commands.c). */
+typedef struct config config;
+int load_config(const char *path, config **c);
 
 #endif

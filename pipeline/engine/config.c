@@ -284,7 +284,7 @@ static json_t *validate_params(cfg_errors *e, const stage_type *t, const ynode *
 
 /* ---- run section --------------------------------------------------------- */
 
-static const char *const top_keys[] = {"version", "run", "samples", "stages", NULL};
+static const char *const top_keys[] = {"version", "run", "samples", "stages", "slurm", NULL};
 static const char *const run_keys[] = {"name", "output", "store", "compression", "device", "threads", "seed",
                                        "checkpoint", "progress_interval", NULL};
 static const char *const stage_keys[] = {"uses", "inputs", "params", "description", "scope", "samples", NULL};
@@ -313,6 +313,41 @@ static const param_spec ckpt_params[] = {
      .doc = "and every this many steps (0: never by steps)"},
     {0},
 };
+
+/* The cluster section: what `sirenstack submit` asks SLURM for. */
+static const param_spec slurm_params[] = {
+    {.name = "cpus", .type = P_INT, .def = "4", .flags = PARAM_RANGE, .lo = 1, .hi = 4096,
+     .doc = "CPUs per array task (--cpus-per-task; also the run's threads)"},
+    {.name = "memory", .type = P_STR, .def = "\"8G\"", .doc = "memory per task (--mem: 500M, 16G, ...)"},
+    {.name = "time", .type = P_STR, .def = "\"12:00:00\"", .doc = "time limit per task (--time: [D-]HH:MM:SS)"},
+    {.name = "gpus", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 64,
+     .doc = "GPUs per task (--gres=gpu:N; 0: none)"},
+    {.name = "partition", .type = P_STR, .def = "null", .flags = PARAM_NULLABLE,
+     .doc = "partition (--partition; null: the cluster's default)"},
+    {.name = "account", .type = P_STR, .def = "null", .flags = PARAM_NULLABLE, .doc = "account to charge (--account)"},
+    {.name = "max_parallel", .type = P_INT, .def = "0", .flags = PARAM_RANGE, .lo = 0, .hi = 100000,
+     .doc = "at most this many array tasks at once (--array=0-N%M; 0: no cap)"},
+    {.name = "cohort_cpus", .type = P_INT, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE, .lo = 1, .hi = 4096,
+     .doc = "CPUs of the cohort job (null: cpus)"},
+    {.name = "cohort_memory", .type = P_STR, .def = "null", .flags = PARAM_NULLABLE,
+     .doc = "memory of the cohort job (null: memory)"},
+    {.name = "cohort_time", .type = P_STR, .def = "null", .flags = PARAM_NULLABLE,
+     .doc = "time limit of the cohort job (null: time)"},
+    {.name = "cohort_gpus", .type = P_INT, .def = "null", .flags = PARAM_NULLABLE | PARAM_RANGE, .lo = 0, .hi = 64,
+     .doc = "GPUs of the cohort job (null: gpus)"},
+    {.name = "signal_seconds", .type = P_INT, .def = "120", .flags = PARAM_RANGE, .lo = 0, .hi = 86400,
+     .doc = "SIGTERM this long before the time limit, so the stage checkpoints (--signal; 0: none)"},
+    {.name = "sbatch", .type = P_STR_LIST, .def = "[]", .doc = "more #SBATCH options, one each (\"--qos=long\")"},
+    {.name = "setup", .type = P_STR_LIST, .def = "[]",
+     .doc = "shell lines each job runs first (\"module load hdf5\")"},
+    {0},
+};
+
+static void validate_slurm(cfg_errors *e, config *c, const ynode *root, const ynode *sl)
+{
+    stage_type fake = {.name = "slurm", .params = slurm_params};
+    c->slurm = validate_params(e, &fake, sl, "slurm", sl ? sl->line : root->line, sl ? sl->col : root->col);
+}
 
 static int validate_run(cfg_errors *e, config *c, const ynode *root, const ynode *run)
 {
@@ -877,6 +912,7 @@ int config_load(const char *path, config **out, sbuf *errors)
         cfg_error(&e, ver->line, ver->col, "version", "unsupported config version %s: this program reads version %d",
                   describe(ver), CONFIG_VERSION);
     validate_run(&e, c, root, ymap_get(root, "run"));
+    validate_slurm(&e, c, root, ymap_get(root, "slurm"));
 
     const ynode *samples = ymap_get(root, "samples");
     if (!samples) {
@@ -945,6 +981,7 @@ void config_free(config *c)
     free(c->run_name);
     free(c->output);
     free(c->manifest);
+    json_decref(c->slurm);
     free(c);
 }
 
@@ -1159,6 +1196,7 @@ json_t *config_json_schema(void)
                                   "scope cohort: the ids of the samples it reads (default: all)"));
     json_object_set_new(defs, "stage", stage);
     json_t *run = params_schema(run_params);
+    json_t *slurm = params_schema(slurm_params);
     json_object_set_new(json_object_get(run, "properties"), "checkpoint", params_schema(ckpt_params));
     json_t *sample = json_pack(
         "{s:s,s:[s],s:{s:{s:s,s:s},s:{s:s},s:{s:s,s:{s:s,s:i},s:i,s:i},s:{s:s,s:i,s:i}},s:{s:[{s:s},{s:s},{s:s}]}}",
@@ -1169,12 +1207,12 @@ json_t *config_json_schema(void)
     json_t *samples = json_pack("{s:[{s:s,s:i,s:o},{s:s,s:{s:{s:s,s:i}},s:[s],s:b}]}", "oneOf", "type", "array",
                                 "minItems", 1, "items", sample, "type", "object", "properties", "manifest", "type",
                                 "string", "minLength", 1, "required", "manifest", "additionalProperties", 0);
-    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:[ssss],s:b,s:{s:{s:i},s:o,s:o,s:{s:s,s:i,s:{s:s},s:{s:s}}},s:o}",
+    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:[ssss],s:b,s:{s:{s:i},s:o,s:o,s:o,s:{s:s,s:i,s:{s:s},s:{s:s}}},s:o}",
                      "$schema", "http://json-schema.org/draft-07/schema#", "title", "sirenstack run configuration",
                      "description", "One YAML file declares a run: samples and a graph of stages. Generated by `sirenstack schema`.",
                      "x-config-version", CONFIG_VERSION, "type", "object", "required", "version", "run", "samples",
                      "stages", "additionalProperties", 0, "properties", "version", "const", CONFIG_VERSION, "run", run,
-                     "samples", samples, "stages", "type", "object", "minProperties", 1, "propertyNames", "pattern",
+                     "slurm", slurm, "samples", samples, "stages", "type", "object", "minProperties", 1, "propertyNames", "pattern",
                      "^[A-Za-z0-9_-]{1,100}$", "additionalProperties", "$ref", "#/definitions/stage", "definitions",
                      defs);
 }

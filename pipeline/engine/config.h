@@ -37,7 +37,7 @@ typedef struct {
                            stages of level L */
 } stage_decl;
 
-typedef struct {
+typedef struct config {
     char *path;   /* the config file */
     char *dir;    /* its folder: relative paths are taken from here */
     char *run_name;
@@ -53,6 +53,7 @@ typedef struct {
     sample_info *samples;
     int n_samples;
     char *manifest; /* the manifest file, if samples came from one */
+    json_t *slurm;      /* the slurm section, validated, defaults applied */
     stage_decl *stages; /* in file order */
     int n_stages;
 } config;

@@ -53,7 +53,7 @@ MAY_USE = {
     "stages": ["stages", "kernels", "formats", "store", "base"],
     "engine": ["engine", "stages", "kernels", "formats", "store", "base"],
 }
-GENERATED = {"version.h", "ss_build.h"}
+GENERATED = {"version.h", "ss_build.h", "slurm_template.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
