@@ -57,8 +57,9 @@ typedef struct {
                          (as leaky_relu_f32 would, in the same pass) */
     float slope;
     int bf16;         /* products in bfloat16, sums in float32, where the CPU has
-                         AVX512-BF16 (conv_impl then says "gemm-bf16"); float32
-                         elsewhere. Relative error about 2^-8 of the sum of |w x| */
+                         AVX512-BF16 (conv_impl then says "gemm-bf16" or
+                         "dnnl-bf16"); float32 elsewhere. Relative error about
+                         2^-8 of the sum of |w x| */
 } conv_shape;
 typedef struct conv_state conv_state;
 /* The output size, or -1 for a shape the layers do not take (k even other
@@ -203,11 +204,12 @@ typedef struct kernels {
     /* A convolution layer of one shape (conv_shape): NULL for a shape
      * conv_out_size refuses or when memory runs out. The state holds the
      * workspace of as many threads as OpenMP may use when it is made; one
-     * state is used by one caller at a time. impl names the method (e.g.
-     * "gemm"). fwd: y = conv(x, w) + b (b may be NULL). bwd_data: dx =
-     * the gradient with respect to x given dy. bwd_weights: dw (and db
-     * unless NULL) = the gradients with respect to w and b summed over the
-     * batch; they overwrite. fwd and bwd_data do not depend on the thread
+     * state is used by one caller at a time. impl names the method the
+     * shape got ("gemm", or "dnnl" for oneDNN's direct convolutions where it
+     * is built; kernels/cpu/conv.c has the rule). fwd: y = conv(x, w) + b
+     * (b may be NULL). bwd_data: dx = the gradient with respect to x given
+     * dy. bwd_weights: dw (and db unless NULL) = the gradients with respect
+     * to w and b summed over the batch; they overwrite. fwd and bwd_data do not depend on the thread
      * count; bwd_weights is bit-identical for a given thread count and
      * within float rounding across counts. */
     conv_state *(*conv_new)(const conv_shape *s);

@@ -21,9 +21,13 @@
  * wgrad sums each thread's blocks into its own partial gradient and adds the
  * partials in thread order: bit-identical for a given thread count, and
  * within rounding across counts. A 1 x 1 kernel at stride 1 multiplies src
- * itself, with no gather. */
+ * itself, with no gather.
+ *
+ * Where oneDNN is built (conv_dnnl.c), a layer of a shape where its direct
+ * convolutions measured faster runs through it instead (cpu_conv_new). */
 #include "cpu.h"
 #include "gemm_bf16.h"
+#include "nn.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -54,6 +58,7 @@ struct conv_state {
     uint32_t *apack; /* bf16: the packed weights of a mul */
     uint32_t **bpack, **dpack; /* bf16: per thread, packed gathers and gradients */
     size_t apack_len, bpack_len, dpack_len;
+    conv_dnnl *dn;   /* the layer runs through oneDNN; nothing above is allocated */
 };
 
 static int max_threads(void)
@@ -305,9 +310,32 @@ static gather gather_of(const conv_state *st, int mode, int of_dy)
                  : (gather){mode, s->cin, s->h, s->w, s->k, s->stride, st->pad, st->oh, st->ow};
 }
 
+enum { CONV_GEMM, CONV_DNNL };
+
+/* Which version a layer of shape s uses: a fixed rule of the shape, so a
+ * run's arithmetic does not depend on timings. SIRENSTACK_CONV_IMPL=gemm or
+ * dnnl forces one (tests, benchmarks); dnnl falls back to gemm where oneDNN
+ * is not built or has only its reference loops for the shape.
+ *
+ * The rule is tests/bench/bench_conv's table (BENCHMARKS.md, U-Net, version
+ * 4: 2 cores of an AMD EPYC with AVX512-BF16, oneDNN 2.6.3, OpenBLAS
+ * 0.3.21): oneDNN's direct convolutions were faster in every layer of both
+ * U-Nets, float32 and bf16, forward, data and weight gradient (1.1x to 5x in
+ * float32, 1.3x to 11x in bf16; the blocked layouts need no gather), except
+ * the 1 x 1 output layer with one output channel, which oneDNN pads to a
+ * block of 16 channels: there it was 2x to 8x slower in every pass. */
+static int conv_version(const conv_shape *s)
+{
+    const char *e = getenv("SIRENSTACK_CONV_IMPL");
+    if (e && !strcmp(e, "gemm")) return CONV_GEMM;
+    if (e && !strcmp(e, "dnnl")) return CONV_DNNL;
+    return s->cout == 1 ? CONV_GEMM : CONV_DNNL;
+}
+
 void cpu_conv_free(conv_state *st)
 {
     if (!st) return;
+    conv_dnnl_free(st->dn);
     for (int t = 0; t < st->nthreads; t++) {
         if (st->gbuf) free(st->gbuf[t]);
         if (st->part) free(st->part[t]);
@@ -333,6 +361,11 @@ conv_state *cpu_conv_new(const conv_shape *s)
     st->oh = oh;
     st->ow = ow;
     st->pad = s->transposed && s->k == s->stride ? 0 : s->k / 2;
+    if (conv_version(s) == CONV_DNNL) {
+        st->bf16 = s->bf16 && bf16_gemm_available();
+        st->dn = conv_dnnl_new(s, st->bf16);
+        if (st->dn) return st;
+    }
     int64_t taps = (int64_t)s->k * s->k;
     int64_t rmax = (s->cin > s->cout ? s->cin : s->cout) * taps;
     /* about 1 MiB of gathered floats per block, 64 to 4096 pixels */
@@ -379,11 +412,16 @@ fail:
 
 const char *cpu_conv_impl(const conv_state *st)
 {
+    if (st->dn) return st->bf16 ? "dnnl-bf16" : "dnnl";
     return st->bf16 ? "gemm-bf16" : "gemm";
 }
 
 void cpu_conv_fwd(conv_state *st, const float *x, const float *w, const float *b, float *y)
 {
+    if (st->dn) {
+        conv_dnnl_fwd(st->dn, x, w, b, y);
+        return;
+    }
     const conv_shape *s = &st->sh;
     gather g;
     const float *A = w;
@@ -399,6 +437,10 @@ void cpu_conv_fwd(conv_state *st, const float *x, const float *w, const float *b
 
 void cpu_conv_bwd_data(conv_state *st, const float *dy, const float *w, float *dx)
 {
+    if (st->dn) {
+        conv_dnnl_bwd_data(st->dn, dy, w, dx);
+        return;
+    }
     const conv_shape *s = &st->sh;
     gather g;
     const float *A = w;
@@ -416,7 +458,9 @@ void cpu_conv_bwd_weights(conv_state *st, const float *x, const float *dy, float
 {
     const conv_shape *s = &st->sh;
     int64_t P = (int64_t)st->oh * st->ow;
-    if (!s->transposed) {
+    if (st->dn) {
+        conv_dnnl_bwd_weights(st->dn, x, dy, dw);
+    } else if (!s->transposed) {
         gather g = gather_of(st, GATHER_FWD, 0);
         wgrad(st, dy, s->cout, &g, x, s->n, dw);
     } else {

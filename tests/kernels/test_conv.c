@@ -2,7 +2,8 @@
  * data gradient and weight and bias gradients of convolutions (odd kernels,
  * stride 1 and 2) and transposed convolutions (k == stride, and odd k),
  * written from the definitions (PyTorch's Conv2d and ConvTranspose2d) in
- * double. */
+ * double. Every version runs every shape: the gemm products and oneDNN
+ * (SIRENSTACK_CONV_IMPL forces each), with and without the activation. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -75,57 +76,79 @@ static void naive(const conv_shape *s, int oh, int ow, const float *x, const flo
                     }
 }
 
+/* The leaky ReLU of slope s applied to the naive forward pass. */
+static void leaky(double *y, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : s * y[i];
+}
+
+static int is_bf16(const char *impl)
+{
+    return strstr(impl, "bf16") != NULL;
+}
+
 int main(void)
 {
     openblas_set_num_threads(1);
-    rng_seed(&rng, 99);
-    const kernels *kt = kernels_cpu();
-    int have_bf16 = 0;
+    static const char *const versions[] = {"gemm", "dnnl"};
+    int have_bf16 = 0, have_dnnl = 0;
     double worst16 = 0;
-    for (int t = 0; t < 80; t++) {
-        conv_shape s = {0};
-        s.transposed = t % 4 == 3;
-        s.stride = 1 + (int)(rng_next(&rng) % 2);
-        if (s.transposed) s.k = rng_next(&rng) % 2 ? s.stride : 1 + 2 * (int)(rng_next(&rng) % 3);
-        else s.k = 1 + 2 * (int)(rng_next(&rng) % 4);
-        s.n = 1 + (int)(rng_next(&rng) % 3);
-        s.cin = 1 + (int)(rng_next(&rng) % 9);
-        s.cout = 1 + (int)(rng_next(&rng) % 9);
-        s.h = 1 + (int)(rng_next(&rng) % 19);
-        s.w = 1 + (int)(rng_next(&rng) % 19);
-        if (s.transposed && s.k == 2 && s.stride == 1) s.k = 1;
-        s.bf16 = t >= 40; /* the second half: bfloat16 products */
-        int oh, ow;
-        if (conv_out_size(&s, &oh, &ow)) {
-            CHECK(0, "shape %d refused by conv_out_size", t);
-            continue;
+    for (int v = 0; v < 2; v++) {
+        setenv("SIRENSTACK_CONV_IMPL", versions[v], 1);
+        rng_seed(&rng, 99);
+        const kernels *kt = kernels_cpu();
+        for (int t = 0; t < 80; t++) {
+            conv_shape s = {0};
+            s.transposed = t % 4 == 3;
+            s.stride = 1 + (int)(rng_next(&rng) % 2);
+            if (s.transposed) s.k = rng_next(&rng) % 2 ? s.stride : 1 + 2 * (int)(rng_next(&rng) % 3);
+            else s.k = 1 + 2 * (int)(rng_next(&rng) % 4);
+            s.n = 1 + (int)(rng_next(&rng) % 3);
+            s.cin = 1 + (int)(rng_next(&rng) % 9);
+            s.cout = 1 + (int)(rng_next(&rng) % 9);
+            s.h = 1 + (int)(rng_next(&rng) % 19);
+            s.w = 1 + (int)(rng_next(&rng) % 19);
+            if (s.transposed && s.k == 2 && s.stride == 1) s.k = 1;
+            s.bf16 = t >= 40; /* the second half: bfloat16 products */
+            s.act = t % 3 == 1;
+            s.slope = t % 2 ? 0.1f : 0.0f;
+            int oh, ow;
+            if (conv_out_size(&s, &oh, &ow)) {
+                CHECK(0, "shape %d refused by conv_out_size", t);
+                continue;
+            }
+            size_t nx = (size_t)s.n * s.cin * s.h * s.w, ny = (size_t)s.n * s.cout * oh * ow,
+                   nw = (size_t)s.cin * s.cout * s.k * s.k;
+            float *x = rnd(nx), *w = rnd(nw), *b = rnd((size_t)s.cout), *dy = rnd(ny);
+            float *y = rnd(ny), *dx = rnd(nx), *dw = rnd(nw), *db = rnd((size_t)s.cout);
+            double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx), *rdw = malloc(nw * sizeof *rdw),
+                   *rdb = malloc((size_t)s.cout * sizeof *rdb);
+            naive(&s, oh, ow, x, w, b, dy, ry, rdx, rdw, rdb);
+            if (s.act) leaky(ry, ny, s.slope);
+            conv_state *st = kt->conv_new(&s);
+            if (!st) abort();
+            const char *impl = kt->conv_impl(st);
+            int is16 = is_bf16(impl);
+            have_bf16 |= is16;
+            have_dnnl |= !strncmp(impl, "dnnl", 4);
+            kt->conv_fwd(st, x, w, b, y);
+            kt->conv_bwd_data(st, dy, w, dx);
+            kt->conv_bwd_weights(st, x, dy, dw, db);
+            double e[4] = {worst(y, ry, ny), worst(dx, rdx, nx), worst(dw, rdw, nw), worst(db, rdb, (size_t)s.cout)};
+            /* bf16: each factor rounded to 8 significant bits; the bias sums stay float32 */
+            double tol = is16 ? 1e-2 : 1e-5;
+            if (is16) worst16 = fmax(worst16, fmax(fmax(e[0], e[1]), e[2]));
+            CHECK(e[0] < tol && e[1] < tol && e[2] < tol && e[3] < 1e-5,
+                  "%s (%s%s) %dx%dx%dx%d -> %d, k %d, stride %d: forward, data, weight and bias gradients equal the naive "
+                  "loops (%.1g %.1g %.1g %.1g, within %g of the largest)", s.transposed ? "transposed" : "conv",
+                  impl, s.act ? ", leaky ReLU" : "", s.n, s.cin, s.h, s.w, s.cout, s.k, s.stride, e[0], e[1], e[2],
+                  e[3], tol);
+            kt->conv_free(st);
+            free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
+            free(ry), free(rdx), free(rdw), free(rdb);
         }
-        size_t nx = (size_t)s.n * s.cin * s.h * s.w, ny = (size_t)s.n * s.cout * oh * ow,
-               nw = (size_t)s.cin * s.cout * s.k * s.k;
-        float *x = rnd(nx), *w = rnd(nw), *b = rnd((size_t)s.cout), *dy = rnd(ny);
-        float *y = rnd(ny), *dx = rnd(nx), *dw = rnd(nw), *db = rnd((size_t)s.cout);
-        double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx), *rdw = malloc(nw * sizeof *rdw),
-               *rdb = malloc((size_t)s.cout * sizeof *rdb);
-        naive(&s, oh, ow, x, w, b, dy, ry, rdx, rdw, rdb);
-        conv_state *st = kt->conv_new(&s);
-        if (!st) abort();
-        int is16 = !strcmp(kt->conv_impl(st), "gemm-bf16");
-        have_bf16 |= is16;
-        kt->conv_fwd(st, x, w, b, y);
-        kt->conv_bwd_data(st, dy, w, dx);
-        kt->conv_bwd_weights(st, x, dy, dw, db);
-        kt->conv_free(st);
-        double e[4] = {worst(y, ry, ny), worst(dx, rdx, nx), worst(dw, rdw, nw), worst(db, rdb, (size_t)s.cout)};
-        /* bf16: each factor rounded to 8 significant bits; the bias sums stay float32 */
-        double tol = is16 ? 1e-2 : 1e-5;
-        if (is16) worst16 = fmax(worst16, fmax(fmax(e[0], e[1]), e[2]));
-        CHECK(e[0] < tol && e[1] < tol && e[2] < tol && e[3] < 1e-5,
-              "%s%s %dx%dx%dx%d -> %d, k %d, stride %d: forward, data, weight and bias gradients equal the naive "
-              "loops (%.1g %.1g %.1g %.1g, within %g of the largest)", s.transposed ? "transposed" : "conv",
-              is16 ? " (bf16)" : "", s.n, s.cin, s.h, s.w, s.cout, s.k, s.stride, e[0], e[1], e[2], e[3], tol);
-        free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
-        free(ry), free(rdx), free(rdw), free(rdb);
     }
+    if (!have_dnnl) TAP_SKIP("oneDNN convolutions: not built (meson option dnnl)");
     if (have_bf16)
         CHECK(worst16 > 1e-5, "bf16 products are really bfloat16 (worst relative error %.2g, above float32's)",
               worst16);
