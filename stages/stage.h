@@ -193,6 +193,9 @@ store *ctx_store(stage_ctx *c);
  * and array names): the cohort container when the port reads a cohort
  * stage, else the sample's (a cohort stage's: the selected sample's). */
 store *ctx_input_store(stage_ctx *c, const char *port);
+/* The same for a referenced stage by name (each reference of a port that
+ * takes several may live elsewhere). */
+store *ctx_stage_store(stage_ctx *c, const char *stage);
 /* A stage with scope: cohort sees its samples one at a time: there are
  * ctx_n_samples of them (1 for a per-sample stage), and ctx_select_sample
  * makes the k-th the one ctx_sample, ctx_input_store and the ctx_open_input

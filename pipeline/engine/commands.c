@@ -67,6 +67,9 @@ static const char run_help[] =
     "                       stages that read a cohort stage not yet run wait for it\n"
     "  --cohort             only the cohort stages (scope: cohort) whose inputs every\n"
     "                       sample has committed, into OUTPUT/_cohort.h5\n"
+    "  --from ARCHIVE       reuse, read-only, every stage a packed archive (sirenstack\n"
+    "                       pack) holds with a matching fingerprint; compute the rest\n"
+    "                       into this run's containers (repeatable: one per sample)\n"
     "  --stages A,B         only these stages (their inputs must be committed)\n"
     "  --force STAGE        recompute STAGE and everything downstream (repeatable)\n"
     "  --dry-run            print what would run and why; change nothing\n"
@@ -95,7 +98,7 @@ static int parse_run_options(int argc, char **argv, run_options *o, const char *
         {"dry-run", no_argument, 0, 'n'},      {"threads", required_argument, 0, 't'},
         {"device", required_argument, 0, 'd'}, {"log-json", required_argument, 0, 'j'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"cohort", no_argument, 0, 'c'},
+        {"cohort", no_argument, 0, 'c'},       {"from", required_argument, 0, 'F'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -118,6 +121,10 @@ static int parse_run_options(int argc, char **argv, run_options *o, const char *
         case 'f': split_list(optarg, &o->force, &o->n_force); break;
         case 'n': o->dry_run = 1; break;
         case 'c': o->cohort_only = 1; break;
+        case 'F':
+            o->from = realloc(o->from, (size_t)(o->n_from + 1) * sizeof *o->from);
+            o->from[o->n_from++] = ss_strdup(optarg);
+            break;
         case 't':
             o->threads = (int)strtol(optarg, &end, 10);
             if (*end || o->threads < 0) return usage_error(help, "--threads needs an integer >= 0, got '%s'", optarg);
@@ -144,8 +151,10 @@ static void free_run_options(run_options *o)
 {
     for (int i = 0; i < o->n_only; i++) free(o->only[i]);
     for (int i = 0; i < o->n_force; i++) free(o->force[i]);
+    for (int i = 0; i < o->n_from; i++) free(o->from[i]);
     free(o->only);
     free(o->force);
+    free(o->from);
 }
 
 int cmd_run(int argc, char **argv)
@@ -246,7 +255,7 @@ static const char inspect_help[] =
     "fingerprint, parameters and provenance, and every array with shape, dtype,\n"
     "chunking, compression and ratio, axes and voxel size.\n";
 
-static int open_container_flags(const char *path, int flags, store **st)
+int open_container_flags(const char *path, int flags, store **st)
 {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
@@ -267,7 +276,8 @@ static int is_provenance_attr(const char *key)
                                        "inputs", "input_files", "sample", "software_version", "libraries", "host",
                                        "device", "started", "finished", "seconds", "threads", "seed",
                                        "compression", "sirenstack_committed", "sirenstack_arrays",
-                                       "sirenstack_stage", "sirenstack_commit_time", NULL};
+                                       "sirenstack_stage", "sirenstack_commit_time", "config", "manifest",
+                                       "samples", "inputs_from_archive", NULL};
     for (const char *const *k = keys; *k; k++)
         if (!strcmp(key, *k)) return 1;
     return 0;
@@ -323,8 +333,8 @@ int cmd_inspect(int argc, char **argv)
     rc = store_list_stages(st, &stages);
     json_t *all = json_object();
     if (rc == SS_OK && !as_json)
-        printf("%s (%s, layout version %d)\n", store_path(st), store_get_format(st) == STORE_ZARR ? "zarr" : "hdf5",
-               store_layout_version(st));
+        printf("%s (%s, layout version %d%s)\n", store_path(st), store_get_format(st) == STORE_ZARR ? "zarr" : "hdf5",
+               store_layout_version(st), store_is_packed(st) ? ", a packed archive: read-only" : "");
     for (char **s = stages; rc == SS_OK && s && *s; s++) {
         json_t *attrs;
         if ((rc = store_stage_attrs(st, *s, &attrs)) != SS_OK) break;

@@ -17,5 +17,9 @@ int cmd_submit(int argc, char **argv); /* pipeline/engine/cmd_submit.c */
 /* Loads a config, printing every problem found (commands.c). */
 typedef struct config config;
 int load_config(const char *path, config **c);
+/* Opens CONTAINER (.zarr: Zarr, else HDF5) with store_open's flags (commands.c). */
+typedef struct store store;
+int open_container_flags(const char *path, int flags, store **st);
+int cmd_pack(int argc, char **argv); /* pipeline/engine/cmd_pack.c */
 
 #endif

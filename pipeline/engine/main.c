@@ -18,6 +18,7 @@ static const char usage[] =
     "  export CONTAINER  write an array or table to TIFF, OME-TIFF, OME-Zarr, NPY or CSV\n"
     "  stages [NAME]     list the stage types (or one) with their parameters, inputs and outputs\n"
     "  schema            print the JSON Schema of the config format\n"
+    "  pack CONTAINER    write one self-contained HDF5 archive of a container (-o ARCHIVE.h5)\n"
     "  submit CONFIG     submit the run to SLURM: an array job per level, the cohort stages between\n"
     "  synth -o OUT.h5   write a phantom with ground truth (dendrites, nuclei, ...) without a config\n"
     "  version           print the version (also --version)\n"
@@ -33,6 +34,7 @@ static const struct {
     {"run", cmd_run},       {"validate", cmd_validate}, {"status", cmd_status}, {"inspect", cmd_inspect},
     {"verify", cmd_verify}, {"export", cmd_export},     {"stages", cmd_stages}, {"schema", cmd_schema},
     {"synth", cmd_synth},   {"version", cmd_version}, {"submit", cmd_submit},
+    {"pack", cmd_pack},
 };
 #define N_CMDS (sizeof cmds / sizeof *cmds)
 

@@ -284,8 +284,28 @@ static void plan_cohort_entry(const config *c, int i, const stage_plan *cohort, 
     sbuf_put(&sp->reason, "cohort stage (runs once for the run)");
 }
 
-int plan_sample(const config *c, const sample_info *s, store *st, const run_options *o, const int *order,
-                const stage_plan *cohort, json_t *hash_cache, stage_plan **out)
+store *archive_for(const archive_set *as, const char *id)
+{
+    for (int i = 0; as && i < as->n; i++)
+        if (!strcmp(as->id[i], id)) return as->st[i];
+    return NULL;
+}
+
+/* Whether the archive holds stage `stage` as planned (its fingerprint) and intact. */
+static int archive_has(store *archive, const char *stage, const char *fp)
+{
+    json_t *a = NULL;
+    int ok = archive && store_has_stage(archive, stage) == 1 && store_stage_attrs(archive, stage, &a) == SS_OK &&
+             json_is_string(json_object_get(a, "fingerprint")) &&
+             !strcmp(json_string_value(json_object_get(a, "fingerprint")), fp) &&
+             store_stage_check(archive, stage) == SS_OK;
+    json_decref(a);
+    ss_errclear();
+    return ok;
+}
+
+int plan_sample(const config *c, const sample_info *s, store *st, store *archive, const run_options *o,
+                const int *order, const stage_plan *cohort, json_t *hash_cache, stage_plan **out)
 {
     int n = c->n_stages;
     stage_plan *p = calloc((size_t)n, sizeof *p);
@@ -413,6 +433,12 @@ int plan_sample(const config *c, const sample_info *s, store *st, const run_opti
             if (unreadable) sbuf_printf(&sp->reason, "committed output is unreadable (%s)", ss_errmsg());
             else if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
             else explain_stale(c, i, sp, p);
+        }
+        if (sp->act == ACT_RUN && !forced[i] && redo_from[i] < 0 && archive_has(archive, d->name, sp->fp)) {
+            sp->act = ACT_REUSE;
+            sp->from_archive = 1;
+            sbuf_free(&sp->reason);
+            sbuf_printf(&sp->reason, "fingerprint matches the archive's (read from %s)", store_path(archive));
         }
         for (int q = 0; q < d->n_inputs && sp->act == ACT_RUN && !sp->waiting; q++) {
             const stage_plan *up = &p[d->inputs[q].stage_index];

@@ -30,7 +30,19 @@ typedef struct {
     int waiting;          /* would run, but reads a cohort stage that is not ready (directly
                              or through stages that wait too) */
     char waits_for[128];  /* the first such cohort stage */
+    int from_archive;     /* reused: committed with this fingerprint in the sample's archive
+                             (run --from), where its dependants read it */
 } stage_plan;
+
+/* The archives of run --from, opened read-only: one per sample id (or
+ * COHORT_ID) they hold. */
+typedef struct {
+    int n;
+    store **st;
+    char **id;
+} archive_set;
+
+store *archive_for(const archive_set *as, const char *id);
 
 void plan_free(stage_plan *p, int n);
 char *container_path(const config *c, const sample_info *s);
@@ -43,8 +55,8 @@ int port_is_multiple(const stage_type *t, const char *port);
  * config has no cohort stages or none is planned yet (every cohort stage is
  * then not ready). Returns SS_OK, or an error for problems of the request
  * itself (unknown --force stage, ...). */
-int plan_sample(const config *c, const sample_info *s, store *st, const run_options *o, const int *order,
-                const stage_plan *cohort, json_t *hash_cache, stage_plan **out);
+int plan_sample(const config *c, const sample_info *s, store *st, store *archive, const run_options *o,
+                const int *order, const stage_plan *cohort, json_t *hash_cache, stage_plan **out);
 /* Plans cohort stage i into cohort[i] from the plans of its samples
  * (samples[k] for the config's sample k, each planned with the cohort plan
  * as it stood) and the cohort container cst (NULL: none yet). */

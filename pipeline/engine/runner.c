@@ -99,7 +99,60 @@ static const kernels *pick_kernels(const config *c, const run_options *o, int *r
     return cu ? cu : kernels_cpu();
 }
 
-static int run_stage(const config *c, int i, const sample_info *s, store *st, store *cohort_st, stage_plan *sp,
+/* The config file (and manifest) of this run, as read when it started: each
+ * committed stage names them by content hash, and the container's work
+ * folder keeps the texts (configs/<hash>.yaml, .tsv), for pack. */
+static struct {
+    char config[FP_HEX], manifest[FP_HEX];
+    char *config_text, *manifest_text;
+    size_t config_len, manifest_len;
+} run_texts;
+
+static void texts_load(const config *c)
+{
+    free(run_texts.config_text);
+    free(run_texts.manifest_text);
+    memset(&run_texts, 0, sizeof run_texts);
+    if (fs_read_all(c->path, &run_texts.config_text, &run_texts.config_len) == SS_OK)
+        fp_hash_bytes(run_texts.config_text, run_texts.config_len, run_texts.config);
+    if (c->manifest && fs_read_all(c->manifest, &run_texts.manifest_text, &run_texts.manifest_len) == SS_OK)
+        fp_hash_bytes(run_texts.manifest_text, run_texts.manifest_len, run_texts.manifest);
+    ss_errclear();
+}
+
+static void texts_keep(store *st)
+{
+    char *dir = ss_asprintf("%s/configs", store_workdir(st));
+    if (!dir || fs_mkdir_p(dir) != SS_OK) {
+        free(dir);
+        return;
+    }
+    const char *hash[2] = {run_texts.config, run_texts.manifest}, *ext[2] = {"yaml", "tsv"};
+    const char *text[2] = {run_texts.config_text, run_texts.manifest_text};
+    size_t len[2] = {run_texts.config_len, run_texts.manifest_len};
+    for (int k = 0; k < 2; k++) {
+        if (!hash[k][0]) continue;
+        char *p = ss_asprintf("%s/%s.%s", dir, hash[k], ext[k]);
+        if (p && !path_exists(p)) fs_write_atomic(p, text[k], len[k]); /* a lost copy only leaves pack without it */
+        free(p);
+    }
+    free(dir);
+}
+
+/* What a stage sees of the rest of the run: the cohort plan (NULL when the
+ * config has none) and the cohort container its stages read from; every
+ * sample's plan (for a cohort stage's reads from the samples' archives). */
+typedef struct {
+    stage_plan *plan;
+    store *st;
+    stage_plan **splans;
+} cohort_view;
+
+/* run --from: the archives, by sample id */
+static archive_set run_archives;
+
+static int run_stage(const config *c, int i, const sample_info *s, store *st, const cohort_view *cv,
+                     const stage_plan *plan, stage_plan *sp,
                      const kernels *k, int threads, reporter *rep)
 {
     const stage_decl *d = &c->stages[i];
@@ -112,9 +165,12 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
     report_event(rep, "stage_start", json_pack("{s:s,s:s,s:s,s:s}", "sample", s->id, "stage", d->name, "type",
                                                d->type->name, "reason", sbuf_str(&sp->reason)));
     ss_crashpoint("runner.stage_start");
+    texts_keep(st);
     stage_ctx ctx = {
         .cfg = c, .stage = i, .sample = s, .params = sp->params, .st = st, .in_st = d->cohort ? NULL : st,
-        .cohort_st = cohort_st, .k = k, .rep = rep, .threads = threads,
+        .cohort_st = cv ? cv->st : NULL, .k = k, .rep = rep, .threads = threads, .plan = plan,
+        .splans = cv ? cv->splans : NULL, .archives = &run_archives,
+        .archive_st = d->cohort ? NULL : archive_for(&run_archives, s->id),
     };
     snprintf(ctx.label, sizeof ctx.label, "%s/%s", s->id, d->name);
     /* A stable per-(seed, sample, stage) stream. */
@@ -164,6 +220,14 @@ static int run_stage(const config *c, int i, const sample_info *s, store *st, st
             ss_hostname(), "device", devtext, "started", started, "finished", finished, "seconds", secs, "threads",
             threads);
         if (d->type->flags & STAGE_STOCHASTIC) json_object_set_new(attrs, "seed", json_integer((json_int_t)c->seed));
+        if (run_texts.config[0]) json_object_set_new(attrs, "config", json_string(run_texts.config));
+        json_t *arch = json_object();
+        for (int q = 0; plan && ctx.archive_st && q < d->n_inputs; q++)
+            if (plan[d->inputs[q].stage_index].from_archive)
+                json_object_set_new(arch, d->inputs[q].port, json_string(store_path(ctx.archive_st)));
+        if (json_object_size(arch)) json_object_set(attrs, "inputs_from_archive", arch);
+        json_decref(arch);
+        if (run_texts.manifest[0]) json_object_set_new(attrs, "manifest", json_string(run_texts.manifest));
         if (d->cohort) {
             json_t *ids = json_array();
             for (int q = 0; q < config_cohort_n(c, i); q++)
@@ -232,12 +296,14 @@ static void unlink_matching(const char *dir, int all_running)
 static void clean_workdir(store *st)
 {
     const char *w = store_workdir(st);
-    char *status = path_join(w, "status"), *ckpt = path_join(w, "ckpt");
+    char *status = path_join(w, "status"), *ckpt = path_join(w, "ckpt"), *configs = path_join(w, "configs");
     unlink_matching(w, 0);
     if (status) unlink_matching(status, 1);
     if (ckpt) unlink_matching(ckpt, 0);
+    if (configs) unlink_matching(configs, 0);
     free(status);
     free(ckpt);
+    free(configs);
 }
 
 /* A stage that failed on damaged input: the damaged stages are recorded, so
@@ -289,12 +355,6 @@ static int failure_result(const first_failure *f)
     return f->rc == SS_OK ? SS_OK : ss_fail(f->rc, "%s", f->msg);
 }
 
-/* What a run of one sample sees of the cohort: the cohort plan (NULL when
- * the config has none) and the cohort container its stages read from. */
-typedef struct {
-    stage_plan *plan;
-    store *st;
-} cohort_view;
 
 /* full: the whole run, where what waits runs in its turn */
 static const char *plan_word(const stage_plan *p, int full)
@@ -338,7 +398,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
     if (st) load_cache(st, &cache);
     else cache = json_object();
     stage_plan *plan;
-    rc = plan_sample(c, s, st, o, order, cv ? cv->plan : NULL, cache, &plan);
+    rc = plan_sample(c, s, st, archive_for(&run_archives, s->id), o, order, cv ? cv->plan : NULL, cache, &plan);
     if (st && !o->dry_run) save_cache(st, cache);
     json_decref(cache);
     if (rc != SS_OK) {
@@ -385,7 +445,11 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         if (sp->act == ACT_REUSE) {
             report_event(rep, "stage_reuse", json_pack("{s:s,s:s,s:s}", "sample", s->id, "stage", d->name,
                                                        "fingerprint", sp->fp));
-            if (!o->quiet) report_info(rep, "%s/%s: up to date%s%s", s->id, d->name, sp->kept[0] ? "; " : "", sp->kept);
+            if (!o->quiet && sp->from_archive)
+                report_info(rep, "%s/%s: up to date in the archive %s", s->id, d->name,
+                            store_path(archive_for(&run_archives, s->id)));
+            else if (!o->quiet)
+                report_info(rep, "%s/%s: up to date%s%s", s->id, d->name, sp->kept[0] ? "; " : "", sp->kept);
             continue;
         }
         if (sp->waiting) {
@@ -396,7 +460,7 @@ static int run_sample(const config *c, const sample_info *s, const run_options *
         }
         if (!o->quiet) report_info(rep, "%s/%s: running %s (%s)", s->id, d->name, d->type->name, sbuf_str(&sp->reason));
         json_decref(store_damage_take(st)); /* what planning found is planned for */
-        rc = run_stage(c, i, s, st, cv ? cv->st : NULL, sp, k, threads, rep);
+        rc = run_stage(c, i, s, st, cv, plan, sp, k, threads, rep);
         if (rc != SS_OK) note_damage(st, rc);
         if (rc == SS_OK) {
             sp->act = ACT_REUSE;
@@ -459,7 +523,7 @@ static int plan_all(const config *c, const run_options *o, const int *order, sta
             else cache = json_object();
             if (splans[si]) plan_free(splans[si], c->n_stages);
             splans[si] = NULL;
-            rc = plan_sample(c, s, st, o, order, cplan, cache, &splans[si]);
+            rc = plan_sample(c, s, st, archive_for(&run_archives, s->id), o, order, cplan, cache, &splans[si]);
             json_decref(cache);
             store_close(st);
             free(path);
@@ -517,7 +581,8 @@ static int run_cohort(const config *c, const run_options *o, const int *order, i
         if (rc == SS_OK) {
             if (!o->quiet) report_info(rep, "%s/%s: running %s over %d samples (%s)", COHORT_ID, d->name, d->type->name,
                                        config_cohort_n(c, i), sbuf_str(&sp->reason));
-            rc = run_stage(c, i, &cohort_sample, cst, cst, sp, k, threads, rep);
+            cohort_view self = {cplan, cst, splans};
+            rc = run_stage(c, i, &cohort_sample, cst, &self, NULL, sp, k, threads, rep);
             if (rc != SS_OK) note_damage(cst, rc);
         }
         if (rc == SS_OK) {
@@ -588,7 +653,7 @@ static int run_with_cohort(const config *c, const run_options *o, const int *idx
     if (rc == SS_OK) rc = plan_all(c, o, order, splans, cplan, cst);
     first_failure first = {0};
     failure_note(&first, rc);
-    cohort_view cv = {cplan, cst};
+    cohort_view cv = {cplan, cst, splans};
     if (rc == SS_OK && o->cohort_only) {
         failure_note(&first, run_cohort(c, o, order, -1, splans, cplan, cst, k, threads, rep, 0));
     } else if (rc == SS_OK && (one || o->dry_run)) {
@@ -629,18 +694,65 @@ static int run_with_cohort(const config *c, const run_options *o, const int *idx
     return result;
 }
 
+static void archives_close(void)
+{
+    for (int i = 0; i < run_archives.n; i++) {
+        store_close(run_archives.st[i]);
+        free(run_archives.id[i]);
+    }
+    free(run_archives.st);
+    free(run_archives.id);
+    memset(&run_archives, 0, sizeof run_archives);
+}
+
+/* --from: each archive read-only, under the sample id its stages carry. */
+static int archives_open(const config *c, const run_options *o)
+{
+    archives_close();
+    run_archives.st = calloc((size_t)o->n_from + 1, sizeof *run_archives.st);
+    run_archives.id = calloc((size_t)o->n_from + 1, sizeof *run_archives.id);
+    if (!run_archives.st || !run_archives.id) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < o->n_from; i++) {
+        store *st = NULL;
+        int rc = store_open(o->from[i], STORE_HDF5, 0, &st);
+        if (rc == SS_OK && !store_is_packed(st))
+            rc = ss_fail(SS_ERR_INPUT, "--from %s: not a packed archive (`sirenstack pack CONTAINER -o ARCHIVE.h5` "
+                         "writes one)", o->from[i]);
+        char **stages = NULL;
+        json_t *a = NULL;
+        if (rc == SS_OK) rc = store_list_stages(st, &stages);
+        if (rc == SS_OK && stages[0]) rc = store_stage_attrs(st, stages[0], &a);
+        const char *id = json_string_value(json_object_get(a, "sample"));
+        if (rc == SS_OK && !id) rc = ss_fail(SS_ERR_INPUT, "--from %s: the archive holds no stage", o->from[i]);
+        int known = id && !strcmp(id, COHORT_ID);
+        for (int k = 0; id && k < c->n_samples; k++) known |= !strcmp(c->samples[k].id, id);
+        if (rc == SS_OK && !known)
+            rc = ss_fail(SS_ERR_INPUT, "--from %s: its sample '%s' is not one of %s's samples", o->from[i], id, c->path);
+        if (rc == SS_OK && archive_for(&run_archives, id))
+            rc = ss_fail(SS_ERR_INPUT, "--from %s: a second archive of sample '%s'", o->from[i], id);
+        if (rc == SS_OK) {
+            run_archives.st[run_archives.n] = st;
+            run_archives.id[run_archives.n++] = ss_strdup(id);
+            st = NULL;
+        }
+        json_decref(a);
+        store_names_free(stages);
+        store_close(st);
+        if (rc != SS_OK) return rc;
+    }
+    return SS_OK;
+}
+
 int runner_run(const config *c, const run_options *o, reporter *rep)
 {
     int *idx, n;
     int rc = select_samples(c, o, &idx, &n);
+    if (rc == SS_OK) rc = archives_open(c, o);
     if (rc == SS_OK && o->cohort_only && !has_cohort_stages(c))
         rc = ss_fail(SS_ERR_CONFIG, "--cohort: %s declares no stage with scope: cohort", c->path);
+    const kernels *k = rc == SS_OK ? pick_kernels(c, o, &rc) : NULL;
     if (rc != SS_OK) {
-        free(idx);
-        return rc;
-    }
-    const kernels *k = pick_kernels(c, o, &rc);
-    if (rc != SS_OK) {
+        archives_close();
         free(idx);
         return rc;
     }
@@ -651,6 +763,7 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
     openblas_set_num_threads(1);
     int *order = calloc((size_t)c->n_stages + 1, sizeof *order);
     graph_topo_order(c, order);
+    texts_load(c);
     report_event(rep, "run_start", json_pack("{s:s,s:s,s:i,s:s,s:i}", "config", c->path, "run", c->run_name,
                                              "samples", n, "device", k->name, "threads", threads));
     int result = SS_OK;
@@ -677,6 +790,10 @@ int runner_run(const config *c, const run_options *o, reporter *rep)
                                            ss_exit_status(result)));
     free(order);
     free(idx);
+    archives_close();
+    free(run_texts.config_text);
+    free(run_texts.manifest_text);
+    memset(&run_texts, 0, sizeof run_texts);
     return result;
 }
 
@@ -801,7 +918,7 @@ int runner_status(const config *c, const run_options *o)
         if (st) load_cache(st, &cache);
         else cache = json_object();
         stage_plan *plan;
-        rc = plan_sample(c, s, st, &all, order, cplan, cache, &plan);
+        rc = plan_sample(c, s, st, NULL, &all, order, cplan, cache, &plan);
         json_decref(cache);
         if (rc != SS_OK) {
             store_close(st);

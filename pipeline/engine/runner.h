@@ -19,6 +19,8 @@ typedef struct {
     int n_only;
     int dry_run;
     int cohort_only;        /* --cohort: the cohort stages only */
+    char **from;            /* --from ARCHIVE (repeatable): packed archives to reuse stages from */
+    int n_from;
     int threads;            /* --threads (-1: from the config) */
     const char *device;     /* --device (NULL: from the config) */
     FILE *json_log;

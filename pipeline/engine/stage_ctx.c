@@ -50,11 +50,18 @@ static int port_stage(const stage_ctx *c, const char *port)
     return -1;
 }
 
-store *ctx_input_store(stage_ctx *c, const char *port)
+/* Where stage j's outputs are read: the cohort container, the sample's
+ * archive (run --from reused it from there) or the sample's container. */
+static store *store_of(stage_ctx *c, int j)
 {
-    int j = port_stage(c, port);
-    return j >= 0 && c->cfg->stages[j].cohort && c->cohort_st ? c->cohort_st : c->in_st;
+    if (j >= 0 && c->cfg->stages[j].cohort && c->cohort_st) return c->cohort_st;
+    if (j >= 0 && c->plan && c->plan[j].from_archive && c->archive_st) return c->archive_st;
+    return c->in_st;
 }
+
+store *ctx_input_store(stage_ctx *c, const char *port) { return store_of(c, port_stage(c, port)); }
+
+store *ctx_stage_store(stage_ctx *c, const char *stage) { return store_of(c, config_find_stage(c->cfg, stage)); }
 
 int ctx_is_cohort(const stage_ctx *c) { return c->cfg->stages[c->stage].cohort; }
 
@@ -75,6 +82,9 @@ int ctx_select_sample(stage_ctx *c, int k)
     c->owned_in = c->in_st = st;
     c->cur = k;
     c->sample = s;
+    int si = config_cohort_sample(c->cfg, c->stage, k);
+    c->plan = c->splans ? c->splans[si] : NULL;
+    c->archive_st = archive_for(c->archives, s->id);
     snprintf(c->label, sizeof c->label, "%s/%s (sample %s)", COHORT_ID, ctx_stage_name(c), s->id);
     return SS_OK;
 }
@@ -114,7 +124,7 @@ int ctx_input(const stage_ctx *c, const char *port, const char **stage, const ch
  * refused here, before the stage has written anything. */
 static int open_for_port(stage_ctx *c, const char *port, const char *stage, const char *array, store_array **a)
 {
-    int rc = store_array_open(ctx_input_store(c, port), stage, array, a);
+    int rc = store_array_open(ctx_stage_store(c, stage), stage, array, a);
     const port_spec *ps = c->cfg->stages[c->stage].type->inputs;
     while (ps && ps->name && strcmp(ps->name, port)) ps++;
     if (rc != SS_OK || !ps || !ps->name || !(ps->kinds & KIND_IMAGE) || (ps->kinds & KIND_REPEATS)) return rc;

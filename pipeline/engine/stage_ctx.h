@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "config.h"
+#include "plan.h"
 #include "progress.h"
 
 struct stage_ctx {
@@ -18,6 +19,10 @@ struct stage_ctx {
     store *cohort_st;          /* inputs from cohort stages (NULL when none is read) */
     store *owned_in;           /* a cohort stage's selected sample container, opened here */
     int cur;                   /* a cohort stage's selected sample, 0..n_samples-1 */
+    const stage_plan *plan;    /* the sample's plan (a cohort stage: the selected sample's) */
+    stage_plan *const *splans; /* a cohort stage: every sample's plan */
+    const archive_set *archives; /* run --from */
+    store *archive_st;         /* the (selected) sample's archive: inputs the plan reuses from it */
     store_writer *w;
     const kernels *k;
     reporter *rep;

@@ -536,3 +536,118 @@ int table_write_csv(const table_data *t, FILE *f)
     }
     return ferror(f) ? -1 : 0;
 }
+
+/* ---- archives -------------------------------------------------------------- */
+
+int store_pack(store *s, const char *dest, const json_t *attrs, const json_t *texts)
+{
+    if (!s->be->pack) return ss_fail(SS_ERR_INTERNAL, "%s: this store cannot pack itself", s->path);
+    return s->be->pack(s, dest, attrs, texts);
+}
+
+int store_is_packed(store *s) { return s->be->is_packed ? s->be->is_packed(s) : 0; }
+
+int store_archive_text(store *s, const char *name, char **text)
+{
+    *text = NULL;
+    return s->be->archive_text ? s->be->archive_text(s, name, text) : SS_OK;
+}
+
+/* The attributes the store writes itself at a commit. */
+static int store_own_attr(const char *key)
+{
+    return !strcmp(key, "sirenstack_arrays") || !strcmp(key, "sirenstack_stage") ||
+           !strcmp(key, "sirenstack_commit_time") || !strcmp(key, "sirenstack_committed");
+}
+
+/* One array, a chunk at a time (the chunk grid of the source). */
+static int copy_array(store *from, store *to, const char *stage, const char *name, store_writer *w)
+{
+    store_array *a = NULL, *b = NULL;
+    int rc = store_array_open(from, stage, name, &a);
+    array_info info;
+    if (rc == SS_OK) rc = store_array_info(a, &info);
+    array_meta meta = rc == SS_OK ? array_meta_of(&info) : (array_meta){0};
+    if (rc == SS_OK)
+        rc = store_writer_array(w, name, info.dtype, info.rank, info.shape, info.chunk, info.has_meta ? &meta : NULL, &b);
+    size_t n = 1;
+    for (int i = 0; rc == SS_OK && i < info.rank; i++) n *= (size_t)info.chunk[i];
+    void *buf = rc == SS_OK ? malloc(n * dtype_size(info.dtype) + 1) : NULL;
+    if (rc == SS_OK && !buf) rc = ss_nomem(n * dtype_size(info.dtype), "%s/%s: one chunk", stage, name);
+    int64_t nchunks = 1, grid[STORE_MAX_RANK];
+    for (int i = 0; rc == SS_OK && i < info.rank; i++) {
+        grid[i] = (info.shape[i] + info.chunk[i] - 1) / info.chunk[i];
+        nchunks *= grid[i];
+    }
+    for (int64_t k = 0; rc == SS_OK && k < nchunks; k++) {
+        int64_t start[STORE_MAX_RANK], count[STORE_MAX_RANK], r = k;
+        for (int i = info.rank - 1; i >= 0; i--) {
+            start[i] = (r % grid[i]) * info.chunk[i];
+            r /= grid[i];
+            count[i] = info.shape[i] - start[i] < info.chunk[i] ? info.shape[i] - start[i] : info.chunk[i];
+        }
+        rc = store_array_read(a, start, count, info.dtype, buf);
+        if (rc == SS_OK) rc = store_array_write(b, start, count, info.dtype, buf);
+    }
+    free(buf);
+    if (b) store_array_close(b);
+    if (a) store_array_close(a);
+    (void)to;
+    return rc;
+}
+
+static int copy_table(store *from, const char *stage, const char *name, store_writer *w)
+{
+    table_data t;
+    int rc = store_table_read(from, stage, name, &t);
+    if (rc != SS_OK) return rc;
+    table_col *cols = calloc((size_t)t.n_cols + 1, sizeof *cols);
+    const char **strs = calloc((size_t)t.n_cols * (size_t)(t.n_rows ? t.n_rows : 1) + 1, sizeof *strs);
+    if (!cols || !strs) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (int c = 0; rc == SS_OK && c < t.n_cols; c++) {
+        cols[c].name = t.names[c];
+        cols[c].type = t.types[c];
+        if (t.types[c] == COL_F64) cols[c].f64 = t.data[c];
+        else if (t.types[c] == COL_I64) cols[c].i64 = t.data[c];
+        else {
+            const char **col = strs + (size_t)c * (size_t)(t.n_rows ? t.n_rows : 1);
+            for (int64_t r = 0; r < t.n_rows; r++) col[r] = (const char *)t.data[c] + r * TABLE_STR_LEN;
+            cols[c].str = col;
+        }
+    }
+    table_view v = {.n_cols = t.n_cols, .n_rows = t.n_rows, .cols = cols};
+    if (rc == SS_OK) rc = store_writer_table(w, name, &v);
+    free(strs);
+    free(cols);
+    table_free(&t);
+    return rc;
+}
+
+int store_copy_stage(store *from, store *to, const char *stage)
+{
+    json_t *attrs = NULL;
+    char **names = NULL;
+    store_writer *w = NULL;
+    int rc = store_stage_attrs(from, stage, &attrs);
+    store_compression was = to->comp, comp = was;
+    const char *cname = json_string_value(json_object_get(attrs, "compression"));
+    if (rc == SS_OK && cname && store_compression_from_name(cname, &comp) == SS_OK) to->comp = comp;
+    if (rc == SS_OK) rc = store_list_arrays(from, stage, &names);
+    if (rc == SS_OK) rc = store_stage_begin(to, stage, &w);
+    const char *key;
+    json_t *v;
+    json_object_foreach(attrs, key, v) if (rc == SS_OK && !store_own_attr(key)) rc = store_writer_attr(w, key, v);
+    for (int i = 0; rc == SS_OK && names[i]; i++) {
+        int t = store_is_table(from, stage, names[i]);
+        rc = t < 0 ? t : t ? copy_table(from, stage, names[i], w) : copy_array(from, to, stage, names[i], w);
+    }
+    if (rc == SS_OK) {
+        rc = store_commit_stage(w);
+        w = NULL;
+    }
+    if (w) store_abort_stage(w);
+    to->comp = was;
+    store_names_free(names);
+    json_decref(attrs);
+    return rc;
+}

@@ -242,6 +242,29 @@ int store_stage_verify(store *s, const char *stage, store_finding_fn fn, void *c
  * order and image series. Returns the number of problems reported. */
 int store_index_verify(store *s, store_finding_fn fn, void *ctx);
 
+/* ---- archives ------------------------------------------------------------
+ *
+ * A packed archive is one self-contained HDF5 file (no external links): the
+ * root attributes of an index plus sirenstack_packed = 1 and the attributes
+ * given, one group per committed stage holding exactly what its stage file
+ * held (attributes, datasets, filters, chunks, checksums), and the group
+ * ".sirenstack" with named texts (the configs). store_open reads it like
+ * any HDF5 container, read-only (STORE_OPEN_CREATE, store_recover and
+ * store_stage_begin refuse it).
+ *
+ * store_pack writes the archive of s (an HDF5 container; a Zarr one is
+ * copied into an HDF5 container first, store_copy_stage) to dest, under a
+ * temporary name renamed into place. texts: name -> string. */
+int store_pack(store *s, const char *dest, const json_t *attrs, const json_t *texts);
+/* 1 for a packed archive. */
+int store_is_packed(store *s);
+/* A text of an archive (*text NULL when it has none, or s is no archive). */
+int store_archive_text(store *s, const char *name, char **text);
+/* Copies committed stage `stage` of from into to (begin, every attribute of
+ * the stage's own, every array chunk by chunk and every table, commit), with
+ * the compression the stage records. The caller holds to's lock. */
+int store_copy_stage(store *from, store *to, const char *stage);
+
 /* Damage records: what a full check or a failed read found wrong with a
  * committed stage, kept in the work directory until that stage is committed
  * again, so that status reports it and the next run recomputes it.

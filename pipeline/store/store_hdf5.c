@@ -39,6 +39,8 @@
 /* On every dataset of a stage: the XXH3-64 of each chunk, uint64 in C order
  * of the chunk grid (schemas/container-layout.md, "Checksums"). */
 #define SUMS_ATTR "sirenstack_checksums"
+#define PACKED_ATTR "sirenstack_packed"
+#define ARCHIVE_META ".sirenstack" /* the archive's own group: the configs (no stage name starts with '.') */
 #define TABLE_MAX_BYTES ((uint64_t)1 << 30) /* as read back into table_data, as in the Zarr store */
 
 typedef struct {
@@ -53,6 +55,8 @@ typedef struct {
     index_entry *entries;
     int n;
     char *rebuilt;   /* with s->index_problem: what recovery says once it wrote the index */
+    int packed;      /* a packed archive (store_pack): stages are groups of one file, read-only */
+    hid_t archive;   /* the archive, open while the store is (packed only) */
 } h5store;
 
 typedef struct {
@@ -266,6 +270,16 @@ static herr_t index_visit(hid_t g, const char *name, const H5L_info_t *info, voi
     return it->rc == SS_OK ? 0 : -1;
 }
 
+static herr_t group_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    index_iter *it = op;
+    H5O_info_t oi;
+    if (info->type != H5L_TYPE_HARD || name[0] == '.') return 0;
+    if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP) return 0;
+    it->rc = index_add(it->h, name, name);
+    return it->rc == SS_OK ? 0 : -1;
+}
+
 /* *damaged: the file is no readable index (truncated, overwritten), as
  * opposed to a readable file that is no index of this program's. */
 static int index_read(store *s, h5store *h, int *damaged)
@@ -290,7 +304,19 @@ static int index_read(store *s, h5store *h, int *damaged)
                          s->path, (long long)v, STORE_LAYOUT_VERSION);
         if (a >= 0) H5Aclose(a);
     }
-    if (rc == SS_OK) {
+    if (rc == SS_OK && H5Aexists(f, PACKED_ATTR) > 0) {
+        /* a packed archive: its stages are the groups of the root, in creation order */
+        h->packed = 1;
+        hsize_t idx = 0;
+        index_iter it = {h, SS_OK, 0};
+        if (H5Literate(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, group_visit, &it) < 0 || it.rc != SS_OK)
+            rc = it.rc != SS_OK ? it.rc : ss_fail(SS_ERR_INPUT, "%s: cannot list the stages of the archive", s->path);
+        if (rc == SS_OK) {
+            if (h->archive >= 0) H5Fclose(h->archive);
+            h->archive = f;
+            return SS_OK;
+        }
+    } else if (rc == SS_OK) {
         index_iter it = {h, SS_OK, 0};
         hsize_t idx = 0;
         /* Indices written by this program track creation order = commit order. */
@@ -425,6 +451,7 @@ static int h5_open(store *s, int flags)
     if (rc != SS_OK) return rc;
     h5store *h = calloc(1, sizeof *h);
     if (!h) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    h->archive = H5I_INVALID_HID;
     s->impl = h;
     h->dir = path_dirname(s->path);
     const char *slash = strrchr(s->path, '/');
@@ -436,7 +463,11 @@ static int h5_open(store *s, int flags)
         goto fail;
     }
     int none = 0;
-    if ((rc = index_load(s, h, &none)) != SS_OK) {
+    if ((rc = index_load(s, h, &none)) == SS_OK && h->packed && create)
+        rc = ss_fail(SS_ERR_INPUT, "%s: a packed archive is read-only; `sirenstack run CONFIG --from %s` writes a "
+                     "new container", s->path, s->path);
+    if (rc != SS_OK && h->packed) goto fail;
+    if (rc != SS_OK) {
         if (!none || !create) goto fail;
         ss_errclear();
         if ((rc = fs_mkdir_p(h->stagedir)) != SS_OK) goto fail;
@@ -447,6 +478,7 @@ static int h5_open(store *s, int flags)
     return SS_OK;
 fail:
     s->impl = NULL;
+    if (h->archive >= 0) H5Fclose(h->archive);
     free(h->rebuilt);
     index_clear(h);
     free(h->dir);
@@ -460,6 +492,7 @@ static void h5_close(store *s)
 {
     h5store *h = s->impl;
     if (!h) return;
+    if (h->archive >= 0) H5Fclose(h->archive);
     free(h->rebuilt);
     index_clear(h);
     free(h->dir);
@@ -472,6 +505,7 @@ static void h5_close(store *s)
 static int h5_recover(store *s)
 {
     h5store *h = s->impl;
+    if (h->packed) return ss_fail(SS_ERR_INPUT, "%s: a packed archive is read-only", s->path);
     /* Under the lock what the index says is final: read it again, for a run
      * that committed between our open and our lock. */
     int none, rc = index_load(s, h, &none);
@@ -549,12 +583,25 @@ static char *stage_file_path(store *s, const char *stage)
 
 static int stage_open(store *s, const char *stage, hid_t *f)
 {
+    h5store *h = s->impl;
+    if (h->packed) {
+        *f = index_find(h, stage) < 0 ? H5I_INVALID_HID : H5Gopen2(h->archive, stage, H5P_DEFAULT);
+        if (*f < 0) return ss_fail(SS_ERR_INPUT, "%s: no readable stage '%s' in the archive", s->path, stage);
+        return SS_OK;
+    }
     char *p = stage_file_path(s, stage);
     if (!p) return ss_fail(SS_ERR_INPUT, "%s: no committed stage '%s'", s->path, stage);
     *f = file_open_ro(p);
     int rc = *f < 0 ? ss_fail(SS_ERR_INPUT, "%s: stage file of '%s' is missing or corrupt", p, stage) : SS_OK;
     free(p);
     return rc;
+}
+
+/* What stage_open gave: a stage file, or an archive's group. */
+static void stage_close(hid_t f)
+{
+    if (H5Iget_type(f) == H5I_GROUP) H5Gclose(f);
+    else H5Fclose(f);
 }
 
 /* No attribute this program reads comes near this; one whose header claims
@@ -747,7 +794,7 @@ static int h5_stage_attrs(store *s, const char *stage, json_t **attrs)
     hsize_t idx = 0;
     if (H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_visit, o) < 0)
         rc = ss_fail(SS_ERR_INPUT, "%s: cannot read attributes of stage '%s'", s->path, stage);
-    H5Fclose(f);
+    stage_close(f);
     if (rc != SS_OK) {
         json_decref(o);
         return rc;
@@ -788,7 +835,7 @@ static int h5_list_arrays(store *s, const char *stage, char ***names)
     hsize_t idx = 0;
     if (H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, dset_visit, &l) < 0)
         rc = ss_fail(SS_ERR_INPUT, "%s: cannot list arrays of stage '%s'", s->path, stage);
-    H5Fclose(f);
+    stage_close(f);
     if (rc == SS_OK && !l.names) l.names = names_new(0);
     if (rc != SS_OK || !l.names) {
         store_names_free(l.names);
@@ -804,6 +851,7 @@ static int h5_stage_begin(store_writer *w)
 {
     store *s = w->s;
     h5store *h = s->impl;
+    if (h->packed) return ss_fail(SS_ERR_INPUT, "%s: a packed archive is read-only", s->path);
     static unsigned counter;
     h5writer *hw = calloc(1, sizeof *hw);
     if (!hw) return ss_fail(SS_ERR_NOMEM, "out of memory");
@@ -1426,7 +1474,7 @@ static int member_open(store *s, const char *stage, const char *name, h5array *h
     if (rc != SS_OK) return rc;
     hid_t d = dataset_open(f, name);
     if (d < 0) {
-        H5Fclose(f);
+        stage_close(f);
         return ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array or table '%s'", s->path, stage, name);
     }
     ha->file = f;
@@ -1443,7 +1491,7 @@ static int member_open(store *s, const char *stage, const char *name, h5array *h
     if (rc != SS_OK) {
         member_release(ha);
         H5Dclose(d);
-        H5Fclose(f);
+        stage_close(f);
     }
     return rc;
 }
@@ -1457,7 +1505,7 @@ static int h5_array_open(store *s, const char *stage, const char *name, store_ar
         rc = ss_fail(SS_ERR_INPUT, "%s: '%s/%s' is a table, not an array", s->path, stage, name);
         member_release(ha);
         H5Dclose(ha->dset);
-        H5Fclose(ha->file);
+        stage_close(ha->file);
     }
     if (rc != SS_OK) {
         free(ha);
@@ -1816,7 +1864,7 @@ static void h5_array_close(store_array *a)
     a->impl = NULL;
     H5Dclose(ha->dset);
     ha->dset = H5I_INVALID_HID;
-    if (ha->owns_file) H5Fclose(ha->file);
+    if (ha->owns_file) stage_close(ha->file);
     h5writer *hw = ha->hw;
     if (hw) {
         /* the checksums are finished at the commit, which reports errors */
@@ -1845,7 +1893,7 @@ static int h5_is_table(store *s, const char *stage, const char *name)
             H5Dclose(d);
         }
     }
-    H5Fclose(f);
+    stage_close(f);
     if (r < 0) ss_fail(SS_ERR_INPUT, "%s: stage '%s' has no array or table '%s'", s->path, stage, name);
     return r;
 }
@@ -1946,7 +1994,7 @@ done:
     H5Tclose(ft);
     member_release(&ha);
     H5Dclose(d);
-    H5Fclose(f);
+    stage_close(f);
     return rc;
 }
 
@@ -1964,7 +2012,7 @@ static int h5_check_member(store *s, const char *stage, const char *name, const 
     if (d < 0) {
         problems = store_finding_of(store_fail_damaged(s, stage, name, "missing (the stage committed it)"), fn, ctx,
                                     stage, name);
-        H5Fclose(f);
+        stage_close(f);
         return problems;
     }
     ha.file = f;
@@ -1996,7 +2044,7 @@ static int h5_check_member(store *s, const char *stage, const char *name, const 
     }
     member_release(&ha);
     H5Dclose(d);
-    H5Fclose(f);
+    stage_close(f);
     return problems;
 }
 
@@ -2025,6 +2073,172 @@ static int h5_check_index(store *s, store_finding_fn fn, void *ctx)
     return 0;
 }
 
+/* ---- packing ------------------------------------------------------------------ */
+
+/* Attributes one by one, as stored (type, shape, bytes). H5Ocopy would do it
+ * with the datasets, but HDF5 1.10 crashes copying attributes kept in dense
+ * storage (more than eight on an object, or one above 64 KiB), as a stage's
+ * provenance and a large array's checksums are. */
+static herr_t attr_copy_visit(hid_t loc, const char *name, const H5A_info_t *info, void *op)
+{
+    (void)info;
+    hid_t dst = *(hid_t *)op;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID, sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t sz = t >= 0 ? H5Tget_size(t) : 0;
+    void *buf = n >= 0 && sz ? calloc((size_t)(n ? n : 1), sz) : NULL;
+    herr_t r = -1;
+    if (buf && H5Aread(a, t, buf) >= 0) {
+        hid_t b = H5Acreate2(dst, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        if (b >= 0 && H5Awrite(b, t, buf) >= 0) r = 0;
+        if (b >= 0) H5Aclose(b);
+        if (H5Tdetect_class(t, H5T_VLEN) > 0 || H5Tis_variable_str(t) > 0) H5Dvlen_reclaim(t, sp, H5P_DEFAULT, buf);
+    }
+    free(buf);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return r;
+}
+
+static int copy_attrs(hid_t from, hid_t to)
+{
+    hsize_t idx = 0;
+    return H5Aiterate2(from, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, attr_copy_visit, &to) < 0 &&
+                   (idx = 0, H5Aiterate2(from, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_copy_visit, &to) < 0)
+               ? -1
+               : 0;
+}
+
+typedef struct {
+    hid_t to;
+    int rc;
+} copy_iter;
+
+static herr_t dset_copy_visit(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    copy_iter *it = op;
+    H5O_info_t oi;
+    if (info->type != H5L_TYPE_HARD || H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 ||
+        oi.type != H5O_TYPE_DATASET)
+        return 0;
+    hid_t ocp = H5Pcreate(H5P_OBJECT_COPY);
+    H5Pset_copy_object(ocp, H5O_COPY_WITHOUT_ATTR_FLAG);
+    herr_t e = H5Ocopy(g, name, it->to, name, ocp, H5P_DEFAULT);
+    H5Pclose(ocp);
+    hid_t a = e >= 0 ? H5Dopen2(g, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t b = e >= 0 ? H5Dopen2(it->to, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (e < 0 || a < 0 || b < 0 || copy_attrs(a, b) != 0) it->rc = -1;
+    if (a >= 0) H5Dclose(a);
+    if (b >= 0) H5Dclose(b);
+    return it->rc;
+}
+
+/* A stage's group: its attributes and every dataset with theirs. */
+static int copy_object(hid_t from, hid_t to, const char *path, const char *stage, const char *tmp)
+{
+    copy_iter it = {to, 0};
+    hsize_t idx = 0;
+    if (copy_attrs(from, to) != 0 || H5Literate(from, H5_INDEX_NAME, H5_ITER_INC, &idx, dset_copy_visit, &it) < 0 ||
+        it.rc != 0)
+        return ss_fail(SS_ERR_IO, "%s: cannot copy stage '%s' into %s (disk full?)", path, stage, tmp);
+    return SS_OK;
+}
+
+/* Every committed stage copied whole (H5Ocopy: the same datasets, filters,
+ * chunks and checksum attributes) into a group of one new file, with the
+ * root attributes that make it a packed archive, written under a temporary
+ * name and renamed into place. */
+static int h5_pack(store *s, const char *dest, const json_t *attrs, const json_t *texts)
+{
+    h5store *h = s->impl;
+    char *tmp = ss_asprintf("%s.tmp.%ld", dest, (long)getpid());
+    if (!tmp) return ss_fail(SS_ERR_NOMEM, "out of memory");
+    hid_t f = file_create(tmp, 1, 1);
+    if (f < 0) {
+        int rc = ss_fail(SS_ERR_IO, "%s: cannot create the archive (%s)", tmp, errno ? strerror(errno) : "HDF5 error");
+        free(tmp);
+        return rc;
+    }
+    int rc = SS_OK;
+    if (attr_write_i64(f, LAYOUT_ATTR, STORE_LAYOUT_VERSION) != 0 || attr_write_str(f, "sirenstack_format", "hdf5") != 0 ||
+        attr_write_i64(f, PACKED_ATTR, 1) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write the archive's attributes", tmp);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)attrs, key, v) if (rc == SS_OK && attr_write_json(f, key, v) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot write attribute %s", tmp, key);
+    for (int i = 0; i < h->n && rc == SS_OK; i++) {
+        hid_t src;
+        if ((rc = stage_open(s, h->entries[i].stage, &src)) != SS_OK) break;
+        hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED);
+        hid_t g = H5Gcreate2(f, h->entries[i].stage, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+        H5Pclose(gcpl);
+        if (g < 0 || copy_object(src, g, s->path, h->entries[i].stage, tmp) != SS_OK)
+            rc = g < 0 ? ss_fail(SS_ERR_IO, "%s: cannot create group %s", tmp, h->entries[i].stage) : SS_ERR_IO;
+        if (g >= 0) H5Gclose(g);
+        stage_close(src);
+        ss_crashpoint("hdf5.pack.stage");
+    }
+    if (rc == SS_OK && json_object_size(texts)) {
+        hid_t g = H5Gcreate2(f, ARCHIVE_META, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot create %s", tmp, ARCHIVE_META);
+        json_object_foreach((json_t *)texts, key, v)
+        {
+            if (rc != SS_OK) break;
+            const char *text = json_string_value(v);
+            hid_t t = H5Tcopy(H5T_C_S1);
+            H5Tset_size(t, strlen(text) + 1);
+            H5Tset_cset(t, H5T_CSET_UTF8);
+            hid_t sp = H5Screate(H5S_SCALAR);
+            hid_t d = H5Dcreate2(g, key, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0)
+                rc = ss_fail(SS_ERR_IO, "%s: cannot write %s/%s", tmp, ARCHIVE_META, key);
+            if (d >= 0) H5Dclose(d);
+            H5Sclose(sp);
+            H5Tclose(t);
+        }
+        if (g >= 0) H5Gclose(g);
+    }
+    if (H5Fclose(f) < 0 && rc == SS_OK) rc = ss_fail(SS_ERR_IO, "%s: write failed (disk full?)", tmp);
+    if (rc == SS_OK) rc = fs_fsync_path(tmp);
+    if (rc == SS_OK && rename(tmp, dest) != 0)
+        rc = ss_fail(SS_ERR_IO, "%s: cannot rename the archive into place: %s", dest, strerror(errno));
+    if (rc == SS_OK) rc = fs_fsync_dir_of(dest);
+    if (rc != SS_OK) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static int h5_is_packed(store *s) { return ((h5store *)s->impl)->packed; }
+
+static int h5_archive_text(store *s, const char *name, char **text)
+{
+    h5store *h = s->impl;
+    *text = NULL;
+    if (!h->packed) return SS_OK;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", ARCHIVE_META, name);
+    if (H5Lexists(h->archive, ARCHIVE_META, H5P_DEFAULT) <= 0 || H5Lexists(h->archive, path, H5P_DEFAULT) <= 0)
+        return SS_OK;
+    hid_t d = H5Dopen2(h->archive, path, H5P_DEFAULT);
+    hid_t t = d >= 0 ? H5Dget_type(d) : H5I_INVALID_HID;
+    size_t n = t >= 0 ? H5Tget_size(t) : 0;
+    char *buf = n && n < ((size_t)64 << 20) ? calloc(n + 1, 1) : NULL;
+    int rc = SS_OK;
+    if (!buf || H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        free(buf);
+        rc = ss_fail(SS_ERR_INPUT, "%s: cannot read %s", s->path, path);
+    } else {
+        *text = buf;
+    }
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
 const store_backend store_backend_hdf5 = {
     .open = h5_open,
     .close = h5_close,
@@ -2048,4 +2262,7 @@ const store_backend store_backend_hdf5 = {
     .is_table = h5_is_table,
     .check_member = h5_check_member,
     .check_index = h5_check_index,
+    .pack = h5_pack,
+    .is_packed = h5_is_packed,
+    .archive_text = h5_archive_text,
 };

@@ -74,6 +74,10 @@ struct store_backend {
                         store_finding_fn fn, void *ctx, int64_t *chunks);
     /* The index (HDF5) or commit order and series (Zarr); problems count. */
     int (*check_index)(store *s, store_finding_fn fn, void *ctx);
+    /* Optional (HDF5): store_pack, store_is_packed, store_archive_text. */
+    int (*pack)(store *s, const char *dest, const json_t *attrs, const json_t *texts);
+    int (*is_packed)(store *s);
+    int (*archive_text)(store *s, const char *name, char **text);
 };
 
 extern const store_backend store_backend_hdf5;

@@ -485,6 +485,7 @@ static char *damage_path(store *s, const char *stage)
 
 int store_mark_damaged(store *s, const char *stage, const char *why)
 {
+    if (store_is_packed(s)) return SS_OK; /* an archive is never written to, nor beside */
     if (!why) {
         store_clear_damage(s, stage);
         return SS_OK;

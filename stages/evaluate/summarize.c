@@ -142,7 +142,7 @@ static int read_table(stage_ctx *c, int q, table_data *t, char *label, size_t n)
     int rc = ctx_input_at(c, "tables", q, &stg, &arr);
     if (rc != SS_OK) return rc;
     snprintf(label, n, "%s.%s", stg, arr);
-    rc = store_table_read(ctx_input_store(c, "tables"), stg, arr, t);
+    rc = store_table_read(ctx_stage_store(c, stg), stg, arr, t);
     if (rc != SS_OK) return ss_fail_prefix(rc, "summarize: sample %s: %s", ctx_sample(c)->id, label);
     return SS_OK;
 }
