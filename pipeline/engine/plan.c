@@ -275,6 +275,7 @@ static void plan_cohort_entry(const config *c, int i, const stage_plan *cohort, 
         memcpy(sp->fp, cp->fp, FP_HEX);
         sp->error = cp->error;
         sp->ready = cp->ready;
+        sp->from_archive = cp->from_archive;
         sp->waiting = !cp->ready;
     } else {
         snprintf(sp->fp, FP_HEX, "not-planned");
@@ -544,7 +545,8 @@ static void explain_cohort_stale(const stage_decl *d, stage_plan *sp)
     json_decref(changed);
 }
 
-int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store *cst, const run_options *o,
+int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store *cst, store *archive,
+                      const run_options *o,
                       stage_plan *cohort)
 {
     const stage_decl *d = &c->stages[i];
@@ -600,6 +602,12 @@ int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store 
         else if (unreadable) sbuf_printf(&sp->reason, "committed output is unreadable (%s)", ss_errmsg());
         else if (!sp->committed) sbuf_put(&sp->reason, "no committed output");
         else explain_cohort_stale(d, sp);
+    }
+    if (sp->act == ACT_RUN && !sp->error && !is_forced && archive_has(archive, d->name, sp->fp)) {
+        sp->act = ACT_REUSE;
+        sp->from_archive = 1;
+        sbuf_free(&sp->reason);
+        sbuf_printf(&sp->reason, "fingerprint matches the archive's (read from %s)", store_path(archive));
     }
     sp->ready = !sp->error && (sp->act == ACT_REUSE || (sp->act == ACT_SKIP && sp->committed));
     if (sp->act == ACT_RUN && !sp->error && !inputs_ready) {

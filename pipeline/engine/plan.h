@@ -60,7 +60,8 @@ int plan_sample(const config *c, const sample_info *s, store *st, store *archive
 /* Plans cohort stage i into cohort[i] from the plans of its samples
  * (samples[k] for the config's sample k, each planned with the cohort plan
  * as it stood) and the cohort container cst (NULL: none yet). */
-int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store *cst, const run_options *o,
+int plan_cohort_stage(const config *c, int i, stage_plan *const *samples, store *cst, store *archive,
+                      const run_options *o,
                       stage_plan *cohort);
 /* Whether a plan entry's output can be read now: committed and current. */
 int plan_entry_ready(const stage_plan *p);

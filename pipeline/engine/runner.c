@@ -530,7 +530,7 @@ static int plan_all(const config *c, const run_options *o, const int *order, sta
         }
         for (int oi = 0; oi < c->n_stages && rc == SS_OK; oi++)
             if (c->stages[order[oi]].cohort && c->stages[order[oi]].level == level)
-                rc = plan_cohort_stage(c, order[oi], splans, cst, o, cplan);
+                rc = plan_cohort_stage(c, order[oi], splans, cst, archive_for(&run_archives, COHORT_ID), o, cplan);
     }
     return rc;
 }
@@ -548,7 +548,7 @@ static int run_cohort(const config *c, const run_options *o, const int *order, i
         int i = order[oi];
         const stage_decl *d = &c->stages[i];
         if (!d->cohort || (level >= 0 && d->level != level)) continue;
-        int rc = plan_cohort_stage(c, i, splans, cst, o, cplan);
+        int rc = plan_cohort_stage(c, i, splans, cst, archive_for(&run_archives, COHORT_ID), o, cplan);
         stage_plan *sp = &cplan[i];
         if (rc == SS_OK && o->dry_run) {
             if (!shown++) {
@@ -566,7 +566,7 @@ static int run_cohort(const config *c, const run_options *o, const int *order, i
         if (rc == SS_OK && sp->act == ACT_REUSE) {
             report_event(rep, "stage_reuse", json_pack("{s:s,s:s,s:s}", "sample", COHORT_ID, "stage", d->name,
                                                        "fingerprint", sp->fp));
-            if (!o->quiet) report_info(rep, "%s/%s: up to date", COHORT_ID, d->name);
+            if (!o->quiet) report_info(rep, "%s/%s: up to date%s", COHORT_ID, d->name, sp->from_archive ? " in the archive" : "");
             continue;
         }
         if (rc == SS_OK && (sp->error || sp->waiting)) {

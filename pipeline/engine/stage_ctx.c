@@ -54,7 +54,10 @@ static int port_stage(const stage_ctx *c, const char *port)
  * archive (run --from reused it from there) or the sample's container. */
 static store *store_of(stage_ctx *c, int j)
 {
-    if (j >= 0 && c->cfg->stages[j].cohort && c->cohort_st) return c->cohort_st;
+    if (j >= 0 && c->cfg->stages[j].cohort) {
+        store *arch = c->plan && c->plan[j].from_archive ? archive_for(c->archives, COHORT_ID) : NULL;
+        if (arch || c->cohort_st) return arch ? arch : c->cohort_st;
+    }
     if (j >= 0 && c->plan && c->plan[j].from_archive && c->archive_st) return c->archive_st;
     return c->in_st;
 }

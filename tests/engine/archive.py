@@ -161,6 +161,45 @@ def reanalyse_suite(tmp, arch):
             sslib.describe(p))
 
 
+def cohort_suite():
+    """Archives of every sample and of the cohort: a new config changing a
+    per-sample stage that reads the cohort model reuses the model from the
+    cohort's archive."""
+    tmp = T.tmpdir("archive-cohort")
+    samples = [{"id": f"m{i}", "repeats": 2} for i in range(3)]
+
+    def cohort_stages(tile):
+        st = {"raw": {"uses": "synth_smooth", "params": {"shape": [4, 40, 40], "repeats": 2}},
+              "mean": {"uses": "fuse_mean", "inputs": {"repeats": "raw.repeats"}},
+              "unet": {"uses": "denoise_train", "scope": "cohort", "inputs": {"input": "mean.fused", "target": "raw.truth"},
+                       "params": {"depth": 2, "width": 8, "patch": 32, "batch": 4, "steps": 10}},
+              "den": {"uses": "denoise_apply", "inputs": {"image": "mean.fused", "model": "unet.weights"},
+                      "params": {"tile": tile}}}
+        return st
+    cfg = sslib.make_config(os.path.join(tmp, "c.yaml"), cohort_stages(64), samples=samples)
+    p = sslib.run(["run", cfg, "-q", "--threads", "2"])
+    archives = []
+    for sid in ["m0", "m1", "m2", "_cohort"]:
+        a = os.path.join(tmp, f"{sid}.archive.h5")
+        q = sslib.run(["pack", os.path.join(tmp, "out", f"{sid}.h5"), "-o", a])
+        archives += ["--from", a] if q.returncode == 0 else []
+    T.check(p.returncode == 0 and len(archives) == 8, "cohort: every sample and the cohort container packed",
+            sslib.describe(p))
+    new = sslib.make_config(os.path.join(tmp, "new.yaml"), cohort_stages(24), samples=samples, output="new")
+    p, ev, ran, reused = sslib.run_logged(new, tmp, extra=archives)
+    T.check(p.returncode == 0 and ran == {(s["id"], "den") for s in samples} and ("_cohort", "unet") in reused,
+            "cohort: only den reruns; the cohort model is read from the cohort's archive",
+            f"ran {sorted(ran)}\n" + sslib.describe(p))
+    fresh = sslib.make_config(os.path.join(tmp, "fresh.yaml"), cohort_stages(24), samples=samples, output="fresh")
+    p = sslib.run(["run", fresh, "-q", "--threads", "2"])
+    a = sslib.read_arrays(os.path.join(tmp, "new", "m1.h5"), "hdf5")
+    b = sslib.read_arrays(os.path.join(tmp, "fresh", "m1.h5"), "hdf5")
+    eq, why = sslib.arrays_equal({"den/denoised": a.get("den/denoised")}, {"den/denoised": b.get("den/denoised")}) \
+        if "den/denoised" in a and "den/denoised" in b else (False, "missing")
+    T.check(p.returncode == 0 and eq, "cohort: the result equals a fresh run's", why)
+
+
+cohort_suite()
 for store in ("hdf5", "zarr"):
     tmp, cfg, cont, arch = pack_suite(store)
     if store == "hdf5":
