@@ -247,7 +247,26 @@ def failing_sample():
             "the other samples ran their own stages")
 
 
+def cohort_n2n():
+    """One Noise2Noise model from every sample's repeats, applied to each."""
+    tmp = T.tmpdir("cohort-n2n")
+    st = {
+        "raw": {"uses": "synth_smooth", "params": {"shape": [4, 40, 40], "repeats": 2}},
+        "n2n": {"uses": "n2n_train", "scope": "cohort", "inputs": {"repeats": "raw.repeats"},
+                "params": {"depth": 2, "width": 8, "patch": 32, "batch": 4, "steps": 10}},
+        "den": {"uses": "n2n_apply", "inputs": {"repeats": "raw.repeats", "model": "n2n.weights"}},
+    }
+    cfg = sslib.make_config(os.path.join(tmp, "c.yaml"), st, samples=SAMPLES)
+    p, ev, ran, reused = sslib.run_logged(cfg, tmp)
+    attrs = sslib.stage_attrs(os.path.join(tmp, "out", "_cohort.h5"), "hdf5", "n2n") if p.returncode == 0 else {}
+    T.check(p.returncode == 0 and ("_cohort", "n2n") in ran and {(s["id"], "den") for s in SAMPLES} <= ran
+            and int(attrs.get("train_planes", 0)) == 3 * 4,
+            "n2n_train at cohort scope draws from every sample's planes; n2n_apply uses its model per sample",
+            sslib.describe(p) + f"\n{attrs.get('train_planes')}")
+
+
 validation()
+cohort_n2n()
 for store in ("hdf5", "zarr"):
     tmp, whole_out = whole_run(store)
     atmp, acfg, aout = array_flow(store, whole_out)
