@@ -13,8 +13,12 @@
  * threads OpenMP gives when the primitives are made. Its CPU kernels use no
  * atomics: a primitive's work split and summation order follow from the
  * shape, the ISA and that thread count, so results repeat bit for bit for a
- * given thread count. The scratchpad is the state's own (user mode), so
- * states of different layers may run on different threads at once. */
+ * given thread count.
+ *
+ * The reordered copies and oneDNN's scratchpad (user mode) live only while a
+ * pass runs, so one workspace per calling thread holds them for every layer:
+ * memory grows with the largest layer, not with the number of layers, and
+ * states used on different threads at once do not share it. */
 #include "nn.h"
 
 #include <dnnl.h>
@@ -30,13 +34,15 @@ typedef struct {
     int out;  /* written by the pass: reordered to the user's layout after it */
     dnnl_memory_t user, prim;
     dnnl_primitive_t reorder;
-    void *buf;
+    size_t off; /* prim's place in the workspace */
 } dn_arg;
 
 typedef struct {
     dnnl_primitive_t p;
     dn_arg a[3];
     dnnl_memory_t bias; /* fwd only */
+    dnnl_memory_t scratch;
+    size_t scratch_off, need; /* the scratchpad's place; workspace bytes in all */
 } dn_pass;
 
 struct conv_dnnl {
@@ -45,8 +51,6 @@ struct conv_dnnl {
     dnnl_stream_t stream;
     dn_pass fwd, bwd_data, bwd_weights;
     float *zero_bias;
-    dnnl_memory_t scratch_mem;
-    void *scratch;
     char impl_info[64];
 };
 
@@ -58,13 +62,56 @@ static void engine_init(void)
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
 }
 
-static void *alloc64(size_t n)
+static size_t round64(size_t n)
 {
-    return aligned_alloc(64, (n + 63) / 64 * 64);
+    return (n + 63) / 64 * 64;
 }
 
+typedef struct {
+    char *p;
+    size_t len;
+} workspace;
+
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static int ws_ok;
+
+static void ws_free(void *w)
+{
+    workspace *x = w;
+    free(x->p);
+    free(x);
+}
+
+static void ws_init(void)
+{
+    ws_ok = pthread_key_create(&ws_key, ws_free) == 0;
+}
+
+/* This thread's workspace of at least len bytes, or NULL. */
+static char *ws_get(size_t len)
+{
+    pthread_once(&ws_once, ws_init);
+    if (!ws_ok) return NULL;
+    workspace *w = pthread_getspecific(ws_key);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w || pthread_setspecific(ws_key, w)) {
+            free(w);
+            return NULL;
+        }
+    }
+    if (w->len < len) {
+        free(w->p);
+        w->p = aligned_alloc(64, round64(len));
+        w->len = w->p ? len : 0;
+    }
+    return w->p;
+}
+
+/* An operand; a reordered copy takes its place in the workspace at *need. */
 static int arg_init(dn_arg *a, int arg, int out, const dnnl_memory_desc_t *user_md,
-                    const dnnl_memory_desc_t *prim_md)
+                    const dnnl_memory_desc_t *prim_md, size_t *need)
 {
     a->arg = arg;
     a->out = out;
@@ -73,8 +120,9 @@ static int arg_init(dn_arg *a, int arg, int out, const dnnl_memory_desc_t *user_
         a->prim = a->user;
         return 0;
     }
-    a->buf = alloc64(dnnl_memory_desc_get_size(prim_md));
-    if (!a->buf || dnnl_memory_create(&a->prim, prim_md, engine, a->buf) != dnnl_success) return -1;
+    a->off = *need;
+    *need += round64(dnnl_memory_desc_get_size(prim_md));
+    if (dnnl_memory_create(&a->prim, prim_md, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
     dnnl_primitive_desc_t rpd;
     if (dnnl_reorder_primitive_desc_create(&rpd, out ? prim_md : user_md, engine, out ? user_md : prim_md, engine,
                                            NULL) != dnnl_success)
@@ -89,7 +137,6 @@ static void arg_free(dn_arg *a)
     if (a->reorder) dnnl_primitive_destroy(a->reorder);
     if (a->prim && a->prim != a->user) dnnl_memory_destroy(a->prim);
     if (a->user) dnnl_memory_destroy(a->user);
-    free(a->buf);
 }
 
 static void pass_free(dn_pass *p)
@@ -97,6 +144,7 @@ static void pass_free(dn_pass *p)
     if (p->p) dnnl_primitive_destroy(p->p);
     for (int i = 0; i < 3; i++) arg_free(&p->a[i]);
     if (p->bias) dnnl_memory_destroy(p->bias);
+    if (p->scratch) dnnl_memory_destroy(p->scratch);
 }
 
 static const dnnl_memory_desc_t *md_of(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
@@ -110,19 +158,28 @@ static void reorder(conv_dnnl *c, const dn_arg *a)
     dnnl_primitive_execute(a->reorder, c->stream, 2, args);
 }
 
-/* Runs a pass on the caller's arrays ptr[i] (for operand a[i]). */
+/* Runs a pass on the caller's arrays ptr[i] (for operand a[i]). The
+ * workspace was made for the thread that made the state; another thread
+ * that cannot have one has no way to report it (the entries return nothing),
+ * so it aborts. */
 static void pass_run(conv_dnnl *c, dn_pass *p, void *const ptr[3])
 {
+    char *ws = ws_get(p->need);
+    if (!ws && p->need) abort();
     dnnl_exec_arg_t args[5];
     int n = 0;
     for (int i = 0; i < 3; i++) {
         dn_arg *a = &p->a[i];
         dnnl_memory_set_data_handle(a->user, ptr[i]);
+        if (a->reorder) dnnl_memory_set_data_handle(a->prim, ws + a->off);
         if (a->reorder && !a->out) reorder(c, a);
         args[n++] = (dnnl_exec_arg_t){a->arg, a->prim};
     }
     if (p->bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias};
-    if (c->scratch_mem) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, c->scratch_mem};
+    if (p->scratch) {
+        dnnl_memory_set_data_handle(p->scratch, ws + p->scratch_off);
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch};
+    }
     dnnl_primitive_execute(p->p, c->stream, n, args);
     for (int i = 0; i < 3; i++)
         if (p->a[i].reorder && p->a[i].out) reorder(c, &p->a[i]);
@@ -135,21 +192,25 @@ void conv_dnnl_free(conv_dnnl *c)
     pass_free(&c->fwd);
     pass_free(&c->bwd_data);
     pass_free(&c->bwd_weights);
-    if (c->scratch_mem) dnnl_memory_destroy(c->scratch_mem);
     if (c->stream) dnnl_stream_destroy(c->stream);
-    free(c->scratch);
     free(c->zero_bias);
     free(c);
 }
 
-/* The primitive of a pass and its operands; keeps the largest scratchpad. */
-static int pass_init(conv_dnnl *c, dn_pass *p, dnnl_primitive_desc_t pd, const int args[3], const int outs[3],
-                     const dnnl_query_t queries[3], const dnnl_memory_desc_t *const user[3], size_t *scratch)
+/* The primitive of a pass, its operands and its scratchpad, and this
+ * thread's workspace for them. */
+static int pass_init(dn_pass *p, dnnl_primitive_desc_t pd, const int args[3], const int outs[3],
+                     const dnnl_query_t queries[3], const dnnl_memory_desc_t *const user[3])
 {
     for (int i = 0; i < 3; i++)
-        if (arg_init(&p->a[i], args[i], outs[i], user[i], md_of(pd, queries[i]))) return -1;
-    size_t sz = dnnl_memory_desc_get_size(md_of(pd, dnnl_query_scratchpad_md));
-    if (sz > *scratch) *scratch = sz;
+        if (arg_init(&p->a[i], args[i], outs[i], user[i], md_of(pd, queries[i]), &p->need)) return -1;
+    const dnnl_memory_desc_t *smd = md_of(pd, dnnl_query_scratchpad_md);
+    if (smd && dnnl_memory_desc_get_size(smd)) {
+        p->scratch_off = p->need;
+        p->need += round64(dnnl_memory_desc_get_size(smd));
+        if (dnnl_memory_create(&p->scratch, smd, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+    }
+    if (p->need && !ws_get(p->need)) return -1;
     return dnnl_primitive_create(&p->p, pd) == dnnl_success ? 0 : -1;
 }
 
@@ -246,36 +307,27 @@ conv_dnnl *conv_dnnl_new(const conv_shape *s, int bf16)
     if (strstr(fi, "ref") || strstr(di, "ref") || strstr(wi, "ref")) goto fail;
     snprintf(c->impl_info, sizeof c->impl_info, "%s", fi);
 
-    size_t scratch = 0;
     {
         const int args[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST}, outs[3] = {0, 0, 1};
         const dnnl_query_t q[3] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
         const dnnl_memory_desc_t *u[3] = {&ux, &uw, &uy};
-        if (pass_init(c, &c->fwd, fpd, args, outs, q, u, &scratch)) goto fail;
+        if (pass_init(&c->fwd, fpd, args, outs, q, u)) goto fail;
     }
     {
         const int args[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC}, outs[3] = {0, 0, 1};
         const dnnl_query_t q[3] = {dnnl_query_diff_dst_md, dnnl_query_weights_md, dnnl_query_diff_src_md};
         const dnnl_memory_desc_t *u[3] = {&uy, &uw, &ux};
-        if (pass_init(c, &c->bwd_data, dpd, args, outs, q, u, &scratch)) goto fail;
+        if (pass_init(&c->bwd_data, dpd, args, outs, q, u)) goto fail;
     }
     {
         const int args[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}, outs[3] = {0, 0, 1};
         const dnnl_query_t q[3] = {dnnl_query_src_md, dnnl_query_diff_dst_md, dnnl_query_diff_weights_md};
         const dnnl_memory_desc_t *u[3] = {&ux, &uy, &uw};
-        if (pass_init(c, &c->bwd_weights, wpd, args, outs, q, u, &scratch)) goto fail;
+        if (pass_init(&c->bwd_weights, wpd, args, outs, q, u)) goto fail;
     }
     c->zero_bias = calloc((size_t)s->cout, sizeof *c->zero_bias);
     if (!c->zero_bias) goto fail;
     if (dnnl_memory_create(&c->fwd.bias, &ub, engine, DNNL_MEMORY_NONE)) goto fail;
-    if (scratch) {
-        dnnl_memory_desc_t smd;
-        dnnl_dims_t sd = {(dnnl_dim_t)scratch};
-        c->scratch = alloc64(scratch);
-        if (!c->scratch || dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_u8, dnnl_x) ||
-            dnnl_memory_create(&c->scratch_mem, &smd, engine, c->scratch))
-            goto fail;
-    }
     dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_desc_destroy(dpd);
     dnnl_primitive_desc_destroy(wpd);

@@ -3,6 +3,9 @@
  *   bench_unet train DEPTH WIDTH PATCH BATCH SECONDS    Adam steps on random data
  *   bench_unet infer DEPTH WIDTH TILE OVERLAP SECONDS   one tile's forward pass
  *   bench_unet planes DEPTH WIDTH Y X Z TILE            tiled inference of Z planes
+ *   bench_unet digest DEPTH WIDTH PATCH BATCH STEPS     a hash of the weights after STEPS
+ *                                                       Adam steps (runs with one thread
+ *                                                       count must print the same)
  *   bench_unet selftest                                 a tiny run of each (TAP)
  * Prints key=value lines: patches_per_s, mpix_per_s (core pixels of a tile,
  * or of the planes), peak_rss_mb (the process's high-water mark). */
@@ -48,7 +51,10 @@ static float *noise(size_t n, uint64_t seed)
     return x;
 }
 
-static double train(int depth, int width, int P, int B, double seconds, int *steps_out)
+/* Trains for `seconds` (at least 2 steps), or exactly max_steps steps when
+ * that is positive; the weights' FNV-1a hash goes to *hash. */
+static double train(int depth, int width, int P, int B, double seconds, int max_steps, int *steps_out,
+                    uint64_t *hash)
 {
     net_arch a = unet(depth, width);
     const kernels *k = kernels_cpu();
@@ -60,7 +66,7 @@ static double train(int depth, int width, int P, int B, double seconds, int *ste
     net_init(&a, p, 3);
     int steps = 0;
     double t0 = 0;
-    for (; steps < 2 || now() - t0 < seconds; steps++) {
+    for (; max_steps > 0 ? steps < max_steps : steps < 2 || now() - t0 < seconds; steps++) {
         if (steps == 1) t0 = now(); /* the first step warms up */
         memcpy(net_input(t), x, n * sizeof *x);
         net_forward(t, p, 1, (uint64_t)steps);
@@ -69,6 +75,10 @@ static double train(int depth, int width, int P, int B, double seconds, int *ste
     }
     double rate = (double)(steps - 1) * B / (now() - t0);
     *steps_out = steps;
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *bytes = (const unsigned char *)p;
+    for (size_t i = 0; i < np * sizeof *p; i++) h = (h ^ bytes[i]) * 0x100000001b3ull;
+    *hash = h;
     net_free(t);
     free(p), free(g), free(m), free(v), free(x), free(y);
     return rate;
@@ -117,7 +127,8 @@ int main(int argc, char **argv)
     bf16 = b && !strcmp(b, "1") ? NET_BF16 : 0;
     if (argc >= 2 && !strcmp(argv[1], "selftest")) {
         int steps;
-        double r = train(2, 4, 16, 2, 0.05, &steps);
+        uint64_t h;
+        double r = train(2, 4, 16, 2, 0.05, 0, &steps, &h);
         CHECK(r > 0 && steps >= 2, "train: %d steps, %.1f patches/s", steps, r);
         CHECK(infer(2, 4, 16, 8, 0.05) > 0, "infer: one tile");
         CHECK(planes(2, 4, 40, 33, 2, 16) > 0, "planes: tiled inference of 2 planes of 40 x 33");
@@ -125,8 +136,16 @@ int main(int argc, char **argv)
     }
     if (argc == 7 && !strcmp(argv[1], "train")) {
         int steps;
-        double r = train(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]), &steps);
+        uint64_t h;
+        double r = train(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]), 0, &steps, &h);
         printf("patches_per_s=%.3f steps=%d peak_rss_mb=%.0f\n", r, steps, peak_rss_mb());
+        return r > 0 ? 0 : 1;
+    }
+    if (argc == 7 && !strcmp(argv[1], "digest")) {
+        int steps, n = atoi(argv[6]);
+        uint64_t h;
+        double r = train(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), 0, n < 2 ? 2 : n, &steps, &h);
+        printf("weights_fnv1a=%016llx steps=%d\n", (unsigned long long)h, steps);
         return r > 0 ? 0 : 1;
     }
     if (argc == 7 && !strcmp(argv[1], "infer")) {
@@ -139,6 +158,6 @@ int main(int argc, char **argv)
         printf("mpix_per_s=%.4f peak_rss_mb=%.0f\n", r, peak_rss_mb());
         return r > 0 ? 0 : 1;
     }
-    fprintf(stderr, "usage: bench_unet train|infer|planes|selftest ...\n");
+    fprintf(stderr, "usage: bench_unet train|infer|planes|digest|selftest ...\n");
     return 64;
 }
