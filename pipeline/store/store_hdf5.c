@@ -121,6 +121,28 @@ static int h5_init(void)
     return rc;
 }
 
+/* Why an HDF5 write failed: the system's reason, which HDF5's file driver
+ * records in its error stack ("..., errno = 28, error message = 'No space
+ * left on device'"), since errno itself is gone by then. Read it before any
+ * other HDF5 call: each clears the stack. */
+static herr_t write_reason_visit(unsigned n, const H5E_error2_t *e, void *data)
+{
+    static const char key[] = "error message = '";
+    char *buf = data;
+    const char *m = e->desc ? strstr(e->desc, key) : NULL;
+    (void)n;
+    if (m && !buf[0]) snprintf(buf, 128, "%.*s", (int)strcspn(m + sizeof key - 1, "'"), m + sizeof key - 1);
+    return 0;
+}
+
+static const char *write_reason(void)
+{
+    static char buf[128];
+    buf[0] = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, write_reason_visit, buf);
+    return buf[0] ? buf : "disk full?";
+}
+
 static hid_t fapl_new(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -381,7 +403,7 @@ static int index_write(store *s, h5store *h)
     for (int i = 0; i < h->n && rc == SS_OK; i++)
         if (H5Lcreate_external(h->entries[i].file, "/", f, h->entries[i].stage, H5P_DEFAULT, H5P_DEFAULT) < 0)
             rc = ss_fail(SS_ERR_IO, "%s: cannot link stage %s", tmp, h->entries[i].stage);
-    if (H5Fclose(f) < 0 && rc == SS_OK) rc = ss_fail(SS_ERR_IO, "%s: write failed (disk full?)", tmp);
+    if (H5Fclose(f) < 0 && rc == SS_OK) rc = ss_fail(SS_ERR_IO, "%s: write failed (%s)", tmp, write_reason());
     if (rc == SS_OK) rc = fs_fsync_path(tmp);
     ss_crashpoint("hdf5.index.written");
     if (rc == SS_OK && rename(tmp, s->path) != 0)
@@ -1163,7 +1185,7 @@ static int h5_commit(store_writer *w)
         rc = ss_fail(SS_ERR_INTERNAL, "stage %s: an array was not closed before commit", w->stage);
     ss_crashpoint("hdf5.commit.before_close");
     if (H5Fclose(hw->file) < 0 && rc == SS_OK)
-        rc = ss_fail(SS_ERR_IO, "%s: write failed (disk full?)", hw->tmp_path);
+        rc = ss_fail(SS_ERR_IO, "%s: write failed (%s)", hw->tmp_path, write_reason());
     hw->file = H5I_INVALID_HID;
     if (rc == SS_OK) rc = fs_fsync_path(hw->tmp_path);
     ss_crashpoint("hdf5.commit.before_rename");
@@ -1626,9 +1648,10 @@ static int h5_array_io(store_array *a, const int64_t *start, const int64_t *coun
     H5Sclose(fsp);
     if (r < 0) {
         char name[256] = "?", file[1024] = "?";
+        const char *why = write ? write_reason() : NULL;
         H5Iget_name(ha->dset, name, sizeof name);
         H5Fget_name(ha->dset, file, sizeof file);
-        return write ? ss_fail(SS_ERR_IO, "%s: cannot write %s (disk full?)", file, name)
+        return write ? ss_fail(SS_ERR_IO, "%s: cannot write %s (%s)", file, name, why)
                      : ss_fail(SS_ERR_INPUT, "%s: cannot read %s (corrupt or truncated file)", file, name);
     }
     return SS_OK;
@@ -1807,7 +1830,7 @@ static int sums_finish(h5array *ha, const char *tmp_path)
                 H5Sclose(msp);
                 H5Sclose(fsp);
             }
-            if (r < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write '%s' (disk full?)", tmp_path, ha->name);
+            if (r < 0) rc = ss_fail(SS_ERR_IO, "%s: cannot write '%s' (%s)", tmp_path, ha->name, write_reason());
         } else if (region_read(ha, rs, re, buf) != 0) {
             rc = ss_fail(SS_ERR_IO, "%s: cannot read back '%s' to take its checksums", tmp_path, ha->name);
         }

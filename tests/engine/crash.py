@@ -116,15 +116,6 @@ class Scenario:
         return d, cfg
 
 
-def running_stage(cont, store):
-    wd = os.path.join(cont, ".sirenstack") if store == "zarr" else cont + ".d"
-    sd = os.path.join(wd, "status")
-    if not os.path.isdir(sd):
-        return None
-    r = sorted(f[:-8] for f in os.listdir(sd) if f.endswith(".running"))
-    return ",".join(r) or None
-
-
 def verify_after_kill(sc, label, d, cont, pre, p_desc):
     """The container opens, readers read it, committed stages are intact."""
     store = sc.store
@@ -218,7 +209,7 @@ def rerun_and_compare(sc, label, d, cfg, cont):
         series, present = sslib.zarr_series(cont), sslib.zarr_image_groups(cont)
         T.check(series == present, f"{label}: after the rerun the OME series names every image group, in commit order",
                 f"series {series}\npresent {present}")
-    rs = running_stage(cont, store)
+    rs = sslib.running_stages(cont, store)
     if rs:
         T.diag(f"{label}: note: stale status/{rs}.running left after the completed rerun")
 
@@ -239,7 +230,7 @@ def crashpoint_case(sc, point, stats):
             T.skip(f"{lab}: killed", "crash point not reached that often by these stages")
             shutil.rmtree(d, ignore_errors=True)
             return
-        where = running_stage(cont, sc.store)
+        where = sslib.running_stages(cont, sc.store)
         if not T.check(p.returncode == -9, f"{lab}: killed by SIGKILL" + (f" (in {where})" if where else ""),
                        sslib.describe(p)):
             return
@@ -257,7 +248,7 @@ def crashpoint_case(sc, point, stats):
 def status_while_locked(sc, label, cfg, cont):
     """After the rerun completed, another run holding the container lock must
     not make `status` report the killed process as running."""
-    lock = os.path.join(cont, ".sirenstack", "lock") if sc.store == "zarr" else os.path.join(cont + ".d", "lock")
+    lock = os.path.join(sslib.workdir(cont, sc.store), "lock")
     if not os.path.exists(lock):
         T.skip(f"{label}: status during a later run", f"no lock file at {lock}")
         return
@@ -291,7 +282,7 @@ def random_kill_case(sc, i, stats, sig=signal.SIGKILL):
         proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     desc = f"exit {proc.returncode}\nstdout: {out[-800:]}\nstderr: {err[-800:]}"
-    where = running_stage(cont, sc.store)
+    where = sslib.running_stages(cont, sc.store)
     if proc.returncode == -sig:
         stats["killed"].add((sc.name, f"random-{signame}-{i}"))
         if where:
@@ -384,7 +375,7 @@ def planted_temporaries(store):
         return
     out = os.path.join(tmp, "out")
     cont = sslib.container_path(out, "s1", store)
-    wd = os.path.join(cont, ".sirenstack") if store == "zarr" else cont + ".d"
+    wd = sslib.workdir(cont, store)
     pid = 4000000  # above pid_max: no live process owns these
     planted = [os.path.join(wd, f"inputs.json.tmp.{pid}"),
                os.path.join(wd, "status", f"norm.running.tmp.{pid}"),

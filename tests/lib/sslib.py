@@ -235,6 +235,21 @@ def zarr_series(container):
         return None
 
 
+def workdir(container, store):
+    """The container's work folder: lock, status markers, checkpoints, temporaries."""
+    return os.path.join(container, ".sirenstack") if store == "zarr" else container + ".d"
+
+
+def running_stages(container, store):
+    """The stages marked running in the container's work folder (status/*.running),
+    joined by commas, or None: where a killed run was."""
+    sd = os.path.join(workdir(container, store), "status")
+    if not os.path.isdir(sd):
+        return None
+    r = sorted(f[:-8] for f in os.listdir(sd) if f.endswith(".running"))
+    return ",".join(r) or None
+
+
 def stage_hashes(container, store):
     """stage -> sha256 of its committed file (hdf5) or tree (zarr)."""
     if not os.path.exists(container):
