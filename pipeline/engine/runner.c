@@ -806,7 +806,7 @@ static int lock_held(store *st)
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     free(p);
     if (fd < 0) return 0;
-    int held = flock(fd, LOCK_SH | LOCK_NB) != 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK; /* not where locks fail */
     close(fd);
     return held;
 }

@@ -268,12 +268,18 @@ int store_lock(store *s)
         return rc;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
         char holder[256] = "";
         ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
         holder[n > 0 ? n : 0] = 0;
         holder[strcspn(holder, "\n")] = 0;
-        int rc = ss_fail(SS_ERR_IO, "%s: container is in use by another run (%s)", s->path,
-                         holder[0] ? holder : "unknown process");
+        /* Anything but EWOULDBLOCK: no lock to be had here (ENOLCK: NFS
+         * without a lock manager; ENOSYS: Lustre without -o flock). */
+        int rc = e != EWOULDBLOCK
+                     ? ss_fail(SS_ERR_IO, "%s: cannot lock %s: %s (the file system may not support file locks: NFS "
+                               "needs NFSv4 or lockd, Lustre the flock mount option)", s->path, p, strerror(e))
+                     : ss_fail(SS_ERR_IO, "%s: container is in use by another run (%s)", s->path,
+                               holder[0] ? holder : "unknown process");
         close(fd);
         free(p);
         return rc;

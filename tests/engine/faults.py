@@ -11,6 +11,9 @@ identical to an uninterrupted run. The same for the cohort container: two
 taken over: after a run is killed with SIGKILL mid-fit (its lock file naming
 the dead pid), and where the lock file names a process that never held it,
 the next run completes and the lock file then names the new process.
+Where flock fails (a stand-in preloaded, failing with ENOLCK as NFS without
+a lock manager does), a run exits 4 saying it cannot lock and why, not that
+another run holds the container, and status shows no stage running.
 sirenstack takes none of HDF5's own file locks: it imports an input and
 rewrites a container whose files another process holds flock'ed (h5py,
 locking, cannot open them then).
@@ -92,8 +95,8 @@ def read_lock(cont, store):
         return f.read()
 
 
-def status_line(cfg, sample, stage, extra=()):
-    p = sslib.run(["status", cfg] + list(extra))
+def status_line(cfg, sample, stage, extra=(), env=None):
+    p = sslib.run(["status", cfg] + list(extra), env=env)
     for ln in p.stdout.splitlines()[1:]:
         if ln.split()[:2] == [sample, stage]:
             return ln, p
@@ -258,6 +261,50 @@ def cohort_lock(store, root):
                 f"{label}: the next --cohort run takes the stale lock over, completes and names itself", desc)
         same_as(f"{label} (after the takeover)", cont, store, ref)
     intact(label, cont, out)
+
+
+FLOCK_ENOLCK = """#include <errno.h>
+int flock(int fd, int op) { (void)fd; (void)op; errno = ENOLCK; return -1; }
+"""
+
+
+def locks_unsupported(root):
+    """Where flock fails (ENOLCK: an NFS mount without a lock manager), a run
+    says it cannot lock, with the reason, rather than that another run holds
+    the container; status does not take a killed run's stage for running.
+    flock is made to fail by a preloaded stand-in, compiled here."""
+    d = os.path.join(root, "enolck")
+    os.makedirs(d)
+    src, so = os.path.join(d, "flock.c"), os.path.join(d, "flock.so")
+    with open(src, "w") as f:
+        f.write(FLOCK_ENOLCK)
+    try:
+        p = subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-o", so, src], capture_output=True,
+                           text=True)
+        why = None if p.returncode == 0 else f"cannot compile the flock stand-in: {p.stderr.strip()}"
+    except OSError as e:
+        why = f"no C compiler to build the flock stand-in: {e}"
+    if why:
+        T.skip("file system without locks", why)
+        return
+    env = {"LD_PRELOAD": so, "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")}
+    cfg = sslib.make_config(os.path.join(d, "c.yaml"), fit_stages(steps=100))
+    cont = sslib.container_path(os.path.join(d, "out"), "s1", "hdf5")
+    p = sslib.run(["run", cfg] + RUN, env={"SIRENSTACK_CRASHPOINT": "runner.stage_start:3"})
+    T.check(p.returncode == -signal.SIGKILL and sslib.running_stages(cont, "hdf5") == "fit",
+            "no locks: a run killed inside its fit leaves its marker", sslib.describe(p))
+    p = sslib.run(["run", cfg] + RUN, env=env)
+    lines = error_lines(p)
+    lock = os.path.join(sslib.workdir(cont, "hdf5"), "lock")
+    T.check(p.returncode == 4 and len(lines) == 1 and lines[0].startswith("error:") and lock in lines[0]
+            and "No locks available" in lines[0] and "in use" not in lines[0],
+            "no locks: run exits 4 saying it cannot lock, and why (not that another run holds it)", sslib.describe(p))
+    ln, ps = status_line(cfg, "s1", "fit", env=env)
+    ln = ln if ps.returncode == 0 else sslib.describe(ps)
+    T.check(ps.returncode == 0 and ln.split()[2:3] != ["running"], "no locks: status does not show the killed fit running",
+            ln)
+    p = sslib.run(["run", cfg] + RUN)
+    T.check(p.returncode == 0, "no locks: with locks again the run completes", sslib.describe(p))
 
 
 def hdf5_locks_off(root):
@@ -499,6 +546,7 @@ def suite():
         T.guard(f"{store}: locks", sample_lock, store, root)
         T.guard(f"{store}: cohort locks", cohort_lock, store, root)
         T.guard(f"{store}: disk full", disk_full, store, root)
+    T.guard("file system without locks", locks_unsupported, root)
     T.guard("HDF5 locks", hdf5_locks_off, root)
     T.guard("inputs read-only", inputs_read_only, root)
 
