@@ -570,7 +570,11 @@ static int run_cohort(const config *c, const run_options *o, const int *order, i
             continue;
         }
         if (rc == SS_OK && (sp->error || sp->waiting)) {
-            int later = sp->waiting && !sp->error && !strict && strstr(sp->waits_for, "waits for a cohort stage");
+            /* Per-sample inputs that follow a cohort stage are the next array
+             * job's, whether that stage ran now or before (a requeued job). */
+            int later = sp->waiting && !sp->error && !strict &&
+                        (strstr(sp->waits_for, "waits for a cohort stage") ||
+                         (d->level > 0 && strstr(sp->waits_for, "is not done yet")));
             if (later) {
                 if (!o->quiet) report_info(rep, "%s/%s: waits (%s)", COHORT_ID, d->name, sp->waits_for);
                 continue;

@@ -5,7 +5,8 @@ Covered: validation of scope and samples; a whole run (samples, then the
 cohort stages, then the per-sample stages reading a cohort output, then the
 cohort stages reading those); the summarize table against every sample's own
 tables and its CSV twin; a second run reruns nothing; the array-job flow
-(--array-index per sample, --cohort, --array-index again, --cohort again)
+(--array-index per sample, --cohort twice as a requeued job would, --array-index
+again, --cohort again)
 gives outputs identical to the whole run, with the waiting stages reported by
 run, status and --dry-run; adding a sample reruns the cohort stages that read
 every sample and what depends on them, and nothing else (a cohort stage over
@@ -186,6 +187,10 @@ def array_flow(store, whole_out):
     p, ev, ran, reused = sslib.run_logged(cfg, tmp, extra=["--cohort"])
     T.check(p.returncode == 0 and ran == {("_cohort", "train")},
             f"{store}: --cohort runs the cohort stage whose inputs are all there (summarize still waits)",
+            sslib.describe(p) + f"\nran {sorted(ran)}")
+    p, ev, ran, reused = sslib.run_logged(cfg, tmp, extra=["--cohort"])
+    T.check(p.returncode == 0 and not ran and ("_cohort", "train") in reused and "_cohort/table: waits" in p.stderr,
+            f"{store}: --cohort again (a requeued job) reuses the model and leaves summarize waiting, exit 0",
             sslib.describe(p) + f"\nran {sorted(ran)}")
     for i, s in enumerate(SAMPLES):
         p, ev, ran, reused = sslib.run_logged(cfg, tmp, extra=["--array-index", str(i)])
