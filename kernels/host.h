@@ -131,4 +131,62 @@ int phantom_labels(const phantom *p, const phantom_plane *g, double z, int32_t *
 int64_t noise_poisson_gauss_u16(const float *photons, int64_t ny, int64_t nx, double gain, double read_noise,
                                 uint64_t seed, uint64_t stream, uint16_t *out);
 
+/* ---- 3D segmentation (kernels/cpu/threshold.c, fill_holes.c, edt.c,
+ * watershed.c, label.c, seg.c) ----
+ * Volumes are nz x ny x nx in C order; masks are uint8 (non-zero = set). */
+
+/* The intermodes threshold of Prewitt & Mendelsohn as ImageJ's
+ * AutoThresholder "Intermodes" computes it: while the histogram does not
+ * have exactly two strict local maxima (among bins 1..n-2), replace it by
+ * its 3-point running mean (0 outside the ends); then *t = floor((i + j) / 2)
+ * for the two maxima i < j, bins 0..*t being the background class. Returns
+ * the number of smoothing passes, -1 when the histogram has not become
+ * bimodal after SEG_INTERMODES_MAX_PASSES (ImageJ's limit), -2 for n < 3 or
+ * when memory runs out. */
+#define SEG_INTERMODES_MAX_PASSES 10000
+int threshold_intermodes(const double *hist, int n, int *t);
+/* Background components (6-connected, as scipy.ndimage.binary_fill_holes'
+ * default structure) that do not touch the volume's border become
+ * foreground (1). Returns 0, or -1 when memory runs out. */
+int fill_holes_u8(uint8_t *mask, int64_t nz, int64_t ny, int64_t nx);
+/* Exact Euclidean distance of each set voxel to the nearest unset one, 0 on
+ * unset voxels, with voxel spacing sampling[3] (z, y, x), as
+ * scipy.ndimage.distance_transform_edt(mask, sampling); Felzenszwalb &
+ * Huttenlocher's separable lower envelope of parabolas on squared
+ * distances. Without any unset voxel every distance is +inf. Returns 0, or
+ * -1 when memory runs out. */
+int edt_f64(const uint8_t *mask, int64_t nz, int64_t ny, int64_t nx, const double sampling[3], double *out);
+/* The h-maxima of f as skimage.morphology.h_maxima(f, h) for float64: the
+ * reconstruction by dilation (26-connected) of f - h - 2e-15 |f| under f,
+ * and out = 1 where f - reconstruction >= h; all 0 when h exceeds
+ * max(f) - min(f). Returns 0, or -1 when memory runs out. */
+int hmaxima_f64(const double *f, int64_t nz, int64_t ny, int64_t nx, double h, uint8_t *out);
+/* Connected components of the set voxels, connectivity 6 (faces, as
+ * scipy.ndimage.label's default) or 26 (faces, edges, corners), numbered
+ * 1..N in raster order of each component's first voxel (scipy's order); 0
+ * elsewhere. Returns N, or -1 for another connectivity or when memory runs
+ * out. */
+int64_t label_u32(const uint8_t *mask, int64_t nz, int64_t ny, int64_t nx, int connectivity, uint32_t *out);
+/* Marker-based watershed (flooding) of img inside mask (NULL: everywhere),
+ * as skimage.segmentation.watershed(img, markers, connectivity=1 or 3,
+ * mask=mask): from the non-zero markers, the lowest voxel of the front is
+ * taken next (ties: the earliest pushed; markers in raster order) and
+ * gives its label to its unlabelled neighbours in the mask (connectivity 6
+ * or 26). Voxels the flood never reaches stay 0. Returns 0, or -1 for
+ * another connectivity or when memory runs out. */
+int watershed_f64(const double *img, const uint32_t *markers, const uint8_t *mask, int64_t nz, int64_t ny, int64_t nx,
+                  int connectivity, uint32_t *out);
+/* SEG of the cell tracking challenge (Maska et al. 2014): each reference
+ * object R (label > 0 in ref) is matched to the predicted object S with
+ * |R n S| > 0.5 |R| (found by a majority vote over R's voxels; label 0 is
+ * no object) and scores |R n S| / |R u S|, else 0; seg is the mean over the
+ * reference objects (NaN when there are none). Memory: 16 bytes per label
+ * value up to the largest of either image. Returns 0, or -1 when memory
+ * runs out. */
+typedef struct {
+    double seg;
+    int64_t n_reference, n_matched;
+} seg_result;
+int seg_score(const uint32_t *ref, const uint32_t *pred, size_t n, seg_result *r);
+
 #endif

@@ -27,6 +27,11 @@ void cpu_median_filter_plane_f32(const float *const *planes, int sz, int64_t ny,
 void cpu_gauss_blur3d_f32(float *vol, int64_t nz, int64_t ny, int64_t nx,
                           double sz, double sy, double sx);
 
+/* The in-volume neighbours of voxel i (connectivity 6 or 26) in raster
+ * order of their offsets, so those before i come first; returns how many
+ * (label.c). */
+int cpu_neighbours(int64_t i, int64_t nz, int64_t ny, int64_t nx, int connectivity, int64_t out[26]);
+
 static inline uint32_t f32_bits(float f)
 {
     uint32_t u;
