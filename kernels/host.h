@@ -75,6 +75,37 @@ void psf2p_fwhm(double na, double wavelength, double n, double *fwhm_xy, double 
 int psf2p_debye(double na, double wavelength, double n, int64_t nz, int64_t ny, int64_t nx, double dz,
                 double dy, double dx, float *out);
 
+/* ---- PSF models for restoration (kernels/cpu/psf_models.c) ---- */
+
+typedef enum { PSF_WIDEFIELD, PSF_CONFOCAL, PSF_TWO_PHOTON, PSF_LIGHT_SHEET } psf_model;
+/* Gaussian standard deviations (lateral, axial; units of the wavelengths)
+ * of a microscope's PSF: widefield and confocal (pinhole well below one
+ * Airy unit) by the paraxial fits of Zhang et al. (Appl. Opt. 2007) at
+ * emission lambda_em (confocal: and excitation lambda_ex); two-photon by
+ * Zipfel et al. (psf2p_fwhm) at lambda_ex; light sheet: widefield detection
+ * times a Gaussian sheet of waist lambda_ex / (pi na_ill) along z. */
+void psf_model_sigma(psf_model m, double na, double lambda_em, double lambda_ex, double n, double na_ill,
+                     double *sigma_xy, double *sigma_z);
+/* A Gaussian on an nz x ny x nx grid centred at (nz/2, ny/2, nx/2),
+ * standard deviations in voxels (0: a delta along that axis), sum 1.
+ * 0, or -1 for bad arguments. */
+int psf_gaussian3(int64_t nz, int64_t ny, int64_t nx, double sz, double sy, double sx, float *out);
+/* h (nz x ny x nx, centred, voxel size from[3] z y x) resampled trilinearly
+ * onto an n^3 grid of spacing `to`, centred; with rotate, the output's z and
+ * x axes swapped (the axial direction along x: the PSF a lateral slice must
+ * be blurred with to look axial). Sum 1. 0, or -1. */
+int psf_resample(const float *h, int64_t nz, int64_t ny, int64_t nx, const double from[3], double to, int64_t n,
+                 int rotate, float *out);
+/* An isotropic PSF from h (n^3, centred): the radial profile of its central
+ * lateral plane turned round the centre in 3D. Sum 1. 0, or -1. */
+int psf_radial_iso(const float *h, int64_t n, float *out);
+/* The split PSF of IsoNet: h_split with h_rot = h_iso * h_split, all n^3
+ * and centred, by Tikhonov-regularised division in Fourier space (eps
+ * relative to the largest |H_iso|^2), sum 1; it rings (negative lobes)
+ * along axes where h_rot is no wider than h_iso. 0, or -1 for bad
+ * arguments, memory, or a zero sum. */
+int psf_split(const float *h_rot, const float *h_iso, int64_t n, double eps, float *out);
+
 /* Circular convolution of ny x nx planes with nk kernels of kh x kw (odd
  * sizes, centred, kh <= ny, kw <= nx) by FFT: spectra of planes
  * (fftconv2_spectrum_len floats) are multiplied with kernel k and summed

@@ -22,6 +22,7 @@ extern const stage_type stage_cnn_motion;
 extern const stage_type stage_import_model;
 extern const stage_type stage_metrics;
 extern const stage_type stage_summarize;
+extern const stage_type stage_psf;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
 extern const stage_type stage_interp_cubic;
@@ -49,6 +50,7 @@ static const stage_type *const table[] = {
     &stage_import_model,
     &stage_metrics,
     &stage_summarize,
+    &stage_psf,
     &stage_register_rigid,
     &stage_interp_linear,
     &stage_interp_cubic,

@@ -59,7 +59,9 @@ static store *store_of(stage_ctx *c, int j)
         if (arch || c->cohort_st) return arch ? arch : c->cohort_st;
     }
     if (j >= 0 && c->plan && c->plan[j].from_archive && c->archive_st) return c->archive_st;
-    return c->in_st;
+    /* a per-sample stage reads its own container (in_st is set to it by the
+     * runner; a context made elsewhere may give only st) */
+    return c->in_st ? c->in_st : c->cfg->stages[c->stage].cohort ? NULL : c->st;
 }
 
 store *ctx_input_store(stage_ctx *c, const char *port) { return store_of(c, port_stage(c, port)); }
