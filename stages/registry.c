@@ -22,6 +22,8 @@ extern const stage_type stage_cnn_motion;
 extern const stage_type stage_import_model;
 extern const stage_type stage_metrics;
 extern const stage_type stage_summarize;
+extern const stage_type stage_seg_score;
+extern const stage_type stage_segment3d;
 extern const stage_type stage_psf;
 extern const stage_type stage_register_rigid;
 extern const stage_type stage_interp_linear;
@@ -50,6 +52,8 @@ static const stage_type *const table[] = {
     &stage_import_model,
     &stage_metrics,
     &stage_summarize,
+    &stage_seg_score,
+    &stage_segment3d,
     &stage_psf,
     &stage_register_rigid,
     &stage_interp_linear,

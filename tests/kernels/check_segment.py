@@ -31,6 +31,7 @@ try:
     import scipy.ndimage as ndi
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
+    import seglib
 except ImportError as e:
     print(f"1..0 # SKIP numpy/scipy/skimage not available: {e}")
     sys.exit(0)
@@ -59,16 +60,7 @@ def get(name, dtype, shape):
 
 # ---- intermodes ------------------------------------------------------------------
 
-def intermodes_numpy(h):
-    h = np.asarray(h, np.float64).copy()
-    for passes in range(10001):
-        m = np.flatnonzero((h[1:-1] > h[:-2]) & (h[1:-1] > h[2:])) + 1
-        if len(m) == 2:
-            return passes, int((m[0] + m[1]) // 2)
-        if passes == 10000:
-            return -1, -1
-        p = np.concatenate([[0.0], h, [0.0]])
-        h = (p[:-2] + p[1:-1] + p[2:]) / 3
+intermodes_numpy = seglib.intermodes
 
 
 def intermodes(h):
