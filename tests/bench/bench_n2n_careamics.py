@@ -191,6 +191,7 @@ def main():
     import h5py
     import hdf5plugin  # noqa: F401 - the blosc filter 32001
 
+    load0 = os.getloadavg()[0]
     d = os.path.join(work, "n2n_careamics")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -251,7 +252,8 @@ def main():
           f"normalised; {steps} steps x {BATCH} patches of {PATCH} x {PATCH} = {steps * BATCH} patches; "
           f"U-Net 3 levels, {WIDTH} filters at the first; Adam lr {LR}; {threads} threads")
     print(f"# {cpu_name()}, {os.cpu_count()} CPUs; careamics {peer_info['careamics']}, torch {peer_info['torch']}, "
-          f"lightning {peer_info['lightning']}; torch threads {peer_info['threads']}")
+          f"lightning {peer_info['lightning']}; torch threads {peer_info['threads']}; load average (1 min) "
+          f"{load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print(f"# parameters: sirenstack {data[PHOTONS[0]]['n_params']}, CAREamics "
           f"{data[PHOTONS[0]]['care_' + losses[0] + '_t'][2]}")
     fmt = "{:>7} {:<30} {:>9} {:>7} {:>9} {:>9} {:>11} {:>11}"
