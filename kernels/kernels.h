@@ -40,6 +40,7 @@ enum { EDGE_REFLECT, EDGE_ZERO, EDGE_NEAREST };
 
 typedef struct spectrum_state spectrum_state;
 typedef struct fmask_state fmask_state;
+typedef struct rl_state rl_state;
 
 /* A 2-D convolution layer over a batch of NCHW float tensors, as PyTorch's
  * nn.Conv2d(cin, cout, k, stride, padding=k // 2) with k odd (output
@@ -199,6 +200,27 @@ typedef struct kernels {
      * fmask_apply(dy) (the mask is real and symmetric). */
     double (*fmask_cutoff_grad)(fmask_state *s, const float *plane, const float *dy, double cutoff, double rolloff);
 
+    /* Richardson-Lucy deconvolution on a periodic nz x ny x nx grid
+     * (kernels/cpu/deconv.c; the caller pads for other edges). rl_new takes
+     * a PSF of pz x py x px (odd sizes, centred on (pz/2, py/2, px/2), at
+     * most the grid, non-negative, summing to 1) and keeps its transform;
+     * NULL for sizes it refuses or when memory or an FFTW plan cannot be
+     * had. rl_step_f32 is one iteration in place,
+     *   u <- max(0, u (H^T (data / max(H u, floor))) / (1 - tv_lambda div(grad u / |grad u|_e)))
+     * with H the circular convolution with the PSF, H^T the correlation,
+     * and the TV term (Dey et al. 2006; forward differences for the
+     * gradient, backward for the divergence, |g|_e = sqrt(|g|^2 + tv_eps^2),
+     * 0 / 0 read as 0) left out at tv_lambda 0; tv_lambda below 1/6 keeps the divisor positive. sums
+     * receives sum (u_new - u)^2 and sum u^2 over the box lo <= (z, y, x) <
+     * hi, in double in a fixed order. Returns 0, or -1 when memory runs out
+     * (u unchanged). Results do not depend on the thread count. rl_bytes:
+     * the memory a state of that grid holds, with or without the TV term. */
+    rl_state *(*rl_new)(int64_t nz, int64_t ny, int64_t nx, const float *psf, int64_t pz, int64_t py, int64_t px);
+    void (*rl_free)(rl_state *s);
+    int (*rl_step_f32)(rl_state *s, const float *data, float *u, double tv_lambda, double tv_eps, float floor,
+                       const int64_t lo[3], const int64_t hi[3], double sums[2]);
+    size_t (*rl_bytes)(int64_t nz, int64_t ny, int64_t nx, int tv);
+
     /* ---- network layers (kernels/cpu/conv.c, layers.c); tensors NCHW ---- */
 
     /* A convolution layer of one shape (conv_shape): NULL for a shape
@@ -260,6 +282,7 @@ typedef struct kernels {
     X(siren_eval) X(adam_step) X(siren_work_new) X(siren_work_free) X(siren_work_kernel) X(spectrum_new) \
     X(spectrum_free) X(spectrum_len) X(spectrum_logmag) X(spectrum_mse) \
     X(fmask_new) X(fmask_free) X(fmask_radial_power) X(fmask_apply) X(fmask_cutoff_grad) \
+    X(rl_new) X(rl_free) X(rl_step_f32) X(rl_bytes) \
     X(conv_new) X(conv_free) X(conv_impl) X(conv_fwd) X(conv_bwd_data) X(conv_bwd_weights) \
     X(maxpool2_f32) X(maxpool2_bwd_f32) X(upsample2_f32) X(upsample2_bwd_f32) X(leaky_relu_f32) \
     X(leaky_relu_bwd_f32) X(chan_copy_f32) X(mask_scale_f32) X(mse_grad_f32) X(sgd_step)

@@ -14,6 +14,7 @@ extern const stage_type stage_fuse_median;
 extern const stage_type stage_filter_gaussian;
 extern const stage_type stage_filter_median;
 extern const stage_type stage_fnsm;
+extern const stage_type stage_deconv_rl;
 extern const stage_type stage_denoise_train;
 extern const stage_type stage_denoise_apply;
 extern const stage_type stage_n2n_train;
@@ -44,6 +45,7 @@ static const stage_type *const table[] = {
     &stage_filter_gaussian,
     &stage_filter_median,
     &stage_fnsm,
+    &stage_deconv_rl,
     &stage_denoise_train,
     &stage_denoise_apply,
     &stage_n2n_train,

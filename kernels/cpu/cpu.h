@@ -26,6 +26,11 @@ void cpu_median_filter_plane_f32(const float *const *planes, int sz, int64_t ny,
                                  float *out);
 void cpu_gauss_blur3d_f32(float *vol, int64_t nz, int64_t ny, int64_t nx,
                           double sz, double sy, double sx);
+rl_state *cpu_rl_new(int64_t nz, int64_t ny, int64_t nx, const float *psf, int64_t pz, int64_t py, int64_t px);
+void cpu_rl_free(rl_state *s);
+int cpu_rl_step_f32(rl_state *s, const float *data, float *u, double tv_lambda, double tv_eps, float floor,
+                    const int64_t lo[3], const int64_t hi[3], double sums[2]);
+size_t cpu_rl_bytes(int64_t nz, int64_t ny, int64_t nx, int tv);
 
 /* The in-volume neighbours of voxel i (connectivity 6 or 26) in raster
  * order of their offsets, so those before i come first; returns how many

@@ -416,6 +416,67 @@ static void case_fmask(const backend *ref, const backend *b)
     }
 }
 
+/* Richardson-Lucy steps, plain and with TV: backend against reference over
+ * a few iterations, and on each a delta PSF that leaves the image a fixed
+ * point (u = data stays, change 0). */
+static void case_rl(const backend *ref, const backend *b)
+{
+    static const int64_t shapes[][6] = {{1, 9, 8, 1, 3, 3}, {7, 12, 10, 3, 5, 3}, {20, 33, 18, 7, 9, 5},
+                                        {64, 64, 40, 9, 7, 7}};
+    for (int si = 0; si < 4; si++) {
+        const int64_t *sh = shapes[si];
+        size_t n = (size_t)(sh[0] * sh[1] * sh[2]), np = (size_t)(sh[3] * sh[4] * sh[5]);
+        float *data = rnd(n, 0.5f, 2), *psf = rnd(np, 0, 1), *u[2][2];
+        double s = 0, sums[2][2][2];
+        for (size_t i = 0; i < np; i++) s += psf[i];
+        for (size_t i = 0; i < np; i++) psf[i] = (float)(psf[i] / s);
+        const int64_t lo[3] = {0, 1, 1}, hi[3] = {sh[0], sh[1] - 1, sh[2] - 1};
+        size_t bytes[2] = {0, 0};
+        for (int w = 0; w < 2; w++) {
+            const backend *x = w ? b : ref;
+            use_threads(x->threads);
+            for (int tv = 0; tv < 2; tv++) {
+                u[w][tv] = rnd(n, 1, 1);
+                rl_state *st = x->k->rl_new(sh[0], sh[1], sh[2], psf, sh[3], sh[4], sh[5]);
+                if (!st) {
+                    CHECK(0, "%s: rl_new(%lld, %lld, %lld)", x->name, (long long)sh[0], (long long)sh[1],
+                          (long long)sh[2]);
+                    continue;
+                }
+                for (int it = 0; it < 4; it++)
+                    if (x->k->rl_step_f32(st, data, u[w][tv], tv ? 0.01 : 0, 1e-3, 1e-6f, lo, hi, sums[w][tv]))
+                        abort();
+                x->k->rl_free(st);
+            }
+            bytes[w] = x->k->rl_bytes(sh[0], sh[1], sh[2], 1);
+            float delta = 1;
+            rl_state *st = x->k->rl_new(sh[0], sh[1], sh[2], &delta, 1, 1, 1);
+            float *v = dup(data, n);
+            double fs[2] = {1, 1};
+            if (st && !x->k->rl_step_f32(st, data, v, 0, 0, 1e-6f, lo, hi, fs))
+                CHECK(rel_err_f(v, data, n) <= 1e-5 && fs[0] <= 1e-9 * fs[1] && fs[1] > 0,
+                      "rl_step_f32 on %s, %lldx%lldx%lld: with a delta PSF the data are a fixed point", x->name,
+                      (long long)sh[0], (long long)sh[1], (long long)sh[2]);
+            else
+                CHECK(0, "rl_new with a delta PSF on %s", x->name);
+            x->k->rl_free(st);
+            free(v);
+        }
+        char shape[48];
+        snprintf(shape, sizeof shape, "%lldx%lldx%lld psf %lldx%lldx%lld", (long long)sh[0], (long long)sh[1],
+                 (long long)sh[2], (long long)sh[3], (long long)sh[4], (long long)sh[5]);
+        report("rl_step_f32", b, shape, rel_err_f(u[0][0], u[1][0], n), 1e-5);
+        report("rl_step_f32 (tv)", b, shape, rel_err_f(u[0][1], u[1][1], n), 1e-5);
+        report("rl_step_f32 (sums)", b, shape, fmax(rel_err_d(sums[0][0][0], sums[1][0][0]),
+                                                    rel_err_d(sums[0][0][1], sums[1][0][1])), 1e-5);
+        report("rl_bytes", b, shape, bytes[0] >= n * sizeof(float) && bytes[1] > 0 ? 0 : INFINITY, 0);
+        report("rl_new", b, shape, 0, 0);
+        report("rl_free", b, shape, 0, 0);
+        for (int w = 0; w < 2; w++) free(u[w][0]), free(u[w][1]);
+        free(data), free(psf);
+    }
+}
+
 /* ---- network layers --------------------------------------------------------- */
 
 typedef struct {
@@ -730,6 +791,7 @@ static const case_def cases[] = {
     {"register", case_register, "shift_f32 xcorr_new xcorr_free xcorr_reference_f32 xcorr_find_f32"},
     {"spectrum", case_spectrum, "spectrum_new spectrum_free spectrum_len spectrum_logmag spectrum_mse"},
     {"fmask", case_fmask, "fmask_new fmask_free fmask_radial_power fmask_apply fmask_cutoff_grad"},
+    {"rl", case_rl, "rl_new rl_free rl_step_f32 rl_bytes"},
     {"conv", case_conv, "conv_new conv_free conv_impl conv_fwd conv_bwd_data conv_bwd_weights"},
     {"layers", case_layers,
      "maxpool2_f32 maxpool2_bwd_f32 upsample2_f32 upsample2_bwd_f32 leaky_relu_f32 leaky_relu_bwd_f32 "
