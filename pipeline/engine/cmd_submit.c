@@ -146,8 +146,10 @@ static char *job_script(const config *c, const job *j, const char *self, const c
         sbuf_put(&name, "samples=(");
         for (int i = 0; i < c->n_samples; i++) sbuf_printf(&name, "%s%s", i ? " " : "", c->samples[i].id);
         sbuf_printf(&name, ")\ntask=${SLURM_ARRAY_TASK_ID:?not an array task}\n"
-                           "# squeue shows the run and the sample\n"
-                           "scontrol update JobId=\"${SLURM_JOB_ID}\" JobName=\"%s:${samples[$task]}\" >/dev/null 2>&1 || true\n",
+                           "# squeue shows the run and the sample (addressed as ARRAY_TASK: renaming the\n"
+                           "# array's own record would rename the tasks still pending in it)\n"
+                           "scontrol update JobId=\"${SLURM_ARRAY_JOB_ID}_${task}\" JobName=\"%s:${samples[$task]}\" "
+                           ">/dev/null 2>&1 || true\n",
                     run);
     }
     const char *kv[] = {

@@ -25,6 +25,8 @@ BLOSC_JSON = {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksi
 # Attributes only one backend has: the HDF5 stage file's commit marker, the
 # Zarr stage group's OME-NGFF metadata.
 BACKEND_ONLY = {"sirenstack_committed", "multiscales"}
+# the hash of the config text, which names the store: the two runs' configs differ there
+BACKEND_ONLY |= {"config"}
 
 
 def read_hdf5(path):
