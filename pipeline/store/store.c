@@ -567,7 +567,7 @@ static int store_own_attr(const char *key)
 }
 
 /* One array, a chunk at a time (the chunk grid of the source). */
-static int copy_array(store *from, store *to, const char *stage, const char *name, store_writer *w)
+static int copy_array(store *from, const char *stage, const char *name, store_writer *w)
 {
     store_array *a = NULL, *b = NULL;
     int rc = store_array_open(from, stage, name, &a);
@@ -598,7 +598,30 @@ static int copy_array(store *from, store *to, const char *stage, const char *nam
     free(buf);
     if (b) store_array_close(b);
     if (a) store_array_close(a);
-    (void)to;
+    return rc;
+}
+
+int store_writer_table_data(store_writer *w, const char *name, const table_data *t)
+{
+    size_t rows = (size_t)(t->n_rows ? t->n_rows : 1);
+    table_col *cols = calloc((size_t)t->n_cols + 1, sizeof *cols);
+    const char **strs = calloc((size_t)t->n_cols * rows + 1, sizeof *strs);
+    int rc = cols && strs ? SS_OK : ss_fail(SS_ERR_NOMEM, "out of memory");
+    for (int c = 0; rc == SS_OK && c < t->n_cols; c++) {
+        cols[c].name = t->names[c];
+        cols[c].type = t->types[c];
+        if (t->types[c] == COL_F64) cols[c].f64 = t->data[c];
+        else if (t->types[c] == COL_I64) cols[c].i64 = t->data[c];
+        else {
+            const char **col = strs + (size_t)c * rows;
+            for (int64_t r = 0; r < t->n_rows; r++) col[r] = (const char *)t->data[c] + r * TABLE_STR_LEN;
+            cols[c].str = col;
+        }
+    }
+    table_view v = {.n_cols = t->n_cols, .n_rows = t->n_rows, .cols = cols};
+    if (rc == SS_OK) rc = store_writer_table(w, name, &v);
+    free(strs);
+    free(cols);
     return rc;
 }
 
@@ -607,24 +630,7 @@ static int copy_table(store *from, const char *stage, const char *name, store_wr
     table_data t;
     int rc = store_table_read(from, stage, name, &t);
     if (rc != SS_OK) return rc;
-    table_col *cols = calloc((size_t)t.n_cols + 1, sizeof *cols);
-    const char **strs = calloc((size_t)t.n_cols * (size_t)(t.n_rows ? t.n_rows : 1) + 1, sizeof *strs);
-    if (!cols || !strs) rc = ss_fail(SS_ERR_NOMEM, "out of memory");
-    for (int c = 0; rc == SS_OK && c < t.n_cols; c++) {
-        cols[c].name = t.names[c];
-        cols[c].type = t.types[c];
-        if (t.types[c] == COL_F64) cols[c].f64 = t.data[c];
-        else if (t.types[c] == COL_I64) cols[c].i64 = t.data[c];
-        else {
-            const char **col = strs + (size_t)c * (size_t)(t.n_rows ? t.n_rows : 1);
-            for (int64_t r = 0; r < t.n_rows; r++) col[r] = (const char *)t.data[c] + r * TABLE_STR_LEN;
-            cols[c].str = col;
-        }
-    }
-    table_view v = {.n_cols = t.n_cols, .n_rows = t.n_rows, .cols = cols};
-    if (rc == SS_OK) rc = store_writer_table(w, name, &v);
-    free(strs);
-    free(cols);
+    rc = store_writer_table_data(w, name, &t);
     table_free(&t);
     return rc;
 }
@@ -645,7 +651,7 @@ int store_copy_stage(store *from, store *to, const char *stage)
     json_object_foreach(attrs, key, v) if (rc == SS_OK && !store_own_attr(key)) rc = store_writer_attr(w, key, v);
     for (int i = 0; rc == SS_OK && names[i]; i++) {
         int t = store_is_table(from, stage, names[i]);
-        rc = t < 0 ? t : t ? copy_table(from, stage, names[i], w) : copy_array(from, to, stage, names[i], w);
+        rc = t < 0 ? t : t ? copy_table(from, stage, names[i], w) : copy_array(from, stage, names[i], w);
     }
     if (rc == SS_OK) {
         rc = store_commit_stage(w);

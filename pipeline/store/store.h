@@ -175,6 +175,8 @@ int store_writer_array(store_writer *w, const char *name, ss_dtype dt, int rank,
                        const int64_t *shape, const int64_t *chunk,
                        const array_meta *meta, store_array **a);
 int store_writer_table(store_writer *w, const char *name, const table_view *t);
+/* The same for a table held as table_data (one read back, or built whole). */
+int store_writer_table_data(store_writer *w, const char *name, const table_data *t);
 /* Arrays created with store_writer_array must be closed before the commit;
  * a write error that only shows when an array is flushed is reported by
  * store_commit_stage. */

@@ -238,35 +238,7 @@ static int run(stage_ctx *c)
             table_free(&t);
         }
     }
-    if (rc == SS_OK) {
-        table_col *tc = calloc((size_t)out.n_cols, sizeof *tc);
-        if (!tc) rc = ss_fail(SS_ERR_NOMEM, "summarize: out of memory");
-        for (int i = 0; tc && i < out.n_cols; i++) {
-            tc[i].name = out.names[i];
-            tc[i].type = out.types[i];
-            if (out.types[i] == COL_F64) tc[i].f64 = out.data[i];
-            else if (out.types[i] == COL_I64) tc[i].i64 = out.data[i];
-        }
-        /* store_writer_table takes strings as pointers, one per row */
-        const char **strs = NULL;
-        int n_str = 0;
-        for (int i = 0; tc && i < out.n_cols; i++) n_str += out.types[i] == COL_STR;
-        if (tc && (strs = calloc((size_t)n_str * (size_t)(rows ? rows : 1), sizeof *strs))) {
-            int si = 0;
-            for (int i = 0; i < out.n_cols; i++) {
-                if (out.types[i] != COL_STR) continue;
-                const char **col = strs + (size_t)si++ * (size_t)(rows ? rows : 1);
-                for (int64_t r = 0; r < rows; r++) col[r] = (const char *)out.data[i] + r * TABLE_STR_LEN;
-                tc[i].str = col;
-            }
-            table_view v = {.n_cols = out.n_cols, .n_rows = rows, .cols = tc};
-            rc = store_writer_table(ctx_writer(c), "summary", &v);
-        } else if (tc) {
-            rc = ss_fail(SS_ERR_NOMEM, "summarize: out of memory");
-        }
-        free(strs);
-        free(tc);
-    }
+    if (rc == SS_OK) rc = store_writer_table_data(ctx_writer(c), "summary", &out);
     if (rc == SS_OK && ctx_bool(c, "csv")) rc = write_csv(c, &out);
     if (rc == SS_OK) ctx_attr(c, "rows", json_integer(rows));
     if (out.names) table_free(&out);

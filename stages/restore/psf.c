@@ -36,12 +36,6 @@ static int model_of(const char *s)
     return M_GAUSSIAN;
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* A measured PSF: the border's median off, negatives cut, the brightest
  * voxel moved to the centre of an odd box as large as fits. */
 static int measured_psf(stage_ctx *c, float **out, int64_t n[3], double vox[3])
@@ -76,9 +70,20 @@ static int measured_psf(stage_ctx *c, float **out, int64_t n[3], double vox[3])
         for (int64_t y = 0; y < Y; y++)
             for (int64_t x = 0; x < X; x++)
                 if (!z || !y || !x || z == Z - 1 || y == Y - 1 || x == X - 1) edge[ne++] = h[(z * Y + y) * X + x];
-    qsort(edge, (size_t)ne, sizeof *edge, cmp_float);
-    float bg = ne ? edge[ne / 2] : 0;
+    /* the border's median, numpy.percentile(border, 50) */
+    double half = 50.0;
+    pct_state *ps = pct_new(1, &half, 1);
+    while (ps && pct_need_pass(ps)) {
+        pct_feed(ps, edge, (size_t)ne);
+        pct_end_pass(ps);
+    }
+    float bg = ps && ne ? (float)pct_result(ps, 0) : 0;
+    pct_free(ps);
     free(edge);
+    if (!ps) {
+        free(h);
+        return ss_fail(SS_ERR_NOMEM, "psf: out of memory for the border's median");
+    }
     size_t peak = 0;
     for (size_t i = 0; i < total; i++) {
         h[i] = h[i] > bg ? h[i] - bg : 0;
